@@ -3,3 +3,4 @@ export * from './errors.ts';
 export * from './ids.ts';
 export * from './codec.ts';
 export * from './checksum.ts';
+export * from './crush/index.ts';

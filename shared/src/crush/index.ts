@@ -1,0 +1,4 @@
+/** CRUSH: Ceph's placement algorithm and map (see shared/ARCHITECTURE.md, "CRUSH and placement"). */
+export * from './types.ts';
+export * from './builder.ts';
+export * from './codec.ts';
