@@ -1,6 +1,7 @@
 /**
  * Binary codecs for the Raft types of `types.ts`: what the storage writes to disk and the
- * transport sends on the wire (CONVENTIONS.md item 4).
+ * transport sends on the wire (CONVENTIONS.md item 4). (ConfChange, the `data` of a
+ * conf_change entry, has its codec in `confchange.ts`.)
  *
  * Every structure is a versioned struct (`Encoder.struct`: u8 version, u8 compatVersion,
  * u32 body length, body), so a later build may append fields and still be read by this one,
@@ -19,14 +20,13 @@
 import { assert } from '@aspen/shared/assert.ts';
 import { Decoder, Encoder } from '@aspen/shared/codec.ts';
 import { AspenError } from '@aspen/shared/errors.ts';
-import type { ConfChange, ConfState, Entry, EntryType, HardState, Message, MessageType, NodeId, Snapshot } from './types.ts';
+import type { ConfState, Entry, EntryType, HardState, Message, MessageType, NodeId, Snapshot } from './types.ts';
 
 /** Current encoding versions; bump when appending fields (and keep compat at 1 while old readers can skip them). */
 export const RAFT_CODEC_VERSIONS = {
   entry: 1,
   hardState: 1,
   confState: 1,
-  confChange: 1,
   snapshot: 1,
   message: 1,
   messageBatch: 1,
@@ -39,8 +39,6 @@ export const NODE_ID_MAX_LENGTH = 256;
 const ENTRY_TYPE_CODES: Readonly<Record<EntryType, number>> = { normal: 0, conf_change: 1 };
 const ENTRY_TYPES = invertCodes(ENTRY_TYPE_CODES);
 
-const CONF_CHANGE_TYPE_CODES: Readonly<Record<ConfChange['type'], number>> = { add_voter: 0, add_learner: 1, remove_node: 2 };
-const CONF_CHANGE_TYPES = invertCodes(CONF_CHANGE_TYPE_CODES);
 
 // A Record (not an array) so adding a MessageType without a wire code fails to compile.
 const MESSAGE_TYPE_CODES: Readonly<Record<MessageType, number>> = {
@@ -201,43 +199,6 @@ export function encodeConfState(cs: ConfState): Uint8Array {
 /** @throws AspenError E_DECODE, E_UNSUPPORTED */
 export function decodeConfState(bytes: Uint8Array): ConfState {
   return decodeWhole(bytes, 'raft conf state', readConfState);
-}
-
-// ---------------------------------------------------------------------------------------------
-// ConfChange (the `data` of a conf_change entry)
-
-/** Appends `cc` (struct v1: u8 type, node id, bytes context). */
-export function writeConfChange(e: Encoder, cc: ConfChange): void {
-  const code = CONF_CHANGE_TYPE_CODES[cc.type];
-  assert(code !== undefined, `unknown conf change type ${String(cc.type)}`);
-  e.struct(RAFT_CODEC_VERSIONS.confChange, 1, (b) => {
-    b.u8(code);
-    writeNodeId(b, cc.nodeId);
-    b.bytes(cc.context);
-  });
-}
-
-/** @throws AspenError E_DECODE, E_UNSUPPORTED */
-export function readConfChange(d: Decoder): ConfChange {
-  return d.struct(RAFT_CODEC_VERSIONS.confChange, 'raft conf change', (b) => {
-    const code = b.u8();
-    const type = CONF_CHANGE_TYPES[code];
-    if (type === undefined) throw decodeError(`raft conf change: unknown type code ${code}`);
-    const nodeId = readNodeId(b, 'conf change node');
-    const context = b.bytes();
-    return { type, nodeId, context };
-  });
-}
-
-export function encodeConfChange(cc: ConfChange): Uint8Array {
-  const e = new Encoder(32 + cc.context.length);
-  writeConfChange(e, cc);
-  return e.finish();
-}
-
-/** @throws AspenError E_DECODE, E_UNSUPPORTED */
-export function decodeConfChange(bytes: Uint8Array): ConfChange {
-  return decodeWhole(bytes, 'raft conf change', readConfChange);
 }
 
 // ---------------------------------------------------------------------------------------------
