@@ -1,0 +1,63 @@
+/**
+ * The CRUSH edits the monitors make when applying commands, over shared/src/crush's
+ * immutable builder (each returns a new map, or null when nothing changes).
+ */
+import type { CrushMap } from '@aspen/shared/crush/types.ts';
+import { crushAddOsd, crushAddSimpleRule, crushItemId, crushRemoveOsd, crushReweightOsd, defaultCrushMap } from '@aspen/shared/crush/builder.ts';
+
+/** The CRUSH map of a new cluster: root `default`, rule 0 `replicated_rule` over hosts. */
+export function initialCrushMap(): CrushMap {
+  return defaultCrushMap();
+}
+
+/**
+ * Places `osd.<id>` under `host=<host> root=default` with CRUSH weight `weight` unless it
+ * is already in the map (Ceph osd_crush_update_on_start with an unchanged location).
+ */
+export function ensureOsdLocated(crush: CrushMap, id: number, host: string, weight: number): CrushMap | null {
+  if (crush.devices.some((d) => d.id === id)) return null;
+  return crushAddOsd(crush, id, weight, { host, root: 'default' });
+}
+
+/** `osd crush reweight`. @throws AspenError ENOENT when the OSD is not in CRUSH. */
+export function reweightOsd(crush: CrushMap, id: number, weight: number): CrushMap {
+  return crushReweightOsd(crush, id, weight);
+}
+
+/** Removes an OSD from CRUSH; null when it was not there. */
+export function removeOsd(crush: CrushMap, id: number): CrushMap | null {
+  if (!crush.devices.some((d) => d.id === id) && !crush.buckets.some((b) => b.items.some((it) => it.id === id))) return null;
+  return crushRemoveOsd(crush, id);
+}
+
+/** The id of rule `replicated_rule`, or the lowest replicated rule. */
+export function replicatedRuleId(crush: CrushMap): number {
+  const byName = crush.rules.find((r) => r.name === 'replicated_rule');
+  return byName?.id ?? crush.rules.find((r) => r.type === 'replicated')?.id ?? 0;
+}
+
+export function ruleExists(crush: CrushMap, id: number): boolean {
+  return crush.rules.some((r) => r.id === id);
+}
+
+/** Rule id by name or numeric text; null when absent. */
+export function ruleIdByName(crush: CrushMap, nameOrId: string): number | null {
+  const r = crush.rules.find((x) => x.name === nameOrId || String(x.id) === nameOrId);
+  return r?.id ?? null;
+}
+
+export function ruleName(crush: CrushMap, id: number): string | undefined {
+  return crush.rules.find((r) => r.id === id)?.name;
+}
+
+/**
+ * The erasure rule for a new EC pool, named after the pool as Ceph does
+ * (`chooseleaf indep 0 type <failure domain>` under `default`), created if missing.
+ */
+export function ensureErasureRule(crush: CrushMap, poolName: string, failureDomain: string): { ruleId: number; crush: CrushMap | null } {
+  const existing = crush.rules.find((r) => r.name === poolName);
+  if (existing !== undefined) return { ruleId: existing.id, crush: null };
+  if (crushItemId(crush, 'default') === undefined) return { ruleId: -1, crush: null };
+  const next = crushAddSimpleRule(crush, { name: poolName, root: 'default', failureDomain, mode: 'indep', ruleType: 'erasure' });
+  return { ruleId: next.rules.find((r) => r.name === poolName)!.id, crush: next };
+}
