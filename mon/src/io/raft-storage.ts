@@ -37,6 +37,7 @@ import { crc32c } from '@aspen/shared/checksum.ts';
 import { Decoder, Encoder } from '@aspen/shared/codec.ts';
 import { AspenError } from '@aspen/shared/errors.ts';
 import { decodeEntry, decodeHardState, decodeSnapshot, encodeEntry, encodeHardState, encodeSnapshot } from '../raft/codec.ts';
+import { entrySizeBytes } from '../raft/core/util.ts';
 import { LogCompactedError, LogUnavailableError } from '../raft/types.ts';
 import type { ConfState, Entry, HardState, RaftStorage, Snapshot } from '../raft/types.ts';
 
@@ -70,8 +71,6 @@ const EMPTY_SNAPSHOT: Snapshot = Object.freeze({
   metadata: Object.freeze({ index: 0, term: 0, confState: Object.freeze({ voters: [], learners: [] }) }),
   data: new Uint8Array(0),
 });
-/** Fixed per-entry overhead used in size limits (the encoded size minus the data). */
-const ENTRY_OVERHEAD_BYTES = 27;
 
 interface Anchor {
   readonly index: number;
@@ -98,10 +97,6 @@ function decodeAnchor(b: Uint8Array): Anchor {
   const a = d.struct(1, 'raft log anchor', (s) => ({ index: s.u53(), term: s.u53() }));
   d.done('raft log anchor');
   return a;
-}
-
-function entrySizeBytes(e: Entry): number {
-  return ENTRY_OVERHEAD_BYTES + e.data.length;
 }
 
 /** Translates SQLite failures into catalogued errors; rethrows anything else. */
@@ -293,7 +288,8 @@ export class SqliteRaftStorage implements RaftStorage {
   }
 
   /**
-   * Entries in `[lo, hi)` up to about `maxSizeBytes` (at least one). Served from memory when
+   * Entries in `[lo, hi)` up to `maxSizeBytes` as the core counts them (`entrySizeBytes`,
+   * etcd's limitSize: at least one). Served from memory when
    * `lo` is within the cache, else read and re-verified from SQLite.
    * @throws LogCompactedError when `lo < firstIndex()`; LogUnavailableError when `hi > lastIndex()+1`;
    *   AspenError E_CORRUPT when a row read from disk fails its checksum.
@@ -433,14 +429,13 @@ export class SqliteRaftStorage implements RaftStorage {
 
   /**
    * Records `data` as a snapshot of the state machine at `index` (which must be applied, so
-   * `index <= lastIndex()`), with membership `confState`. The log is unchanged: call
-   * {@link compact} to drop the entries it covers. Durable on return.
-   * @throws SnapshotOutOfDateError when `index` is not past the stored snapshot's index;
-   *   LogCompactedError when `index` is below the compaction point (its term is unknown).
+   * `index <= lastIndex()`), with membership `confState`, and returns it. The log is unchanged:
+   * call {@link compact} to drop the entries it covers. Durable on return. A request not newer
+   * than the stored snapshot is ignored and the stored one returned (as MemoryStorage does).
    */
   createSnapshot(index: number, confState: ConfState, data: Uint8Array): Snapshot {
     this.assertOpen();
-    if (index <= this.snap.metadata.index) throw new SnapshotOutOfDateError(`snapshot at ${index} is not newer than the stored one at ${this.snap.metadata.index}`);
+    if (index <= this.snap.metadata.index) return this.snap;
     assert(index <= this.lastIndex(), `createSnapshot at ${index} beyond last index ${this.lastIndex()}`);
     const snap: Snapshot = { metadata: { index, term: this.term(index), confState }, data };
     this.transaction(() => this.putState('snapshot', encodeSnapshot(snap)), 'creating snapshot');
@@ -451,12 +446,12 @@ export class SqliteRaftStorage implements RaftStorage {
   /**
    * Discards entries up to and including `index` (it becomes the anchor: `firstIndex() =
    * index + 1`, `term(index)` still answers). The caller must have a snapshot covering `index`
-   * first (createSnapshot). Durable on return.
-   * @throws LogCompactedError when `index` is already compacted. Asserts `index <= lastIndex()`.
+   * first (createSnapshot). Durable on return. Compacting to an index already compacted is a
+   * no-op (as MemoryStorage does). Asserts `index <= lastIndex()` and `index <=` the snapshot's.
    */
   compact(index: number): void {
     this.assertOpen();
-    if (index <= this.anchor.index) throw new LogCompactedError(`compact to ${index}: already compacted to ${this.anchor.index}`);
+    if (index <= this.anchor.index) return;
     assert(index <= this.lastIndex(), `compact to ${index} beyond last index ${this.lastIndex()}`);
     assert(index <= this.snap.metadata.index, `compact to ${index} beyond the snapshot at ${this.snap.metadata.index} would lose committed state`);
     const anchor: Anchor = { index, term: this.term(index) };
