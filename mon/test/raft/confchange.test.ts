@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { AspenError } from '@aspen/shared';
 import { applyConfChangeToConfState, decodeConfChange, encodeConfChange } from '../../src/raft/confchange.ts';
-import type { ConfChange } from '../../src/raft/types.ts';
+import type { ConfChange, ConfState } from '../../src/raft/types.ts';
 
 // Saved sample bytes of v1: later versions must still decode them.
 const SAMPLE_V1_HEX = '01010c00000001010000006402000000cafe';
@@ -41,7 +41,7 @@ describe('ConfChange codec', () => {
   });
 
   it('applies changes by setting each node’s role absolutely (idempotent replay)', () => {
-    let cs = { voters: ['a', 'b', 'c'], learners: [] as string[] };
+    let cs: ConfState = { voters: ['a', 'b', 'c'], learners: [] };
     const changes: ConfChange[] = [
       { type: 'add_learner', nodeId: 'd', context: new Uint8Array() },
       { type: 'add_voter', nodeId: 'd', context: new Uint8Array() },
