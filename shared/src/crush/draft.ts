@@ -135,15 +135,16 @@ export class CrushDraft {
   }
 
   /**
-   * Ceph `rebuild_roots_with_classes`: drops classes no device or rule uses, removes all
-   * shadow buckets, then `populate_classes` re-creates them, reusing the previous shadow id
-   * of each (bucket, class) and otherwise the lowest id free of real and previous shadows.
+   * Ceph `rebuild_roots_with_classes`: drops classes no device or rule uses (unless
+   * `keepDeadClasses`, as the text compiler's `populate_classes` does), removes all shadow
+   * buckets, then `populate_classes` re-creates them, reusing the previous shadow id of
+   * each (bucket, class) and otherwise the lowest id free of real and previous shadows.
    */
-  rebuildShadowTrees(): void {
+  rebuildShadowTrees(keepDeadClasses = false): void {
     const used = new Set<string>();
     for (const d of this.devices.values()) if (d.deviceClass !== undefined) used.add(d.deviceClass);
     for (const r of this.rules.values()) for (const s of r.steps) if (s.op === 'take' && s.deviceClass) used.add(s.deviceClass);
-    this.classes = this.classes.filter((c) => used.has(c));
+    if (!keepDeadClasses) this.classes = this.classes.filter((c) => used.has(c));
     for (const c of used) if (!this.classes.includes(c)) this.classes.push(c);
     const old = new Map<number, Map<string, number>>();
     const usedIds = new Set<number>();

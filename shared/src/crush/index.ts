@@ -2,3 +2,7 @@
 export * from './types.ts';
 export * from './builder.ts';
 export * from './codec.ts';
+export * from './hash.ts';
+export * from './ln.ts';
+export * from './mapper.ts';
+export * from './text.ts';

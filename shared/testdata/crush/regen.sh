@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Regenerates the CRUSH fixtures from real Ceph (Debian `ceph-base`: crushtool, osdmaptool).
+# Every map is compiled by crushtool from the committed text (NAME.txt is crushtool's own
+# decompiled form); NAME.mappings.gz holds `crushtool --test --show-mappings` for every rule,
+# num-rep 1..6 and x 0..1023, under each weight set of NAME.weights (one `--weight` set per
+# line, blank = none), each block headed by `# weights: <args> num-rep: <n>`.
+# Usage: shared/testdata/crush/regen.sh   (needs crushtool on PATH; CI uses the committed output)
+set -euo pipefail
+cd "$(dirname "$0")"
+command -v crushtool >/dev/null || { echo "crushtool not found (apt-get install ceph-base)" >&2; exit 1; }
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+MAX_X=${MAX_X:-1023}
+
+# Rules appended to built maps (ids 1..): indep and multi-step variants.
+extra_rules() { # $1 = root name, $2 = leaf failure domain, $3 = upper failure domain
+cat <<RULES
+rule indep_${2} {
+	id 1
+	type erasure
+	min_size 1
+	max_size 20
+	step set_chooseleaf_tries 5
+	step set_choose_tries 100
+	step take $1
+	step chooseleaf indep 0 type $2
+	step emit
+}
+rule firstn_${3} {
+	id 2
+	type replicated
+	min_size 1
+	max_size 10
+	step take $1
+	step chooseleaf firstn 0 type $3
+	step emit
+}
+rule ${3}_then_${2} {
+	id 3
+	type erasure
+	min_size 1
+	max_size 20
+	step take $1
+	step choose indep 3 type $3
+	step chooseleaf indep 2 type $2
+	step emit
+}
+rule choose_osd {
+	id 4
+	type replicated
+	min_size 1
+	max_size 10
+	step take $1
+	step choose firstn 0 type osd
+	step emit
+}
+RULES
+}
+
+build_map() { # name, crushtool --build args...
+  local name=$1; shift
+  crushtool -o "$tmp/$name.bin" --build "$@" >/dev/null 2>&1
+  crushtool -d "$tmp/$name.bin" -o "$tmp/$name.built.txt"
+}
+
+with_rules() { # name root leaf upper
+  local name=$1
+  sed '/^# end crush map/d' "$tmp/$name.built.txt" > "$tmp/$name.src.txt"
+  extra_rules "$2" "$3" "$4" >> "$tmp/$name.src.txt"
+  echo "# end crush map" >> "$tmp/$name.src.txt"
+}
+
+# 1. racks: 3 racks x 4 hosts x 3 OSDs, straw2.
+build_map racks --num-osds 36 host straw2 3 rack straw2 4 root straw2 0
+with_rules racks root host rack
+# 2. flat: 10 OSDs in one root.
+build_map flat --num-osds 10 root straw2 0
+sed '/^# end crush map/d; /^# rules/,$d' "$tmp/flat.built.txt" > "$tmp/flat.src.txt"
+cat >> "$tmp/flat.src.txt" <<'RULES'
+# rules
+rule flat_firstn {
+	id 0
+	type replicated
+	min_size 1
+	max_size 10
+	step take root
+	step choose firstn 0 type osd
+	step emit
+}
+rule flat_indep {
+	id 1
+	type erasure
+	min_size 1
+	max_size 20
+	step take root
+	step choose indep 0 type osd
+	step emit
+}
+# end crush map
+RULES
+# 3. uniform and list buckets.
+build_map algs --num-osds 24 host uniform 4 rack list 3 root straw2 0
+with_rules algs root host rack
+
+for name in racks flat algs; do
+  crushtool -c "$tmp/$name.src.txt" -o "$tmp/$name.bin"
+  crushtool -d "$tmp/$name.bin" -o "$name.txt"
+done
+# 4. hand-written maps (mixed weights, device classes, legacy tunables) kept as source.
+for name in mixed classes legacy; do
+  crushtool -c "$name.src.txt" -o "$tmp/$name.bin"
+  crushtool -d "$tmp/$name.bin" -o "$name.txt"
+done
+
+for name in racks flat algs mixed classes legacy; do
+  crushtool -c "$name.txt" -o "$tmp/$name.bin"
+  : > "$tmp/$name.mappings"
+  weights_file="$name.weights"
+  [ -f "$weights_file" ] || echo "" > "$weights_file"
+  while IFS= read -r wset; do
+    wargs=()
+    for pair in $wset; do wargs+=(--weight "${pair%%=*}" "${pair#*=}"); done
+    for rep in 1 2 3 4 5 6; do
+      echo "# weights: $wset num-rep: $rep" >> "$tmp/$name.mappings"
+      crushtool -i "$tmp/$name.bin" --test --show-mappings --num-rep "$rep" --min-x 0 --max-x "$MAX_X" "${wargs[@]}" \
+        >> "$tmp/$name.mappings"
+    done
+  done < "$weights_file"
+  gzip -9n < "$tmp/$name.mappings" > "$name.mappings.gz"
+done
+
+# crushtool --build output, decompiled, for the builder test.
+crushtool -o "$tmp/build.bin" --build --num-osds 36 host straw2 3 rack straw2 4 root straw2 0 >/dev/null 2>&1
+crushtool -d "$tmp/build.bin" -o build-36.txt
+# A few crushtool edits, to compare with builder.ts.
+crushtool -i "$tmp/build.bin" --add-item 36 1.5 osd.36 --loc host host12 --loc rack rack3 --loc root root -o "$tmp/add.bin"
+crushtool -d "$tmp/add.bin" -o build-36-add.txt
+crushtool -i "$tmp/build.bin" --reweight-item osd.7 0.25 -o "$tmp/rw.bin"
+crushtool -d "$tmp/rw.bin" -o build-36-reweight.txt
+crushtool -i "$tmp/build.bin" --remove-item osd.4 -o "$tmp/rm.bin"
+crushtool -d "$tmp/rm.bin" -o build-36-remove.txt
+echo "regenerated fixtures in $(pwd)"
