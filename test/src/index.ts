@@ -1,0 +1,3 @@
+/** @aspen/test: shared helpers for process-level tests (see harness.ts). */
+export * from './harness.ts';
+export * from './mon-cluster.ts';
