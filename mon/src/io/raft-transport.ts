@@ -325,8 +325,10 @@ export class RaftTransport {
     this.attach(server);
     const port = await new Promise<number>((resolve, reject) => {
       server.bindAsync(addr, grpc.ServerCredentials.createInsecure(), (err, p) => {
-        if (err !== null) reject(new AspenError('EINVAL', `cannot listen on ${addr}: ${err.message}`));
-        else resolve(p);
+        if (err !== null) {
+          server.forceShutdown();
+          reject(new AspenError('EINVAL', `cannot listen on ${addr}: ${err.message}`));
+        } else resolve(p);
       });
     });
     this.ownServer = server;

@@ -88,6 +88,8 @@ describe('RaftTransport', () => {
       return a.unreachable.includes('b');
     }, 'unreachable report');
     const b2 = await node('b', {}, port);
+    // A port in use is refused with a catalogued error.
+    await expect(new RaftTransport({ id: 'c', fsid: FSID }).start(`127.0.0.1:${port}`)).rejects.toThrow(/EINVAL: cannot listen/);
     let i = 100;
     await waitFor(() => {
       a.t.send([msg('MsgHeartbeat', 'a', 'b', i++)]);
