@@ -12,6 +12,10 @@ import {
   type CrushMap,
 } from '../../src/crush/index.ts';
 import { AspenError } from '../../src/errors.ts';
+import { readFileSync } from 'node:fs';
+import { formatCrushText } from '../../src/crush/index.ts';
+
+const fixture = (name: string): string => readFileSync(new URL(`../../testdata/crush/${name}`, import.meta.url), 'utf8');
 
 function bucket(map: CrushMap, name: string) {
   const b = map.buckets.find((x) => x.name === name);
@@ -80,5 +84,20 @@ describe('crush builder', () => {
     expect(crushItemId(m, 'rack2')).toBe(-15);
     expect(crushItemId(m, 'root')).toBe(-16);
     expect(bucket(m, 'root').items).toEqual([-13, -14, -15].map((id) => ({ id, weight: 12 * 0x10000 })));
+  });
+
+  it('buildCrushMap and add/reweight/remove produce the same text maps as crushtool', () => {
+    const m = buildCrushMap(36, [
+      { name: 'host', alg: 'straw2', size: 3 },
+      { name: 'rack', alg: 'straw2', size: 4 },
+      { name: 'root', alg: 'straw2', size: 0 },
+    ]);
+    expect(formatCrushText(m)).toBe(fixture('build-36.txt'));
+    // crushtool --add-item 36 1.5 osd.36 --loc host host12 --loc rack rack3 --loc root root
+    expect(formatCrushText(crushAddOsd(m, 36, 1.5, { host: 'host12', rack: 'rack3', root: 'root' }))).toBe(fixture('build-36-add.txt'));
+    // crushtool --reweight-item osd.7 0.25
+    expect(formatCrushText(crushReweightOsd(m, 7, 0.25))).toBe(fixture('build-36-reweight.txt'));
+    // crushtool --remove-item osd.4
+    expect(formatCrushText(crushRemoveOsd(m, 4))).toBe(fixture('build-36-remove.txt'));
   });
 });

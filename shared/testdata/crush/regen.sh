@@ -138,4 +138,30 @@ crushtool -i "$tmp/build.bin" --reweight-item osd.7 0.25 -o "$tmp/rw.bin"
 crushtool -d "$tmp/rw.bin" -o build-36-reweight.txt
 crushtool -i "$tmp/build.bin" --remove-item osd.4 -o "$tmp/rm.bin"
 crushtool -d "$tmp/rm.bin" -o build-36-remove.txt
+# PG mappings from osdmaptool: an OSDMap with one replicated pool ('rbd', id 1, hashpspool)
+# whose CRUSH map is imported from a fixture; all OSDs up and in except `--mark-out`.
+# NAME.pgs.txt = `--test-map-pgs-dump-all` (raw, up, acting per PG), after a header line
+# `# osds N pg_bits B pgp_bits P out K`; objects.txt = `--test-map-object` on the racks map.
+osdmap_fixture() { # name numosds pg_bits pgp_bits out
+  local name=$1 n=$2 pgb=$3 pgpb=$4 out=$5
+  crushtool -c "$name.txt" -o "$tmp/$name.bin"
+  osdmaptool --createsimple "$n" --with-default-pool --pg-bits "$pgb" --pgp-bits "$pgpb" --clobber "$tmp/om" >/dev/null 2>&1
+  osdmaptool "$tmp/om" --import-crush "$tmp/$name.bin" >/dev/null 2>&1
+  { echo "# osds $n pg_bits $pgb pgp_bits $pgpb out $out"
+    osdmaptool "$tmp/om" --mark-up-in --mark-out "$out" --test-map-pgs-dump-all --pool 1 2>/dev/null; } > "$name.pgs.txt"
+}
+osdmap_fixture racks 36 4 4 3
+osdmap_fixture mixed 16 5 4 9
+osdmap_fixture classes 18 6 5 2
+osdmap_fixture legacy 20 4 3 0
+crushtool -c racks.txt -o "$tmp/racks.bin"
+osdmaptool --createsimple 36 --with-default-pool --pg-bits 4 --clobber "$tmp/om" >/dev/null 2>&1
+osdmaptool "$tmp/om" --import-crush "$tmp/racks.bin" >/dev/null 2>&1
+{ echo "# osds 36 pg_bits 4 pgp_bits 4 out 3"
+  for obj in foo bar a ab abc abcdefghijk abcdefghijkl abcdefghijklm rbd_header.10226b8b4567 \
+             rbd_data.10226b8b4567.0000000000000000 rbd_data.10226b8b4567.00000000000003ff \
+             10000000000.00000000 10000000001.0000002a rbd_directory rbd_info \
+             'with space' 'UPPER_and_lower.123' 0123456789abcdef0123456789abcdef0123456789; do
+    osdmaptool "$tmp/om" --mark-up-in --mark-out 3 --test-map-object "$obj" --pool 1 2>/dev/null | grep "^ object"
+  done; } > objects.txt
 echo "regenerated fixtures in $(pwd)"
