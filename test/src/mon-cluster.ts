@@ -41,6 +41,7 @@ export class MonCluster {
   /** Runs `aspen-mon --mkfs` for `name` and waits for it to finish. */
   async mkfs(name: string, args: string[]): Promise<void> {
     const p = this.harness.spawn({ name: `mkfs.${name}`, args: tsNodeArgs(MON_ENTRY, ['--mkfs', '--id', name, '--data', this.dataDir(name), '--fsid', this.fsid, ...args]) });
+    // (with --join, --fsid is checked against the cluster's)
     const st = await p.exited;
     if (st.code !== 0) throw new Error(`mkfs of mon.${name} failed: ${this.harness.log(`mkfs.${name}`)}`);
   }
@@ -65,7 +66,8 @@ export class MonCluster {
   async startJoining(name: string): Promise<string> {
     const [port] = await freePorts(1);
     this.addrs.set(name, `127.0.0.1:${port}`);
-    await this.mkfs(name, ['--join']);
+    const others = [...this.addrs].filter(([n]) => n !== name).map(([, a]) => a).join(',');
+    await this.mkfs(name, ['--join', others]);
     this.spawn(name);
     await this.waitListening(name);
     return this.addrs.get(name)!;

@@ -64,6 +64,8 @@ const pgidText = z.string().regex(/^\d+\.[0-9a-f]+$/, 'expected POOL.SEEDHEX');
 
 /** Every state-changing command, validated with zod at the edge and again on apply. */
 export const mutatingCommandSchema = z.discriminatedUnion('prefix', [
+  // Internal: the first leader creates the maps (Ceph PaxosService::create_initial). Refused from clients.
+  z.object({ prefix: z.literal('mon init'), fsid: z.string().uuid(), mons: z.array(z.object({ name, addr })).min(1) }),
   z.object({ prefix: z.literal('osd new'), uuid: z.string().uuid(), id: osdIdNum.optional() }),
   z.object({ prefix: z.literal('osd boot'), id: osdIdNum, uuid: z.string().uuid(), addr, host: name, weight: z.number().min(0).max(1e6).optional() }),
   z.object({ prefix: z.literal('osd down'), ids: z.array(osdIdNum).min(1), reason: z.string().max(256).optional() }),
@@ -79,7 +81,7 @@ export const mutatingCommandSchema = z.discriminatedUnion('prefix', [
     pool_type: z.enum(['replicated', 'erasure']).optional(), erasure_code_profile: name.optional(),
     size: uint.min(1).max(16).optional(), min_size: uint.min(1).max(16).optional(), crush_rule: z.number().int().min(0).optional(),
   }),
-  z.object({ prefix: z.literal('osd pool rm'), pool: name, pool2: name, yes_i_really_really_mean_it: z.boolean().optional() }),
+  z.object({ prefix: z.literal('osd pool rm'), pool: name, pool2: name.optional(), yes_i_really_really_mean_it: z.boolean().optional() }),
   z.object({ prefix: z.literal('osd pool rename'), srcpool: name, destpool: name }),
   z.object({ prefix: z.literal('osd pool set'), pool: name, var: z.enum(['size', 'min_size', 'pg_num', 'pgp_num', 'crush_rule']), val: z.string().max(64) }),
   z.object({ prefix: z.literal('osd pool application enable'), pool: name, app: name }),
@@ -127,6 +129,9 @@ export type ReadCommand = z.infer<typeof readCommandSchema>;
 
 /** Any monitor command. */
 export type MonCommand = MutatingCommand;
+
+/** Prefixes that only the monitors themselves may propose. */
+export const INTERNAL_PREFIXES: ReadonlySet<string> = new Set(['mon init']);
 
 /** Whether `prefix` names a read-only command. */
 export function isReadPrefix(prefix: string): boolean {

@@ -10,7 +10,7 @@ import type { MutatingCommand } from './command.ts';
 import * as crushOps from './crush-ops.ts';
 
 /** Extract of the command union for OSDMap commands. */
-export type OsdMapCommand = Exclude<MutatingCommand, { prefix: 'pg stats' | 'config set' | 'config rm' }>;
+export type OsdMapCommand = Exclude<MutatingCommand, { prefix: 'pg stats' | 'config set' | 'config rm' | 'mon init' }>;
 
 /** Tunables of command handling that come from config (Ceph option names in comments). */
 export interface OsdMapCommandOptions {
@@ -263,7 +263,7 @@ export function prepareOsdMapCommand(map: OsdMap, cmd: OsdMapCommand, stampMs: n
         if (inUse || cmd.force !== true) throw new AspenError('EPERM', `will not override erasure code profile ${cmd.name} because the existing profile ${JSON.stringify(old)} is different from the proposed profile`);
       }
       inc.newEcProfiles.push(profile);
-      return { inc, message: '', data: profile };
+      return { inc, message: '', data: {} };
     }
     case 'osd erasure-code-profile rm': {
       if (!map.ecProfiles.has(cmd.name)) return { inc: null, message: `erasure-code-profile ${cmd.name} does not exist`, data: {} };

@@ -125,6 +125,8 @@ export class MonStateMachine {
 
   private execute(cmd: MutatingCommand, stampMs: number, effects: ApplyEffects): CommandResult {
     switch (cmd.prefix) {
+      case 'mon init':
+        return { code: 0, message: 'cluster already initialized', data: {} };
       case 'pg stats':
         return this.applyPgStats(cmd, stampMs);
       case 'config set':

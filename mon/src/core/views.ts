@@ -51,6 +51,14 @@ export function pgsByState(state: MonState): { state_name: string; count: number
   return [...counts].map(([state_name, count]) => ({ state_name, count })).sort((a, b) => b.count - a.count || a.state_name.localeCompare(b.state_name));
 }
 
+/** Detail lines kept per health check (Ceph also truncates long detail lists). */
+export const HEALTH_DETAIL_LINES_MAX = 50;
+
+function capDetail(lines: string[]): string[] {
+  if (lines.length <= HEALTH_DETAIL_LINES_MAX) return lines;
+  return [...lines.slice(0, HEALTH_DETAIL_LINES_MAX), `... and ${lines.length - HEALTH_DETAIL_LINES_MAX} more`];
+}
+
 /** Ceph-style health checks. */
 export function healthChecks(state: MonState, q: QuorumInfo): Record<string, HealthCheck> {
   const checks: Record<string, HealthCheck> = {};
@@ -100,6 +108,7 @@ export function healthChecks(state: MonState, q: QuorumInfo): Record<string, Hea
   if (map.pools.size > 0 && osds.length < maxSize) {
     checks.TOO_FEW_OSDS = { severity: 'HEALTH_WARN', summary: `OSD count ${osds.length} < largest pool size ${maxSize}`, detail: [] };
   }
+  for (const c of Object.values(checks)) c.detail = capDetail(c.detail);
   return checks;
 }
 
@@ -207,14 +216,14 @@ export interface PgRow {
 }
 
 /** `ceph pg dump pgs -f json` equivalent: every PG with its mapping at the current epoch. */
-export function pgDumpView(state: MonState, mapPg: (pgid: string) => { up: number[]; upPrimary: number; acting: number[]; actingPrimary: number }): { pg_stats: PgRow[] } {
+export function pgDumpView(state: MonState, mapPg: (pgid: string) => { up: readonly number[]; upPrimary: number; acting: readonly number[]; actingPrimary: number }): { pg_stats: PgRow[] } {
   const rows: PgRow[] = [];
   for (const pool of state.osdMap.pools.values()) {
     for (const pgid of poolPgIds(pool)) {
       const s: PgStat | undefined = state.pgStats.get(pgid);
       const m = mapPg(pgid);
       rows.push({
-        pgid, state: s?.state ?? 'unknown', up: m.up, acting: m.acting, up_primary: m.upPrimary, acting_primary: m.actingPrimary,
+        pgid, state: s?.state ?? 'unknown', up: [...m.up], acting: [...m.acting], up_primary: m.upPrimary, acting_primary: m.actingPrimary,
         num_objects: s?.numObjects ?? 0, num_bytes: s?.numBytes ?? 0, reported_epoch: s?.reportedEpoch ?? 0,
         last_scrub_ms: s?.lastScrubMs ?? 0, last_deep_scrub_ms: s?.lastDeepScrubMs ?? 0,
       });

@@ -40,6 +40,17 @@ export interface ProgressStatus {
   readonly isLearner: boolean;
 }
 
+/** The node's role and log positions (cheap to read on every event). */
+export interface BasicStatus {
+  readonly id: NodeId;
+  readonly term: number;
+  readonly vote: NodeId | null;
+  readonly commit: number;
+  readonly applied: number;
+  readonly lead: NodeId | null;
+  readonly role: Role;
+}
+
 /** A snapshot of the node's state for display, routing and tests. */
 export interface RaftStatus {
   readonly id: NodeId;
@@ -273,6 +284,12 @@ export class RawNode {
       r.log.appliedTo(rd.committedEntries[rd.committedEntries.length - 1]!.index);
       r.reduceUncommittedSize(rd.committedEntries);
     }
+  }
+
+  /** The cheap part of {@link status} (no copies of membership or progress). */
+  basicStatus(): BasicStatus {
+    const r = this.raft;
+    return { id: r.id, term: r.term, vote: r.vote, commit: r.log.committed, applied: r.log.applied, lead: r.lead, role: r.role };
   }
 
   /** Current state (a copy). */

@@ -181,12 +181,14 @@ export class Raft {
     const self = this.prs.get(this.id);
     assert(self !== undefined, 'leader must be a member');
     self.becomeReplicate();
-    // Conservatively assume the tail may hold an unapplied conf change.
-    this.pendingConfIndex = this.log.lastIndex();
     // The no-op entry of the new term (§5.4.2, §6.4): commits everything before it.
     const ok = this.appendEntry([{ type: 'normal', data: new Uint8Array(0) }]);
     assert(ok, 'the empty leader entry is never dropped');
     this.uncommittedSizeBytes = 0;
+    // No membership change until the no-op is applied: the tail may hold an unapplied change,
+    // and a leader must commit an entry of its term before changing the configuration
+    // (the fix to single-server changes in Ongaro's raft-dev post of 2015).
+    this.pendingConfIndex = this.log.lastIndex();
   }
 
   // ---------------------------------------------------------------- ticks
@@ -546,7 +548,7 @@ export class Raft {
   }
 
   private sendReadIndexResponse(m: Message): DropReason | null {
-    if (this.voters.length === 1 && this.voters[0] === this.id) {
+    if (this.voters.length >= 1) {
       this.respondToReadIndex(m, this.log.committed);
       return null;
     }

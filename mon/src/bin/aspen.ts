@@ -1,0 +1,168 @@
+/**
+ * `aspen`: the admin CLI (like `ceph`). Every command accepts `-f json` (or
+ * `--format json-pretty`) and prints Ceph-shaped JSON; plain output is for people.
+ * Monitors come from `-m HOST:PORT[,…]`, else `$ASPEN_MON_HOST`, else `mon_host` in the
+ * discovered aspen.conf. A command fails within `--connect-timeout` with "no quorum"
+ * when no monitor can answer, never hangs. Exit status: 0, or the errno of the error
+ * (ENOENT 2, EINVAL 22, …), as `ceph` does.
+ */
+import { Command } from 'commander';
+import { AspenError, type ErrorCode } from '@aspen/shared';
+import { discoverConfigPath, loadConfig } from '@aspen/shared/io/config.ts';
+import { MonClient } from '@aspen/shared/io/monclient.ts';
+import { renderPlain } from './aspen-render.ts';
+
+/** errno values for exit statuses (Linux). */
+const ERRNO: Partial<Record<ErrorCode, number>> = {
+  EPERM: 1, ENOENT: 2, EIO: 5, EAGAIN_NO_QUORUM: 11, EBUSY: 16, EEXIST: 17, EINVAL: 22, ENOSPC: 28,
+  ETIMEDOUT: 110, ECONNREFUSED: 111, E_UNSUPPORTED: 95,
+};
+
+interface GlobalOpts {
+  mon?: string;
+  conf?: string;
+  format: string;
+  connectTimeout: number;
+}
+
+const program = new Command('aspen')
+  .description('Aspen cluster administration (like `ceph`)')
+  .option('-m, --mon <addrs>', 'monitor addresses HOST:PORT[,…]')
+  .option('-c, --conf <file>', 'aspen.conf to read mon_host from')
+  .option('-f, --format <fmt>', 'output format: plain, json, json-pretty', 'plain')
+  .option('--connect-timeout <seconds>', 'give up (no quorum) after this many seconds', (v) => Number(v), 10)
+  .showHelpAfterError();
+
+function monAddrs(g: GlobalOpts): string[] {
+  const fromFlag = g.mon ?? process.env.ASPEN_MON_HOST;
+  if (fromFlag) return fromFlag.split(',').map((s) => s.trim()).filter(Boolean);
+  const path = discoverConfigPath(g.conf);
+  if (path) {
+    const v = loadConfig(path, 'client').mon_host;
+    if (typeof v === 'string' && v) return v.split(',').map((s) => s.trim());
+  }
+  throw new AspenError('EINVAL', 'no monitors known: pass -m HOST:PORT[,…], set ASPEN_MON_HOST, or create aspen-data/aspen.conf with mon_host');
+}
+
+/** Sends `command` and prints the reply in the chosen format; exits with its status. */
+async function send(command: Record<string, unknown>): Promise<void> {
+  const g = program.opts<GlobalOpts>();
+  const client = new MonClient({ monAddrs: monAddrs(g), timeoutMs: Math.max(1, g.connectTimeout) * 1000 });
+  try {
+    const reply = await client.command(command);
+    if (g.format === 'json') process.stdout.write(`${JSON.stringify(reply.data)}\n`);
+    else if (g.format === 'json-pretty') process.stdout.write(`${JSON.stringify(reply.data, null, 2)}\n`);
+    else {
+      const text = renderPlain(String(command.prefix), reply.data, reply.message);
+      if (text) process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+    }
+  } finally {
+    client.close();
+  }
+}
+
+const ids = (vals: string[]): number[] => vals.map((v) => {
+  const n = Number(v.replace(/^osd\./, ''));
+  if (!Number.isInteger(n) || n < 0) throw new AspenError('EINVAL', `invalid OSD id '${v}'`);
+  return n;
+});
+
+const action = <A extends unknown[]>(fn: (...args: A) => Record<string, unknown>) => async (...args: A): Promise<void> => send(fn(...args));
+
+program.command('status').alias('-s').description('cluster status (like ceph -s)').action(action(() => ({ prefix: 'status' })));
+program.command('health').argument('[detail]', '"detail" for details').description('cluster health').action(action((d?: string) => ({ prefix: 'health', detail: d === 'detail' })));
+
+const mon = program.command('mon').description('monitor commands');
+mon.command('stat').description('monitor quorum summary').action(action(() => ({ prefix: 'mon stat' })));
+mon.command('dump').description('the MonMap').action(action(() => ({ prefix: 'mon dump' })));
+mon.command('add').argument('<name>').argument('<addr>', 'HOST:PORT').description('add a monitor (start it with --mkfs --join first)')
+  .action(action((name: string, addr: string) => ({ prefix: 'mon add', name, addr })));
+mon.command('remove').alias('rm').argument('<name>').description('remove a monitor').action(action((name: string) => ({ prefix: 'mon remove', name })));
+mon.command('transfer-leader').argument('<name>').description('hand Raft leadership to a monitor').action(action((name: string) => ({ prefix: 'mon transfer-leader', name })));
+
+const osd = program.command('osd').description('OSD commands');
+osd.command('tree').description('CRUSH hierarchy with OSD states').action(action(() => ({ prefix: 'osd tree' })));
+osd.command('dump').description('the OSDMap').action(action(() => ({ prefix: 'osd dump' })));
+osd.command('stat').description('OSD counts').action(action(() => ({ prefix: 'osd stat' })));
+osd.command('new').argument('<uuid>').argument('[id]').description('allocate an OSD id').action(action((uuid: string, id?: string) => ({ prefix: 'osd new', uuid, ...(id === undefined ? {} : { id: ids([id])[0] }) })));
+osd.command('down').argument('<ids...>').description('mark OSDs down').action(action((v: string[]) => ({ prefix: 'osd down', ids: ids(v) })));
+osd.command('out').argument('<ids...>').description('mark OSDs out').action(action((v: string[]) => ({ prefix: 'osd out', ids: ids(v) })));
+osd.command('in').argument('<ids...>').description('mark OSDs in').action(action((v: string[]) => ({ prefix: 'osd in', ids: ids(v) })));
+osd.command('rm').argument('<ids...>').description('remove OSDs (must be down)').action(action((v: string[]) => ({ prefix: 'osd rm', ids: ids(v) })));
+osd.command('reweight').argument('<id>').argument('<weight>', '0.0–1.0').description('set an OSD reweight').action(action((id: string, w: string) => ({ prefix: 'osd reweight', id: ids([id])[0], weight: Number(w) })));
+osd.command('set').argument('<flag>').description('set a cluster flag (noout, noup, …)').action(action((key: string) => ({ prefix: 'osd set', key })));
+osd.command('unset').argument('<flag>').description('unset a cluster flag').action(action((key: string) => ({ prefix: 'osd unset', key })));
+osd.command('map').argument('<pool>').argument('<object>').description('where an object is placed').action(action((pool: string, object: string) => ({ prefix: 'osd map', pool, object })));
+const crush = osd.command('crush').description('CRUSH map commands');
+crush.command('reweight').argument('<name>', 'osd.N').argument('<weight>').description('set an OSD CRUSH weight').action(action((name: string, w: string) => ({ prefix: 'osd crush reweight', id: ids([name])[0], weight: Number(w) })));
+crush.command('dump').description('the CRUSH map').action(action(() => ({ prefix: 'osd crush dump' })));
+
+const pool = osd.command('pool').description('pool commands');
+pool.command('create').argument('<pool>').argument('[args...]', '[pg_num [pgp_num]] [replicated|erasure [profile]]')
+  .option('--size <n>', 'replicas (replicated pools)').option('--min-size <n>', 'min_size')
+  .description('create a pool (Ceph argument order)')
+  .action(async (name: string, args: string[], o: { size?: string; minSize?: string }) => {
+    const cmd: Record<string, unknown> = { prefix: 'osd pool create', pool: name };
+    const nums: number[] = [];
+    let i = 0;
+    while (i < args.length && /^\d+$/.test(args[i]!)) nums.push(Number(args[i++]));
+    if (nums.length > 2) throw new AspenError('EINVAL', 'at most pg_num and pgp_num may be given');
+    if (nums[0] !== undefined) cmd.pg_num = nums[0];
+    if (nums[1] !== undefined) cmd.pgp_num = nums[1];
+    if (args[i] !== undefined) {
+      if (args[i] !== 'replicated' && args[i] !== 'erasure') throw new AspenError('EINVAL', `pool type must be replicated or erasure, got '${args[i]}'`);
+      cmd.pool_type = args[i++];
+    }
+    if (args[i] !== undefined) {
+      if (cmd.pool_type === 'erasure') cmd.erasure_code_profile = args[i++];
+      else cmd.crush_rule = Number(args[i++]);
+    }
+    if (i < args.length) throw new AspenError('EINVAL', `unexpected argument '${args[i]}'`);
+    if (o.size !== undefined) cmd.size = Number(o.size);
+    if (o.minSize !== undefined) cmd.min_size = Number(o.minSize);
+    await send(cmd);
+  });
+pool.command('ls').argument('[detail]').description('list pools').action(action((d?: string) => ({ prefix: 'osd pool ls', detail: d === 'detail' })));
+pool.command('get').argument('<pool>').argument('<var>', 'size|min_size|pg_num|pgp_num|crush_rule|all').description('get a pool setting').action(action((p: string, v: string) => ({ prefix: 'osd pool get', pool: p, var: v })));
+pool.command('set').argument('<pool>').argument('<var>').argument('<val>').description('change a pool setting').action(action((p: string, v: string, val: string) => ({ prefix: 'osd pool set', pool: p, var: v, val })));
+pool.command('rm').alias('delete').argument('<pool>').argument('[pool2]').option('--yes-i-really-really-mean-it', 'confirm').description('delete a pool (name twice + confirmation, and mon_allow_pool_delete=true)')
+  .action(action((p: string, p2: string | undefined, o: { yesIReallyReallyMeanIt?: boolean }) => ({ prefix: 'osd pool rm', pool: p, ...(p2 === undefined ? {} : { pool2: p2 }), yes_i_really_really_mean_it: o.yesIReallyReallyMeanIt === true })));
+pool.command('rename').argument('<src>').argument('<dst>').description('rename a pool').action(action((s: string, d: string) => ({ prefix: 'osd pool rename', srcpool: s, destpool: d })));
+pool.command('application').argument('<verb>', 'enable').argument('<pool>').argument('<app>').description('tag a pool with an application')
+  .action(action((verb: string, p: string, app: string) => {
+    if (verb !== 'enable') throw new AspenError('EINVAL', `only 'enable' is supported, got '${verb}'`);
+    return { prefix: 'osd pool application enable', pool: p, app };
+  }));
+
+const ecp = osd.command('erasure-code-profile').description('erasure-code profiles');
+ecp.command('set').argument('<name>').argument('[kv...]', 'k=K m=M [stripe_unit=B] [crush-failure-domain=T]').option('--force', 'override an unused profile').description('create a profile')
+  .action(action((name: string, kv: string[], o: { force?: boolean }) => ({ prefix: 'osd erasure-code-profile set', name, profile: kv, force: o.force === true })));
+ecp.command('get').argument('<name>').description('show a profile').action(action((name: string) => ({ prefix: 'osd erasure-code-profile get', name })));
+ecp.command('ls').description('list profiles').action(action(() => ({ prefix: 'osd erasure-code-profile ls' })));
+ecp.command('rm').argument('<name>').description('remove an unused profile').action(action((name: string) => ({ prefix: 'osd erasure-code-profile rm', name })));
+
+const pg = program.command('pg').description('placement group commands');
+pg.command('dump').argument('[what]', 'pgs (default)').description('every PG with state and mapping').action(action(() => ({ prefix: 'pg dump' })));
+pg.command('map').argument('<pgid>').description('up and acting sets of a PG').action(action((pgid: string) => ({ prefix: 'pg map', pgid })));
+
+const config = program.command('config').description('centralized configuration');
+config.command('set').argument('<who>').argument('<name>').argument('<value>').description('set an option').action(action((who: string, name: string, value: string) => ({ prefix: 'config set', who, name, value })));
+config.command('rm').argument('<who>').argument('<name>').description('remove an option').action(action((who: string, name: string) => ({ prefix: 'config rm', who, name })));
+config.command('get').argument('<who>').argument('[name]').description('show options').action(action((who: string, name?: string) => ({ prefix: 'config get', who, ...(name ? { name } : {}) })));
+config.command('dump').description('every option').action(action(() => ({ prefix: 'config dump' })));
+
+async function main(): Promise<void> {
+  // `aspen -s` is `aspen status`, as `ceph -s`.
+  const argv = process.argv.map((a, i) => (i >= 2 && a === '-s' ? 'status' : a));
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof AspenError) {
+      process.stderr.write(`Error ${err.code}: ${err.message.replace(/^[A-Z_]+: /, '')}\n`);
+      process.exit(ERRNO[err.code] ?? 1);
+    }
+    throw err;
+  }
+}
+
+void main();
