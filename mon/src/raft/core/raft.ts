@@ -548,7 +548,7 @@ export class Raft {
   }
 
   private sendReadIndexResponse(m: Message): DropReason | null {
-    if (this.voters.length >= 1) {
+    if (this.voters.length === 1 && this.voters[0] === this.id) {
       this.respondToReadIndex(m, this.log.committed);
       return null;
     }
