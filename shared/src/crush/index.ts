@@ -6,3 +6,4 @@ export * from './hash.ts';
 export * from './ln.ts';
 export * from './mapper.ts';
 export * from './text.ts';
+export * from './tester.ts';

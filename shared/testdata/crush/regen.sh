@@ -164,4 +164,16 @@ osdmaptool "$tmp/om" --import-crush "$tmp/racks.bin" >/dev/null 2>&1
              'with space' 'UPPER_and_lower.123' 0123456789abcdef0123456789abcdef0123456789; do
     osdmaptool "$tmp/om" --mark-up-in --mark-out 3 --test-map-object "$obj" --pool 1 2>/dev/null | grep "^ object"
   done; } > objects.txt
+# crushtool --test output formats, for aspen-crushtool's CLI test: cli-N.args holds the
+# arguments after `-i MAP.bin`, cli-N.out crushtool's stdout.
+cli_case() { # n map args...
+  local n=$1 map=$2; shift 2
+  crushtool -c "$map.txt" -o "$tmp/$map.bin"
+  echo "$map $*" > "cli-$n.args"
+  crushtool -i "$tmp/$map.bin" "$@" > "cli-$n.out" 2>&1
+}
+cli_case 1 mixed --test --show-statistics --show-utilization --show-bad-mappings --num-rep 4 --weight 4 0 --max-x 199
+cli_case 2 classes --test --show-utilization-all --rule 1 --num-rep 3 --min-x 0 --max-x 99
+cli_case 3 racks --test --show-mappings --pool-id 3 --rule 1 --num-rep 5 --min-x 10 --max-x 40
+cli_case 4 legacy --test --show-statistics --min-x 0 --max-x 299
 echo "regenerated fixtures in $(pwd)"
