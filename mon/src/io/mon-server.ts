@@ -65,6 +65,8 @@ export class MonServer {
       if (isLeader && !o.node.sm) o.node.proposeInternal({ prefix: 'mon init', fsid: o.fsid, mons: o.initialMons }, o.clock());
     });
     o.node.onApply((e) => {
+      // A boot committed through any monitor restarts the OSD's grace on the leader.
+      if (o.node.isLeader) for (const inc of e.incrementals) for (const up of inc.newUp) this.liveness.onBoot(up.id, o.clock());
       if (e.incrementals.length > 0 || e.monMapChanged) {
         for (const s of this.subscribers) s(e.incrementals, e.incrementals.length === 0);
       }
@@ -166,7 +168,6 @@ export class MonServer {
       if (err instanceof AspenError && err.code === 'ENOT_LEADER') return this.notLeader();
       throw err;
     }
-    if (cmd.prefix === 'osd boot' && result.code === 0 && node.isLeader) this.liveness.onBoot(cmd.id, now);
     return { code: result.code, message: result.message, data: result.data };
   }
 
