@@ -158,7 +158,10 @@ export function prepareOsdMapCommand(map: OsdMap, cmd: OsdMapCommand, stampMs: n
     }
     case 'osd pool create': {
       for (const p of map.pools.values()) {
-        if (p.name === cmd.pool) return { inc: null, message: `pool '${cmd.pool}' already exists`, data: { pool_id: p.id } };
+        if (p.name !== cmd.pool) continue;
+        // As Ceph: idempotent, unless the type asked for differs.
+        if (cmd.pool_type !== undefined && cmd.pool_type !== p.type) throw new AspenError('EINVAL', `pool '${cmd.pool}' cannot change to type ${cmd.pool_type}`);
+        return { inc: null, message: `pool '${cmd.pool}' already exists`, data: { pool_id: p.id } };
       }
       const type = cmd.pool_type ?? 'replicated';
       const pgNum = cmd.pg_num ?? opts.defaultPgNum;

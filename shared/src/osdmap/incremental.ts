@@ -43,6 +43,9 @@ export function applyIncremental(map: OsdMap, inc: OsdMapIncremental): void {
     osd.addr = addr;
     osd.host = host;
     osd.upFrom = epoch;
+    // An operator's `osd in` exempts the OSD from auto-out while it is down; once it is back
+    // up that decision is spent, or a later failure would never be auto-outed.
+    osd.autoOutExempt = false;
   }
   for (const id of inc.newDown) {
     const osd = map.osds.get(id);

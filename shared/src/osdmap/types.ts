@@ -89,7 +89,7 @@ export interface OsdInfo {
   downAt: number;
   /** Leader's clock when marked down, ms since the Unix epoch (drives down→out). */
   downStampMs: number;
-  /** Set by an operator's `osd out`/`in`: automatic `out` does not undo an explicit `in`. */
+  /** Set by an operator's `osd in`: automatic `out` does not undo it until the OSD next boots. */
   autoOutExempt: boolean;
 }
 
