@@ -299,7 +299,16 @@ export class MonNode {
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      this.processReady();
+      try {
+        this.processReady();
+      } catch (err) {
+        // A store that cannot persist (full disk, I/O error, corruption) must not let Raft go on:
+        // acknowledging without durability would break every guarantee. Stop loudly.
+        this.log.fatal({ err: String(err), stack: (err as Error)?.stack }, 'cannot persist or apply Raft state; stopping');
+        this.stopped = true;
+        process.exitCode = 1;
+        setImmediate(() => process.exit(1));
+      }
     });
   }
 
