@@ -328,8 +328,13 @@ function assemble(
     return db;
   };
   for (const b of parsed) build(b);
-  for (const b of parsed) for (const id of b.classIds.values()) {
-    if (d.buckets.has(id)) p.fail(`class bucket id ${id} of '${b.name}' collides with bucket '${d.buckets.get(id)!.name}'`, { text: '', line: b.line });
+  const classIdsSeen = new Set<number>();
+  for (const b of parsed) {
+    for (const id of b.classIds.values()) {
+      if (d.buckets.has(id)) p.fail(`class bucket id ${id} of '${b.name}' collides with bucket '${d.buckets.get(id)!.name}'`, { text: '', line: b.line });
+      if (classIdsSeen.has(id)) p.fail(`class bucket id ${id} of '${b.name}' is used twice`, { text: '', line: b.line });
+      classIdsSeen.add(id);
+    }
   }
   for (const r of rules) d.rules.set(r.rule.id, { ...r.rule, steps: r.steps.map((s) => parseStep(p, d, s)) });
   d.rebuildShadowTrees(true);
