@@ -104,6 +104,9 @@ export class OsdLiveness {
         }
         if ((live >= o.minDownReporters || nowMs - seen > o.reportTimeoutMs) && !map.flags.has('nodown')) down.push(osd.id);
       } else {
+        // Grace starts afresh when it is next seen up: its boot may have reached another
+        // monitor (forwarded), so this leader's onBoot is not guaranteed.
+        this.lastSeenMs.delete(osd.id);
         this.failures.delete(osd.id);
         if (o.downOutIntervalMs > 0 && osd.weight > 0 && !osd.autoOutExempt && !map.flags.has('noout') && osd.downStampMs > 0 &&
           nowMs - osd.downStampMs >= o.downOutIntervalMs) out.push(osd.id);
