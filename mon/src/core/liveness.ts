@@ -33,6 +33,8 @@ export const FAILURE_TARGETS_MAX = 100_000;
 /** The leader's view of OSD liveness. */
 export class OsdLiveness {
   private readonly lastSeenMs = new Map<number, number>();
+  /** The up_from epoch of the incarnation `lastSeenMs` is about. */
+  private readonly seenUpFrom = new Map<number, number>();
   /** target → reporter → when reported. */
   private readonly failures = new Map<number, Map<number, number>>();
   /** Commands proposed but maybe not yet applied: avoid proposing them again every tick. */
@@ -47,9 +49,14 @@ export class OsdLiveness {
   /** Resets grace for every OSD: called when this monitor becomes leader. */
   reset(nowMs: number, map: OsdMap): void {
     this.lastSeenMs.clear();
+    this.seenUpFrom.clear();
     this.failures.clear();
     this.pending.clear();
-    for (const osd of map.osds.values()) if (osd.up) this.lastSeenMs.set(osd.id, nowMs);
+    for (const osd of map.osds.values()) {
+      if (!osd.up) continue;
+      this.lastSeenMs.set(osd.id, nowMs);
+      this.seenUpFrom.set(osd.id, osd.upFrom);
+    }
   }
 
   /** An OSD booted or sent a beacon. Clears reports against it only on boot. */
@@ -90,8 +97,12 @@ export class OsdLiveness {
       if (!osd.exists) continue;
       if (osd.up) {
         const seen = this.lastSeenMs.get(osd.id);
-        if (seen === undefined) {
+        // A new incarnation (up_from changed) gets fresh grace and sheds reports about the
+        // old one: its boot may have reached another monitor, so onBoot is not guaranteed here.
+        if (seen === undefined || this.seenUpFrom.get(osd.id) !== osd.upFrom) {
+          if (seen !== undefined) this.failures.delete(osd.id);
           this.lastSeenMs.set(osd.id, nowMs);
+          this.seenUpFrom.set(osd.id, osd.upFrom);
           continue;
         }
         const reporters = this.failures.get(osd.id);
@@ -104,9 +115,6 @@ export class OsdLiveness {
         }
         if ((live >= o.minDownReporters || nowMs - seen > o.reportTimeoutMs) && !map.flags.has('nodown')) down.push(osd.id);
       } else {
-        // Grace starts afresh when it is next seen up: its boot may have reached another
-        // monitor (forwarded), so this leader's onBoot is not guaranteed.
-        this.lastSeenMs.delete(osd.id);
         this.failures.delete(osd.id);
         if (o.downOutIntervalMs > 0 && osd.weight > 0 && !osd.autoOutExempt && !map.flags.has('noout') && osd.downStampMs > 0 &&
           nowMs - osd.downStampMs >= o.downOutIntervalMs) out.push(osd.id);
