@@ -9,73 +9,41 @@
  * The per-call permutation state of uniform buckets (Ceph's `crush_work`) is reset lazily
  * with a generation counter instead of clearing every bucket on every call.
  *
- * Not supported (rejected when compiling): `tree` and `straw` (v1) buckets, and Ceph's
- * `choose_args` weight sets.
+ * Legacy `straw` (v1) and `tree` buckets get their straws and node weights from
+ * legacy-buckets.ts (Ceph builder.c). Not supported: Ceph's `choose_args` weight sets.
  */
 import { assert } from '../assert.ts';
-import { AspenError } from '../errors.ts';
 import { crushHash32_2, crushHash32_3, crushHash32_4 } from './hash.ts';
 import { straw2LnTable } from './ln.ts';
+import { crushCalcStraws, crushTreeNodeWeights, mulHigh32 } from './legacy-buckets.ts';
 import {
+  OP_CHOOSELEAF_FIRSTN,
+  OP_CHOOSELEAF_INDEP,
+  OP_CHOOSE_FIRSTN,
+  OP_CHOOSE_INDEP,
+  OP_EMIT,
+  OP_SET_CHOOSELEAF_STABLE,
+  OP_SET_CHOOSELEAF_TRIES,
+  OP_SET_CHOOSELEAF_VARY_R,
+  OP_SET_CHOOSE_LOCAL_FALLBACK_TRIES,
+  OP_SET_CHOOSE_LOCAL_TRIES,
+  OP_SET_CHOOSE_TRIES,
+  OP_TAKE,
+  stepCode,
+} from './rule-code.ts';
+import {
+  CRUSH_BUCKET_ALG_IDS,
   CRUSH_ITEM_NONE,
   CRUSH_ITEM_UNDEF,
   CRUSH_MAX_RESULT,
   type CrushMap,
-  type CrushRuleStep,
 } from './types.ts';
 
 const ALG_UNIFORM = 1;
 const ALG_LIST = 2;
+const ALG_TREE = 3;
+const ALG_STRAW = 4;
 const ALG_STRAW2 = 5;
-
-// Compiled step opcodes (Ceph's CRUSH_RULE_* values).
-const OP_NOOP = 0;
-const OP_TAKE = 1;
-const OP_CHOOSE_FIRSTN = 2;
-const OP_CHOOSE_INDEP = 3;
-const OP_EMIT = 4;
-const OP_CHOOSELEAF_FIRSTN = 6;
-const OP_CHOOSELEAF_INDEP = 7;
-const OP_SET_CHOOSE_TRIES = 8;
-const OP_SET_CHOOSELEAF_TRIES = 9;
-const OP_SET_CHOOSE_LOCAL_TRIES = 10;
-const OP_SET_CHOOSE_LOCAL_FALLBACK_TRIES = 11;
-const OP_SET_CHOOSELEAF_VARY_R = 12;
-const OP_SET_CHOOSELEAF_STABLE = 13;
-/** A take whose item (or class shadow) does not exist: Ceph ignores it ("bad take value"). */
-const BAD_TAKE = 0x7ffffff0;
-
-function stepCode(step: CrushRuleStep, classIdOf: (item: number, cls: string) => number | undefined): [number, number, number] {
-  switch (step.op) {
-    case 'noop':
-      return [OP_NOOP, 0, 0];
-    case 'take':
-      if (step.deviceClass === undefined) return [OP_TAKE, step.item, 0];
-      return [OP_TAKE, classIdOf(step.item, step.deviceClass) ?? BAD_TAKE, 0];
-    case 'choose_firstn':
-      return [OP_CHOOSE_FIRSTN, step.num, step.typeId];
-    case 'choose_indep':
-      return [OP_CHOOSE_INDEP, step.num, step.typeId];
-    case 'chooseleaf_firstn':
-      return [OP_CHOOSELEAF_FIRSTN, step.num, step.typeId];
-    case 'chooseleaf_indep':
-      return [OP_CHOOSELEAF_INDEP, step.num, step.typeId];
-    case 'emit':
-      return [OP_EMIT, 0, 0];
-    case 'set_choose_tries':
-      return [OP_SET_CHOOSE_TRIES, step.value, 0];
-    case 'set_chooseleaf_tries':
-      return [OP_SET_CHOOSELEAF_TRIES, step.value, 0];
-    case 'set_choose_local_tries':
-      return [OP_SET_CHOOSE_LOCAL_TRIES, step.value, 0];
-    case 'set_choose_local_fallback_tries':
-      return [OP_SET_CHOOSE_LOCAL_FALLBACK_TRIES, step.value, 0];
-    case 'set_chooseleaf_vary_r':
-      return [OP_SET_CHOOSELEAF_VARY_R, step.value, 0];
-    case 'set_chooseleaf_stable':
-      return [OP_SET_CHOOSELEAF_STABLE, step.value, 0];
-  }
-}
 
 /**
  * A CRUSH map compiled for fast mapping. Instances hold scratch state and are not
@@ -90,9 +58,14 @@ export class CrushMapper {
   private readonly size: Int32Array;
   private readonly off: Int32Array;
   private readonly items: Int32Array;
-  /** Item weights (16.16) as doubles; for list buckets also the running sums. */
+  /** Item weights (16.16) as doubles. */
   private readonly iw: Float64Array;
+  /** Per item: the running weight sum (list buckets) or the straw length (straw buckets). */
   private readonly sumw: Float64Array;
+  /** Tree buckets: node weights at `treeOff[slot]`, `treeNodes[slot]` of them. */
+  private readonly treeOff: Int32Array;
+  private readonly treeNodes: Int32Array;
+  private readonly treeW: Float64Array;
   private readonly ln: Float64Array;
   // Uniform-bucket permutation work (Ceph crush_work_bucket), reset lazily per call.
   private readonly permX: Uint32Array;
@@ -117,7 +90,7 @@ export class CrushMapper {
   private weight: ArrayLike<number> = [];
   private weightMax = 0;
 
-  /** @throws AspenError EINVAL for bucket algorithms Aspen does not map (tree, straw). */
+  /** Compiles `map`. Cost: linear in the number of bucket items. */
   constructor(map: CrushMap) {
     this.maxDevices = map.maxDevices;
     let maxBuckets = 0;
@@ -139,27 +112,42 @@ export class CrushMapper {
     this.permX = new Uint32Array(maxBuckets);
     this.permN = new Uint32Array(maxBuckets);
     this.permGen = new Uint32Array(maxBuckets);
+    this.treeOff = new Int32Array(maxBuckets);
+    this.treeNodes = new Int32Array(maxBuckets);
+    const trees: Float64Array[] = [];
+    let treeTotal = 0;
     let pos = 0;
     for (const b of map.buckets) {
       const slot = -1 - b.id;
-      if (b.alg !== 'uniform' && b.alg !== 'list' && b.alg !== 'straw2') {
-        throw new AspenError('EINVAL', `bucket ${b.name}: alg ${b.alg} is not supported by Aspen's mapper`);
-      }
-      this.alg[slot] = b.alg === 'uniform' ? ALG_UNIFORM : b.alg === 'list' ? ALG_LIST : ALG_STRAW2;
+      this.alg[slot] = CRUSH_BUCKET_ALG_IDS[b.alg];
       this.btype[slot] = b.typeId;
       this.bid[slot] = b.id;
       this.size[slot] = b.items.length;
       this.off[slot] = pos;
+      const straws = b.alg === 'straw' ? crushCalcStraws(b.items.map((it) => it.weight), map.tunables.strawCalcVersion) : undefined;
+      if (b.alg === 'tree') {
+        const nodes = crushTreeNodeWeights(b.items.map((it) => it.weight));
+        this.treeOff[slot] = treeTotal;
+        this.treeNodes[slot] = nodes.length;
+        treeTotal += nodes.length;
+        trees.push(nodes);
+      }
       let sum = 0;
-      for (const it of b.items) {
+      b.items.forEach((it, i) => {
         this.items[pos] = it.id;
         this.iw[pos] = it.weight;
         sum += it.weight;
-        this.sumw[pos] = sum;
+        this.sumw[pos] = straws ? straws[i]! : sum;
         pos++;
-      }
+      });
     }
     assert(pos === nItems, 'item count mismatch');
+    this.treeW = new Float64Array(treeTotal);
+    let tpos = 0;
+    for (const t of trees) {
+      this.treeW.set(t, tpos);
+      tpos += t.length;
+    }
     this.ln = straw2LnTable();
     const byId = new Map(map.buckets.map((b) => [b.id, b]));
     const classIdOf = (item: number, cls: string): number | undefined => byId.get(item)?.classIds?.[cls];
@@ -331,6 +319,34 @@ export class CrushMapper {
         }
       }
       return items[high]!;
+    }
+    if (alg === ALG_STRAW) {
+      // bucket_straw_choose: the largest (hash & 0xffff) * straw; draws < 2^48 are exact.
+      const off = this.off[slot]!;
+      const end = off + this.size[slot]!;
+      let high = off;
+      let highDraw = 0;
+      for (let i = off; i < end; i++) {
+        const draw = (crushHash32_3(x, this.items[i]!, r) & 0xffff) * this.sumw[i]!;
+        if (i === off || draw > highDraw) {
+          high = i;
+          highDraw = draw;
+        }
+      }
+      return this.items[high]!;
+    }
+    if (alg === ALG_TREE) {
+      // bucket_tree_choose: descend from the root, left when (hash * w) >> 32 < w(left).
+      const base = this.treeOff[slot]!;
+      const id = this.bid[slot]!;
+      let n = this.treeNodes[slot]! >> 1;
+      while (!(n & 1)) {
+        const t = mulHigh32(crushHash32_4(x, n, r, id), this.treeW[base + n]!);
+        const h = 31 - Math.clz32(n & -n);
+        const l = n - (1 << (h - 1));
+        n = t < this.treeW[base + l]! ? l : n + (1 << (h - 1));
+      }
+      return this.items[this.off[slot]! + (n >> 1)]!;
     }
     if (alg === ALG_LIST) {
       const off = this.off[slot]!;

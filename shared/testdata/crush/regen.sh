@@ -106,12 +106,12 @@ for name in racks flat algs; do
   crushtool -d "$tmp/$name.bin" -o "$name.txt"
 done
 # 4. hand-written maps (mixed weights, device classes, legacy tunables) kept as source.
-for name in mixed classes legacy; do
+for name in mixed classes legacy straw0 straw1; do
   crushtool -c "$name.src.txt" -o "$tmp/$name.bin"
   crushtool -d "$tmp/$name.bin" -o "$name.txt"
 done
 
-for name in racks flat algs mixed classes legacy; do
+for name in racks flat algs mixed classes legacy straw0 straw1; do
   crushtool -c "$name.txt" -o "$tmp/$name.bin"
   : > "$tmp/$name.mappings"
   weights_file="$name.weights"
