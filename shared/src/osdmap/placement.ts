@@ -9,7 +9,6 @@
  * {@link PlacementPool}, {@link PlacementOsds} and {@link PlacementTemps}. Pure functions:
  * the same inputs give the same result on every client, OSD and mon.
  *
- * Not implemented: `pg_upmap` / `pg_upmap_items` (Ceph's `_apply_upmap`).
  */
 import { assert } from '../assert.ts';
 import { crushHash32_2 } from '../crush/hash.ts';
@@ -55,10 +54,14 @@ export interface PlacementOsds {
   readonly primaryAffinity?: ArrayLike<number>;
 }
 
-/** pg_temp / primary_temp overrides, looked up by the (folded) PG. */
+/** Overrides looked up by the (folded) PG: pg_temp, primary_temp, pg_upmap, pg_upmap_items. */
 export interface PlacementTemps {
   pgTemp?(pg: PgId): readonly number[] | undefined;
   primaryTemp?(pg: PgId): number | undefined;
+  /** Ceph `pg_upmap`: replaces the raw set (ignored if any target is out). */
+  pgUpmap?(pg: PgId): readonly number[] | undefined;
+  /** Ceph `pg_upmap_items`: `[from, to]` replacements applied to the raw set in order. */
+  pgUpmapItems?(pg: PgId): readonly (readonly [number, number])[] | undefined;
 }
 
 /** A PG's full mapping (Ceph `pg_to_up_acting_osds`). Holes are {@link CRUSH_ITEM_NONE}. */
@@ -199,6 +202,38 @@ export function pgToRawOsds(crush: CrushMap, pool: PlacementPool, osds: Placemen
   return { raw, pps };
 }
 
+/**
+ * Ceph `_apply_upmap`: a `pg_upmap` entry replaces the raw set unless one of its targets is
+ * marked out (reweight 0); then each `pg_upmap_items` pair `[from, to]` replaces the first
+ * `from` unless `to` is already present or is out.
+ */
+export function applyUpmap(osds: PlacementOsds, pg: PgId, raw: number[], temps: PlacementTemps): number[] {
+  const isOutTarget = (o: number): boolean => o !== CRUSH_ITEM_NONE && o >= 0 && o < osds.maxOsd && osds.weight[o] === 0;
+  const upmap = temps.pgUpmap?.(pg);
+  if (upmap) {
+    if (upmap.some(isOutTarget)) return raw;
+    raw = [...upmap];
+  }
+  const items = temps.pgUpmapItems?.(pg);
+  if (items) {
+    raw = [...raw];
+    for (const [from, to] of items) {
+      let exists = false;
+      let pos = -1;
+      for (let i = 0; i < raw.length; i++) {
+        const o = raw[i]!;
+        if (o === to) {
+          exists = true;
+          break;
+        }
+        if (o === from && pos < 0 && !(to !== CRUSH_ITEM_NONE && to < osds.maxOsd && to >= 0 && osds.weight[to] === 0)) pos = i;
+      }
+      if (!exists && pos >= 0) raw[pos] = to;
+    }
+  }
+  return raw;
+}
+
 /** Ceph `_raw_to_up_osds`: drop (replicated) or blank (erasure) OSDs that are down or gone. */
 export function rawToUpOsds(pool: PlacementPool, osds: PlacementOsds, raw: readonly number[]): number[] {
   if (pool.type === 'replicated') return raw.filter((o) => isUp(osds, o));
@@ -242,7 +277,8 @@ export function applyPrimaryAffinity(
 }
 
 /**
- * Ceph `_pg_to_up_acting_osds` for PG `seed` of `pool` (seed must be < pg_num): raw → up
+ * Ceph `_pg_to_up_acting_osds` for PG `seed` of `pool` (seed must be < pg_num): raw
+ * (+ pg_upmap / pg_upmap_items) → up
  * (+ primary affinity) → acting = pg_temp (down/gone members dropped or blanked) if set,
  * else up; acting primary = primary_temp, else pg_temp's first member, else up primary.
  * @throws AssertionFailure when seed is outside [0, pg_num).
@@ -252,7 +288,9 @@ export function pgToUpActingOsds(
 ): PgMapping {
   assert(Number.isInteger(seed) && seed >= 0 && seed < pool.pgNum, `PG seed ${seed} outside pg_num ${pool.pgNum}`);
   const pg: PgId = { pool: poolId(pool.id), seed };
-  const { raw, pps } = pgToRawOsds(crush, pool, osds, seed);
+  const crushed = pgToRawOsds(crush, pool, osds, seed);
+  const pps = crushed.pps;
+  const raw = temps.pgUpmap || temps.pgUpmapItems ? applyUpmap(osds, pg, crushed.raw, temps) : crushed.raw;
   const upRaw = rawToUpOsds(pool, osds, raw);
   const { up, primary: upPrimary } = applyPrimaryAffinity(pps, pool, osds, upRaw, pickPrimary(upRaw));
   const temp: number[] = [];

@@ -146,4 +146,20 @@ describe('placement rules of OSDMap.cc', () => {
     expect(e.up).toEqual(e0.up);
     expect(e.upPrimary).toBe(e0.up[1]);
   });
+
+  it('pg_upmap replaces the raw set unless a target is out; pg_upmap_items swap single members', () => {
+    const osds = allUpIn(36, [30]);
+    const base = pgToUpActingOsds(crush, rep, osds, 7);
+    const m = pgToUpActingOsds(crush, rep, osds, 7, { pgUpmap: (pg) => (pg.seed === 7 ? [1, 2, 3] : undefined) });
+    expect([m.raw, m.up, m.upPrimary]).toEqual([[1, 2, 3], [1, 2, 3], 1]);
+    const ignored = pgToUpActingOsds(crush, rep, osds, 7, { pgUpmap: () => [1, 30, 3] });
+    expect(ignored.raw).toEqual(base.raw);
+    const [a, b] = [base.raw[0]!, base.raw[1]!];
+    const spare = [0, 1, 2, 4, 5].find((o) => !base.raw.includes(o))!;
+    const items = pgToUpActingOsds(crush, rep, osds, 7, { pgUpmapItems: () => [[a, spare], [b, base.raw[2]!], [99, 98]] });
+    // a -> spare applies; b -> raw[2] is skipped (target already present); unknown from is a no-op.
+    expect(items.raw).toEqual([spare, b, base.raw[2]]);
+    const toOut = pgToUpActingOsds(crush, rep, osds, 7, { pgUpmapItems: () => [[a, 30]] });
+    expect(toOut.raw).toEqual(base.raw);
+  });
 });
