@@ -97,10 +97,10 @@ export class OsdLiveness {
       if (!osd.exists) continue;
       if (osd.up) {
         const seen = this.lastSeenMs.get(osd.id);
-        // A new incarnation (up_from changed) gets fresh grace and sheds reports about the
-        // old one: its boot may have reached another monitor, so onBoot is not guaranteed here.
+        // A new incarnation (up_from changed) gets fresh grace: its boot may have reached
+        // another monitor, so onBoot is not guaranteed here. (Reports are kept: they may be
+        // about this incarnation already, made before this tick.)
         if (seen === undefined || this.seenUpFrom.get(osd.id) !== osd.upFrom) {
-          if (seen !== undefined) this.failures.delete(osd.id);
           this.lastSeenMs.set(osd.id, nowMs);
           this.seenUpFrom.set(osd.id, osd.upFrom);
           continue;

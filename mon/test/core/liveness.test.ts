@@ -43,6 +43,20 @@ describe('failure reports', () => {
     expect(d.map.osds.get(3)!.downStampMs).toBe(T0 + 3000);
   });
 
+  it('reports made right after a boot, before the leader next ticks, count', () => {
+    const d = new Driver();
+    const lv = new OsdLiveness(OPTS);
+    lv.reset(T0, d.map);
+    for (let i = 0; i < 3; i++) {
+      d.addOsd(i, `host${i}`);
+      lv.onBoot(i, T0 + 10);
+    }
+    lv.onFailureReport(2, 0, T0 + 20);
+    expect(lv.tick(T0 + 1000, d.map)).toEqual([]);
+    lv.onFailureReport(2, 1, T0 + 1500);
+    expect(lv.tick(T0 + 2000, d.map)).toEqual([{ prefix: 'osd down', ids: [2], reason: 'failure reports or missed beacons' }]);
+  });
+
   it('mon_osd_min_down_reporters is honoured', () => {
     const { d, lv, tick } = setup(4, { minDownReporters: 3 });
     lv.onFailureReport(3, 0, T0);
