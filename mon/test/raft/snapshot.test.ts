@@ -44,6 +44,22 @@ describe('snapshots (Raft §7)', () => {
     expect(c.appliedData('b')).toEqual(['v0', 'v1', 'v2', 'v3', 'v4', 'more']);
   });
 
+  it('restarts when the persisted commit hint lags the snapshot (commit-only hard states are not fsynced)', () => {
+    const c = new Cluster(['a', 'b', 'c']);
+    c.elect('a');
+    for (let i = 0; i < 5; i++) c.node('a').propose(enc(`v${i}`));
+    c.stabilize();
+    const b = c.get('b');
+    const st = b.node.status();
+    b.storage.createSnapshot(st.applied, st.confState, enc('sm'));
+    b.storage.setHardState({ ...b.storage.getHardState(), commit: 2 });
+    c.restart('b');
+    expect(c.node('b').status().commit).toBe(st.applied);
+    c.node('a').propose(enc('more'));
+    c.stabilize();
+    expect(c.appliedData('b').at(-1)).toBe('more');
+  });
+
   it('a snapshot older than the follower’s commit is ignored (answered with its commit)', () => {
     const c = new Cluster(['a', 'b', 'c']);
     c.elect('a');

@@ -18,7 +18,7 @@ import { AspenError } from '@aspen/shared';
 import { RawNode } from '../../src/raft/rawnode.ts';
 import { MemoryStorage } from '../../src/raft/memory-storage.ts';
 import { BOOTSTRAP_HARD_STATE, applyConfChangeToConfState, bootstrapSnapshot, decodeConfChange } from '../../src/raft/confchange.ts';
-import type { ConfState, Message, NodeId, RaftConfig } from '../../src/raft/types.ts';
+import type { ConfState, HardState, Message, NodeId, RaftConfig } from '../../src/raft/types.ts';
 import { Prng } from './prng.ts';
 import { KvStore, decodeCommand, encodeCommand } from './kv.ts';
 import type { KvOp, KvResult } from './kv.ts';
@@ -133,6 +133,8 @@ interface SimNode {
   readonly waitingWrites: Map<string, PendingOp>;
   readonly waitingReads: Map<string, PendingOp>;
   restartScheduled: boolean;
+  /** The hard state as of the last fsync; commit-only changes (mustSync false) are not synced. */
+  syncedHardState: HardState | null;
   /** Removed from the cluster and shut down by the "operator": never restarted. */
   decommissioned: boolean;
 }
@@ -301,6 +303,7 @@ export class Simulation {
       waitingReads: new Map(),
       restartScheduled: false,
       decommissioned: false,
+      syncedHardState: null,
     };
     this.nodes.set(id, n);
     this.start(n);
@@ -339,6 +342,16 @@ export class Simulation {
     n.waitingWrites.clear();
     n.waitingReads.clear();
     this.stats.crashes++;
+    // A commit-only hard state change was written without fsync: the crash may lose it.
+    const synced = n.syncedHardState;
+    const cur = n.storage.getHardState();
+    if (synced && synced.commit < cur.commit && this.rng.chance(0.5)) {
+      if (synced.term !== cur.term || synced.vote !== cur.vote) {
+        this.inv.violations.push(`${n.id}: term/vote changed without mustSync (${JSON.stringify(synced)} -> ${JSON.stringify(cur)})`);
+      }
+      n.storage.setHardState(synced);
+      this.trace(`${n.id} lost unsynced commit ${cur.commit} -> ${synced.commit}`);
+    }
     this.trace(`${n.id} CRASH (persisted log ${n.storage.firstIndex()}..${n.storage.lastIndex()}, term ${n.storage.getHardState().term})`);
   }
 
@@ -387,7 +400,12 @@ export class Simulation {
         n.storage.append(rd.entries);
         this.inv.observePersisted(n.id, rd.entries, this.logView(n));
       }
-      if (rd.hardState) n.storage.setHardState(rd.hardState);
+      if (rd.hardState) {
+        n.storage.setHardState(rd.hardState);
+        if (rd.mustSync || rd.snapshot) n.syncedHardState = rd.hardState;
+      } else if (rd.mustSync || rd.snapshot) {
+        n.syncedHardState = n.storage.getHardState();
+      }
       for (const m of rd.messages) this.send(m);
       if (rd.softState) this.trace(`${n.id} ${rd.softState.role} lead=${rd.softState.leader} term=${raw.basicStatus().term}`);
       if (rd.snapshot) {

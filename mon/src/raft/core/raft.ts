@@ -73,16 +73,17 @@ export class Raft {
     this.log = new RaftLog(storage, MAX_APPLYING_BYTES);
     const { hardState, confState } = storage.initialState();
     if (hardState.term !== 0 || hardState.vote !== null || hardState.commit !== 0) {
-      assert(
-        hardState.commit >= this.log.committed && hardState.commit <= this.log.lastIndex(),
-        `hard state commit ${hardState.commit} outside [${this.log.committed}, ${this.log.lastIndex()}]`,
-      );
-      this.log.committed = hardState.commit;
+      assert(hardState.commit <= this.log.lastIndex(), `hard state commit ${hardState.commit} beyond last index ${this.log.lastIndex()}`);
+      // The commit index is only a hint (persisted without fsync when only it changed); it may
+      // lag the snapshot after a crash, and everything up to the snapshot is committed.
+      this.log.committed = Math.max(hardState.commit, this.log.committed);
       this.term = hardState.term;
       this.vote = hardState.vote;
     }
     const applied = Math.max(config.applied, this.log.applied);
-    assert(applied <= this.log.committed, `applied ${applied} beyond commit ${this.log.committed}`);
+    assert(applied <= this.log.lastIndex(), `applied ${applied} beyond the last persisted entry ${this.log.lastIndex()}`);
+    // Only committed entries are ever applied: the persisted commit hint may lag behind.
+    if (applied > this.log.committed) this.log.committed = applied;
     // Membership = storage's conf state plus the conf changes already applied after it.
     let cs = confState;
     if (applied >= this.log.firstIndex()) {
@@ -153,6 +154,8 @@ export class Raft {
   }
 
   becomeFollower(term: number, lead: NodeId | null): void {
+    assert(term >= this.term, `becomeFollower(${term}) below current term ${this.term}`);
+    assert(lead !== this.id, 'a follower does not follow itself');
     this.reset(term);
     this.lead = lead;
     this.role = 'follower';
@@ -349,6 +352,7 @@ export class Raft {
   }
 
   private campaign(kind: CampaignKind): void {
+    assert(this.promotable(), 'only a promotable node campaigns');
     let voteType: 'MsgVote' | 'MsgPreVote';
     let term: number;
     if (kind === 'pre_election') {
@@ -393,6 +397,8 @@ export class Raft {
    * read was dropped (only MsgProp and MsgReadIndex are ever dropped with a reason).
    */
   step(m: Message): DropReason | null {
+    assert(m.to === this.id || m.term === 0, `message for ${m.to} stepped on ${this.id}`);
+    assert(m.from !== this.id || m.term === 0, 'a node never receives its own network message');
     if (m.term === 0) {
       // Local message, or a forwarded MsgProp/MsgReadIndex.
     } else if (m.term > this.term) {
@@ -462,6 +468,7 @@ export class Raft {
   }
 
   private stepLeader(m: Message): DropReason | null {
+    assert(this.role === 'leader' && this.lead === this.id, 'stepLeader on a leader');
     switch (m.type) {
       case 'MsgBeat':
         this.bcastHeartbeat(this.readOnly.lastPendingRequestCtx());
@@ -648,6 +655,7 @@ export class Raft {
   }
 
   private stepCandidate(m: Message): DropReason | null {
+    assert(this.role === 'candidate' || this.role === 'pre_candidate', 'stepCandidate on a (pre-)candidate');
     const myVoteResp = this.role === 'pre_candidate' ? 'MsgPreVoteResp' : 'MsgVoteResp';
     switch (m.type) {
       case 'MsgProp':
@@ -701,6 +709,7 @@ export class Raft {
   }
 
   private stepFollower(m: Message): DropReason | null {
+    assert(this.role === 'follower', 'stepFollower on a follower');
     switch (m.type) {
       case 'MsgProp':
       case 'MsgReadIndex':
@@ -749,12 +758,14 @@ export class Raft {
   // ---------------------------------------------------------------- follower handlers
 
   private handleAppendEntries(m: Message): void {
+    assert(m.term === this.term && this.role === 'follower', 'appends are handled by a follower of the same term');
     if (m.index < this.log.committed) {
       this.send({ type: 'MsgAppResp', to: m.from, index: this.log.committed });
       return;
     }
     const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
     if (lastNew !== null) {
+      assert(this.log.lastIndex() >= lastNew && this.log.committed <= this.log.lastIndex(), 'append result within the log');
       this.send({ type: 'MsgAppResp', to: m.from, index: lastNew });
       return;
     }
@@ -765,11 +776,14 @@ export class Raft {
   }
 
   private handleHeartbeat(m: Message): void {
+    assert(m.term === this.term && this.role === 'follower', 'heartbeats are handled by a follower of the same term');
+    // The leader never sends a commit beyond our match, so it is within our log.
     this.log.commitTo(m.commit);
     this.send({ type: 'MsgHeartbeatResp', to: m.from, context: m.context });
   }
 
   private handleSnapshot(m: Message): void {
+    assert(m.term === this.term && this.role === 'follower', 'snapshots are handled by a follower of the same term');
     const snap = m.snapshot;
     if (snap === null) return;
     if (this.restore(snap)) {
