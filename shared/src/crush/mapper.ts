@@ -14,6 +14,7 @@
  */
 import { assert } from '../assert.ts';
 import { crushHash32_2, crushHash32_3, crushHash32_4 } from './hash.ts';
+import { straw2Choose } from './straw2.ts';
 import { straw2LnTable } from './ln.ts';
 import { crushCalcStraws, crushTreeNodeWeights, mulHigh32 } from './legacy-buckets.ts';
 import {
@@ -297,28 +298,7 @@ export class CrushMapper {
     const alg = this.alg[slot]!;
     if (alg === ALG_STRAW2) {
       const off = this.off[slot]!;
-      const end = off + this.size[slot]!;
-      const items = this.items;
-      const iw = this.iw;
-      const ln = this.ln;
-      let high = off;
-      let highDraw = 0;
-      for (let i = off; i < end; i++) {
-        const wt = iw[i]!;
-        let draw: number;
-        if (wt !== 0) {
-          const u = crushHash32_3(x, items[i]!, r) & 0xffff;
-          // div64_s64 truncates toward zero; the double quotient cannot cross an integer here.
-          draw = Math.trunc(ln[u]! / wt);
-        } else {
-          draw = -Infinity;
-        }
-        if (i === off || draw > highDraw) {
-          high = i;
-          highDraw = draw;
-        }
-      }
-      return items[high]!;
+      return straw2Choose(this.items, this.iw, this.ln, off, off + this.size[slot]!, x, r);
     }
     if (alg === ALG_STRAW) {
       // bucket_straw_choose: the largest (hash & 0xffff) * straw; draws < 2^48 are exact.
