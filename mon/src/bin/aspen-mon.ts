@@ -3,7 +3,7 @@
  *
  *   aspen-mon --mkfs --id a --data DIR --fsid UUID --initial-members a=HOST:PORT,b=…,c=…
  *   aspen-mon --mkfs --id d --data DIR --join HOST:PORT[,…]        (a mon to be added later)
- *   aspen-mon --id a --data DIR --addr HOST:PORT [--metrics-addr HOST:PORT] [--conf FILE]
+ *   aspen-mon --id a --data DIR --addr HOST:PORT [--fsid UUID] [--metrics-addr HOST:PORT] [--conf FILE]
  *
  * `--mkfs` creates the monitor's store and exits, as `ceph-mon --mkfs` does; a normal start
  * refuses a store of another cluster or monitor, and a corrupt store, with a clear error and
@@ -70,7 +70,7 @@ const program = new Command('aspen-mon')
   .requiredOption('--data <dir>', 'data directory')
   .option('--addr <host:port>', 'address to listen on for peers and clients (default from the MonMap)', parseAddr)
   .option('--mkfs', 'create the monitor store and exit (like ceph-mon --mkfs)')
-  .option('--fsid <uuid>', 'cluster fsid (with --mkfs)')
+  .option('--fsid <uuid>', 'cluster fsid (with --mkfs; at start, refuse a store of another cluster; also `fsid` in aspen.conf)')
   .option('--initial-members <list>', 'with --mkfs: NAME=HOST:PORT,… of the initial monitors', parseMembers)
   .option('--join <addrs>', 'with --mkfs: create an empty store for a mon to be added with `aspen mon add`; reads the fsid and MonMap from these monitors (HOST:PORT,…)', (v: string) => v.split(',').map(parseAddr))
   .option('--metrics-addr <host:port>', 'serve Prometheus /metrics here', parseAddr)
@@ -131,7 +131,9 @@ async function run(o: Options, conf: ConfigValues, log: pino.Logger): Promise<vo
   }
   const fsid = storage.getMeta('fsid');
   if (fsid === undefined) throw new AspenError('ENOENT', `${o.data} holds no monitor store: run aspen-mon --mkfs first`);
-  storage.verifyIdentity(fsid, o.id, false);
+  // As ceph-mon with `fsid` in ceph.conf: a store of another cluster is refused, not served.
+  const expectedFsid = o.fsid ?? (typeof conf.fsid === 'string' ? conf.fsid : undefined);
+  storage.verifyIdentity(expectedFsid ?? fsid, o.id, false);
   const knownMons = JSON.parse(storage.getMeta('initial_members') ?? '[]') as { name: string; addr: string }[];
   const initialMons = storage.getMeta('bootstrap') === 'join' ? [] : knownMons;
   const addr = o.addr ?? (typeof conf.mon_addr === 'string' ? conf.mon_addr : undefined) ?? knownMons.find((m) => m.name === o.id)?.addr;
