@@ -10,7 +10,7 @@
 import { assert } from '@aspen/shared';
 import { LogCompactedError, LogUnavailableError } from './types.ts';
 import type { ConfState, Entry, HardState, RaftStorage, Snapshot } from './types.ts';
-import { limitSize } from './core/util.ts';
+import { limitedEnd } from './core/util.ts';
 
 const EMPTY_SNAPSHOT: Snapshot = { metadata: { index: 0, term: 0, confState: { voters: [], learners: [] } }, data: new Uint8Array(0) };
 
@@ -55,7 +55,7 @@ export class MemoryStorage implements RaftStorage {
     if (lo <= off) throw new LogCompactedError(`index ${lo} compacted (first ${off + 1})`);
     if (hi > this.lastIndex() + 1) throw new LogUnavailableError(`entries up to ${hi - 1} beyond last ${this.lastIndex()}`);
     assert(lo <= hi, `entries [${lo}, ${hi}) is an inverted range`);
-    const out = limitSize(this.ents.slice(lo - off, hi - off), maxSizeBytes);
+    const out = this.ents.slice(lo - off, limitedEnd(this.ents, lo - off, hi - off, maxSizeBytes));
     assert(out.length === 0 || out[0]!.index === lo, 'entries start at lo');
     return out;
   }

@@ -7,6 +7,7 @@
  */
 import { assert } from '@aspen/shared';
 import type { Entry, Snapshot } from '../types.ts';
+import { limitedEnd } from './util.ts';
 
 export class Unstable {
   /** An incoming snapshot not yet persisted. */
@@ -75,7 +76,7 @@ export class Unstable {
     if (ents.length === 0) return;
     const after = ents[0]!.index;
     if (after === this.offset + this.entries.length) {
-      this.entries.push(...ents);
+      for (const e of ents) this.entries.push(e);
     } else if (after <= this.offset) {
       // Replaces everything unstable; the storage suffix from `after` is truncated on persist.
       this.offset = after;
@@ -86,10 +87,14 @@ export class Unstable {
     assert(this.entries[0]!.index === this.offset, 'unstable entries start at offset');
   }
 
-  /** Entries `[lo, hi)`, which must lie within the unstable part. */
-  slice(lo: number, hi: number): Entry[] {
+  /**
+   * Entries `[lo, hi)`, which must lie within the unstable part, limited to `maxSizeBytes`
+   * counting `usedBytes` already taken (at least one entry when `usedBytes` is 0).
+   */
+  slice(lo: number, hi: number, maxSizeBytes = Number.MAX_SAFE_INTEGER, usedBytes = 0): Entry[] {
     assert(lo <= hi && lo >= this.offset, `unstable slice [${lo},${hi}) below offset ${this.offset}`);
     assert(hi <= this.offset + this.entries.length, `unstable slice [${lo},${hi}) out of range`);
-    return this.entries.slice(lo - this.offset, hi - this.offset);
+    const start = lo - this.offset;
+    return this.entries.slice(start, limitedEnd(this.entries, start, hi - this.offset, maxSizeBytes, usedBytes));
   }
 }

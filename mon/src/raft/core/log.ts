@@ -10,7 +10,7 @@ import { assert } from '@aspen/shared';
 import { LogCompactedError, LogUnavailableError } from '../types.ts';
 import type { Entry, RaftStorage, Snapshot } from '../types.ts';
 import { Unstable } from './log-unstable.ts';
-import { limitSize } from './util.ts';
+import { entriesSizeBytes } from './util.ts';
 
 export class RaftLog {
   readonly unstable: Unstable;
@@ -243,9 +243,12 @@ export class RaftLog {
       ents = stored;
     }
     if (hi > uOff) {
-      const u = this.unstable.slice(Math.max(lo, uOff), hi);
+      const used = entriesSizeBytes(ents);
+      if (ents.length > 0 && used >= maxSizeBytes) return ents;
+      const u = this.unstable.slice(Math.max(lo, uOff), hi, maxSizeBytes, used);
       ents = ents.length > 0 ? ents.concat(u) : u;
     }
-    return limitSize(ents, maxSizeBytes);
+    assert(ents.length > 0 && ents[0]!.index === lo, 'a non-empty slice starts at lo');
+    return ents;
   }
 }

@@ -16,7 +16,7 @@ import { RaftLog } from './log.ts';
 import { Progress, committedIndex, voteResult } from './progress.ts';
 import type { VoteResult } from './progress.ts';
 import { READ_INDEX_PENDING_MAX, ReadOnly } from './read-only.ts';
-import { bytesEqual, entriesSizeBytes, makeMessage } from './util.ts';
+import { buildMessage, bytesEqual, entriesSizeBytes, makeMessage } from './util.ts';
 import type { MessageInit } from './util.ts';
 
 /** Why a proposal (or read) was dropped; null from `step` means accepted/handled. */
@@ -250,7 +250,7 @@ export class Raft {
     } else {
       term = this.term;
     }
-    this.msgs.push(makeMessage({ ...init, from: this.id, term }));
+    this.msgs.push(buildMessage(init, this.id, term));
   }
 
   /** Sends MsgApp (or MsgSnap when the entries are compacted) to `to`; true when something was sent. */
@@ -715,7 +715,8 @@ export class Raft {
       case 'MsgReadIndex':
       case 'MsgTransferLeader':
         if (this.lead === null) return 'no_leader';
-        this.msgs.push(makeMessage({ ...m, to: this.lead, term: 0 }));
+        // Forwarded as-is (sender kept, no term: proposals and reads are not bound to a term).
+        this.msgs.push(buildMessage({ type: m.type, to: this.lead, entries: m.entries, context: m.context }, m.from, 0));
         return null;
       case 'MsgApp':
         this.electionElapsed = 0;

@@ -37,6 +37,23 @@ export function limitSize<T extends Entry>(ents: T[], maxSizeBytes: number): T[]
   return out;
 }
 
+/**
+ * The end (exclusive) of the longest run `arr[start..end)` whose size, added to `usedBytes`
+ * already taken, stays within `maxSizeBytes` — at least one entry when `usedBytes` is 0.
+ * Lets callers copy only what they send (a lagging follower must not cost O(log) per message).
+ */
+export function limitedEnd(arr: readonly Entry[], start: number, end: number, maxSizeBytes: number, usedBytes = 0): number {
+  assert(start >= 0 && start <= end && end <= arr.length, `limitedEnd range [${start}, ${end}) out of bounds`);
+  let size = usedBytes;
+  let i = start;
+  for (; i < end; i++) {
+    size += entrySizeBytes(arr[i]!);
+    if (size > maxSizeBytes && !(i === start && usedBytes === 0)) break;
+  }
+  assert(i >= start && i <= end, 'limitedEnd stays in range');
+  return i;
+}
+
 const EMPTY = new Uint8Array(0);
 
 /** Fields of a {@link Message} that must always be given; the rest default to zero/empty. */
@@ -44,19 +61,31 @@ export type MessageInit = Partial<Message> & { type: MessageType; from: NodeId; 
 
 /** Builds a complete {@link Message}, defaulting unused fields to zero/empty as types.ts requires. */
 export function makeMessage(init: MessageInit): Message {
+  return buildMessage(init, init.from, init.term ?? 0);
+}
+
+/**
+ * Builds a message from `init` with the given sender and term. One object shape for every
+ * message (no spreads): it is on the hot path of replication.
+ */
+export function buildMessage(init: Omit<MessageInit, 'from'>, from: NodeId, term: number): Message {
   return {
-    term: 0,
-    logTerm: 0,
-    index: 0,
-    entries: [],
-    commit: 0,
-    reject: false,
-    rejectHint: 0,
-    snapshot: null,
-    context: EMPTY,
-    ...init,
+    type: init.type,
+    from,
+    to: init.to,
+    term,
+    logTerm: init.logTerm ?? 0,
+    index: init.index ?? 0,
+    entries: init.entries ?? NO_ENTRIES,
+    commit: init.commit ?? 0,
+    reject: init.reject ?? false,
+    rejectHint: init.rejectHint ?? 0,
+    snapshot: init.snapshot ?? null,
+    context: init.context ?? EMPTY,
   };
 }
+
+const NO_ENTRIES: readonly Entry[] = Object.freeze([]);
 
 /** Message types that only ever come from the local node, never from the wire. */
 export function isLocalMessage(t: MessageType): boolean {
