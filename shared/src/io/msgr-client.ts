@@ -12,8 +12,9 @@
  * the client reconnects with the same session id and resends, in request-id order and flagged
  * RESENT, every request that had no reply yet; the server exposes (session, reqId, resent) so
  * the handler can drop duplicates. After `reconnectAttemptsMax` consecutive failed connection
- * attempts (exponential backoff from `reconnectBackoffMs`), every waiting request rejects with
- * ECONNREFUSED; the next request starts a new cycle. A refused handshake (other cluster, wrong
+ * attempts (exponential backoff from `reconnectBackoffMs`; a connection that closes before its
+ * first reply counts as failed), every waiting request rejects with ECONNREFUSED; the next
+ * request starts a new cycle. A refused handshake (other cluster, wrong
  * peer, no common version) rejects at once with that error (E_WRONG_CLUSTER, EINVAL,
  * E_UNSUPPORTED) and is not retried until the next request.
  *
@@ -131,6 +132,8 @@ export class MsgrClient {
   private open = false;
   private fatal: AspenError | undefined;
   private attempts = 0;
+  /** Replies received on the current connection: a connection that dies before its first reply counts as a failed attempt. */
+  private repliesSinceOpen = 0;
   private connectSeq = 0;
   private nextReqId = 0n;
   private backoffTimer: NodeJS.Timeout | undefined;
@@ -313,6 +316,7 @@ export class MsgrClient {
       this.stats.lateReplies++;
       return;
     }
+    this.repliesSinceOpen++;
     this.settle(p);
     if (f.type === FrameType.REPLY) {
       p.resolve({ meta: f.meta, data: f.data });
@@ -418,7 +422,7 @@ export class MsgrClient {
     clearTimeout(this.handshakeTimer);
     this.handshakeTimer = undefined;
     this.open = true;
-    this.attempts = 0;
+    this.repliesSinceOpen = 0;
     this.stats.connects++;
     // Resend in request-id order (Map iteration order is insertion order = reqId order).
     for (const p of this.pending.values()) this.write(p);
@@ -441,7 +445,9 @@ export class MsgrClient {
       this.failAll(fatal);
       return;
     }
-    this.attempts = wasOpen ? 0 : this.attempts + 1;
+    // A connection that carried replies resets the count; one that died before any (a server that
+    // drops every connection, or a request that crashes it each time) counts, so it ends in ECONNREFUSED.
+    this.attempts = wasOpen && this.repliesSinceOpen > 0 ? 0 : this.attempts + 1;
     this.o.log.debug({ peer: this.address, reason: info.reason, attempts: this.attempts }, 'msgr: connection lost');
     if (this.attempts >= this.o.reconnectAttemptsMax) {
       const err = new AspenError('ECONNREFUSED', `cannot connect to ${this.address} after ${this.attempts} attempts: ${info.reason}`);

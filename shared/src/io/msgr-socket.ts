@@ -21,6 +21,9 @@ import {
 } from '../msgr/frame.ts';
 import { decodeCloseReason, encodeCloseReason } from '../msgr/handshake.ts';
 
+/** Idle time before TCP keepalive probes start, ms. */
+export const MSGR_TCP_KEEPALIVE_MS = 10_000;
+
 /** A pino-compatible logger subset (pino's `Logger` satisfies it). */
 export interface MsgrLog {
   warn(obj: object, msg: string): void;
@@ -85,6 +88,8 @@ export class FrameSocket {
     this.logContext = options.logContext ?? {};
     this.decoder = new FrameDecoder(this.limits, true);
     socket.setNoDelay(true);
+    // Detects a peer host that vanished without a FIN/RST (requests also have deadlines).
+    socket.setKeepAlive(true, MSGR_TCP_KEEPALIVE_MS);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err: NodeJS.ErrnoException) => {
       this.finish({ orderly: false, reason: `socket error: ${err.code ?? err.message}`, error: new AspenError('ECONNREFUSED', `connection error: ${err.message}`, { errno: err.code }) });

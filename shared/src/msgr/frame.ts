@@ -157,7 +157,8 @@ export function encodeFrame(frame: Frame, payloadCrc: boolean, version = MSGR_PR
   if (metaLen > limits.metaMaxBytes) throw new AspenError('EINVAL', `meta segment of ${metaLen} bytes exceeds the limit of ${limits.metaMaxBytes}`);
   if (metaLen + dataLen > limits.frameMaxBytes) throw new AspenError('EINVAL', `frame of ${metaLen + dataLen} bytes exceeds the limit of ${limits.frameMaxBytes}`);
   const coalesce = dataLen <= MSGR_COALESCE_MAX_BYTES;
-  const head = new Uint8Array(FRAME_HEADER_BYTES + metaLen + (coalesce ? dataLen : 0));
+  // Every byte of `head` is written below, so uninitialised memory is safe.
+  const head = Buffer.allocUnsafe(FRAME_HEADER_BYTES + metaLen + (coalesce ? dataLen : 0));
   const v = new DataView(head.buffer, head.byteOffset, FRAME_HEADER_BYTES);
   let flags = frame.flags & ~FrameFlag.PAYLOAD_CRC;
   let crc = 0;
@@ -212,6 +213,8 @@ export class FrameDecoder {
   private meta: Uint8Array = EMPTY;
   private seg: Uint8Array | undefined;
   private segFill = 0;
+  /** Running crc32c of the current frame's payload bytes received so far (when flagged). */
+  private crcRun = 0;
   private failure: AspenError | undefined;
   /** The negotiated protocol version (set from the banner, or given). */
   version: number;
@@ -288,13 +291,19 @@ export class FrameDecoder {
           assert(cur !== undefined, 'segment without a header');
           const len = this.state === 'meta' ? cur.metaLen : cur.dataLen;
           let done: Uint8Array | undefined;
+          const withCrc = (cur.flags & FrameFlag.PAYLOAD_CRC) !== 0;
           if (this.seg === undefined && n - off >= len) {
             done = chunk.subarray(off, off + len);
+            if (withCrc) this.crcRun = crc32c(done, this.crcRun);
             off += len;
           } else {
-            this.seg ??= new Uint8Array(len);
+            // Uninitialised memory is safe here: the segment is handed on only once every byte is written.
+            this.seg ??= Buffer.allocUnsafe(len);
             const take = Math.min(len - this.segFill, n - off);
-            this.seg.set(chunk.subarray(off, off + take), this.segFill);
+            const piece = chunk.subarray(off, off + take);
+            // The crc runs per piece while the bytes are hot in cache, not over the whole segment at the end.
+            if (withCrc) this.crcRun = crc32c(piece, this.crcRun);
+            this.seg.set(piece, this.segFill);
             this.segFill += take;
             off += take;
             if (this.segFill === len) done = this.seg;
@@ -338,7 +347,7 @@ export class FrameDecoder {
     assert(cur !== undefined, 'finish without a header');
     const meta = this.meta;
     if ((cur.flags & FrameFlag.PAYLOAD_CRC) !== 0) {
-      const crc = crc32c(data, crc32c(meta));
+      const crc = this.crcRun;
       if (crc !== cur.crc) throw protocolError('payload_crc', `payload crc32c mismatch on request ${cur.reqId}: header says ${cur.crc.toString(16)}, payload has ${crc.toString(16)}`);
     }
     out.push({ type: cur.type, flags: cur.flags & ~FrameFlag.PAYLOAD_CRC, msgType: cur.msgType, reqId: cur.reqId, meta, data });
@@ -375,6 +384,7 @@ export class FrameDecoder {
     }
     const crc = v.getUint32(24, true);
     if ((flags & FrameFlag.PAYLOAD_CRC) === 0 && crc !== 0) throw protocolError('flags', 'payload crc set without its flag');
+    this.crcRun = 0;
     this.cur = { type: type as FrameType, flags, msgType: v.getUint16(6, true), reqId: v.getBigUint64(8, true), metaLen, dataLen, crc };
   }
 }

@@ -208,6 +208,22 @@ describe('messenger: failures', () => {
     expect([...seen.values()].filter((f) => f.length === 1 && !f[0]).length).toBeGreaterThan(0);
   });
 
+  it('a request that kills every connection it travels on ends in ECONNREFUSED after reconnectAttemptsMax attempts, not a reconnect storm', async () => {
+    const resentFlags: boolean[] = [];
+    const server = await startServer((conn, msg) => {
+      if (msg.type !== 13) return {};
+      resentFlags.push(msg.resent);
+      conn.destroy('test: poison request');
+      return {};
+    });
+    const c = client(server.port, { reconnectAttemptsMax: 3, reconnectBackoffMs: 5 });
+    await c.request(1, u32(0)); // a healthy first connection
+    await expect(c.request(13, u32(1))).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    // The first connection had carried a reply, so the poison gets one delivery there plus reconnectAttemptsMax.
+    expect(resentFlags).toEqual([false, true, true, true]);
+    await c.request(1, u32(2)); // the next request starts a new cycle
+  });
+
   it('a connection cut mid-frame by the network (a proxy): every request completes exactly as sent, resends flagged', async () => {
     const seen = new Map<bigint, number>();
     const server = await startServer((_c, msg) => {
@@ -254,19 +270,23 @@ describe('messenger: failures', () => {
     const good = client(server.port);
     await good.request(1, u32(1));
     const bannerThen = (b: Uint8Array): Uint8Array => Buffer.concat([encodeBanner(), b]);
-    const oversized = encodeFrame({ type: FrameType.REQUEST, flags: 0, msgType: 1, reqId: 1n, meta: new Uint8Array(0), data: new Uint8Array(0) }, false)[0]!;
-    new DataView(oversized.buffer).setUint32(20, 1 << 30, true); // announce 1 GiB: the header crc no longer matches either
+    // A well-formed header (valid crc) announcing 2 MiB to a server that accepts 1 MiB; only the header is sent.
+    const oversized = encodeFrame({ type: FrameType.REQUEST, flags: 0, msgType: 1, reqId: 1n, meta: new Uint8Array(0), data: new Uint8Array(2 << 20) }, false, 1, { frameMaxBytes: 1 << 30, metaMaxBytes: 1 << 20 })[0]!;
+    const badCrc = Buffer.from(oversized);
+    badCrc[20]! ^= 1;
     const attacks: Array<[string, Uint8Array]> = [
       ['http', new TextEncoder().encode('GET / HTTP/1.1\r\nHost: x\r\n\r\n')],
       ['random', Uint8Array.from({ length: 4096 }, (_, i) => (i * 7919 + 13) & 0xff)],
       ['bad magic', bannerThen(new Uint8Array(64).fill(0x41))],
       ['oversized', bannerThen(oversized)],
+      ['bad header crc', bannerThen(badCrc)],
       ['frame before hello', bannerThen(encodeFrame({ type: FrameType.REQUEST, flags: 0, msgType: 1, reqId: 1n, meta: u32(1), data: new Uint8Array(0) }, true)[0]!)],
       ['silent', new Uint8Array(0)],
     ];
     const results = await Promise.all(attacks.map(async ([name, bytes]) => [name, await rawPeer(server.port, bytes)] as const));
     for (const [name, closed] of results) expect(closed, name).toBe(true);
-    expect(log.warnings.some((w) => w.includes('"reason":"oversized"') || w.includes('header_crc'))).toBe(true);
+    expect(log.warnings.some((w) => w.includes('"reason":"oversized"'))).toBe(true);
+    expect(log.warnings.some((w) => w.includes('"reason":"header_crc"'))).toBe(true);
     expect(log.warnings.some((w) => w.includes('"reason":"banner"'))).toBe(true);
     // The server is alive and the good client's connection was never disturbed.
     expect(readU32((await good.request(1, u32(77))).meta)).toBe(77);
