@@ -6,7 +6,7 @@
  * when no monitor can answer, never hangs. Exit status: 0, or the errno of the error
  * (ENOENT 2, EINVAL 22, …), as `ceph` does.
  */
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { AspenError, type ErrorCode } from '@aspen/shared';
 import { discoverConfigPath, loadConfig } from '@aspen/shared/io/config.ts';
 import { MonClient } from '@aspen/shared/io/monclient.ts';
@@ -30,7 +30,11 @@ const program = new Command('aspen')
   .option('-m, --mon <addrs>', 'monitor addresses HOST:PORT[,…]')
   .option('-c, --conf <file>', 'aspen.conf to read mon_host from')
   .option('-f, --format <fmt>', 'output format: plain, json, json-pretty', 'plain')
-  .option('--connect-timeout <seconds>', 'give up (no quorum) after this many seconds', (v) => Number(v), 10)
+  .option('--connect-timeout <seconds>', 'give up (no quorum) after this many seconds', (v) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a positive number of seconds, got '${v}'`);
+    return n;
+  }, 10)
   .showHelpAfterError();
 
 function monAddrs(g: GlobalOpts): string[] {

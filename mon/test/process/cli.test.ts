@@ -112,6 +112,9 @@ describe('aspen CLI against a 3-mon cluster', () => {
     expect(await json(['osd', 'pool', 'ls'])).toEqual(['p', 'e']);
     const bad = await aspen([...monArgs, 'osd', 'pool', 'set', 'p', 'size', 'many']);
     expect(bad.code).toBe(22); // EINVAL
+    const badTimeout = await aspen([...monArgs, '--connect-timeout', 'soon', 'status']);
+    expect(badTimeout.code).not.toBe(0);
+    expect(badTimeout.stderr).toContain("expected a positive number of seconds, got 'soon'");
   });
 });
 

@@ -7,6 +7,7 @@
 import type { Decoder, Encoder } from '../codec.ts';
 import { Decoder as Dec, Encoder as Enc } from '../codec.ts';
 import { decodeCrushMap, encodeCrushMap } from '../crush/codec.ts';
+import { AspenError } from '../errors.ts';
 import type { ErasureCodeProfile, MonMap, OsdInfo, OsdMap, OsdMapIncremental, Pool } from './types.ts';
 
 const POOL_V = 1;
@@ -24,9 +25,14 @@ function encPool(e: Encoder, p: Pool): void {
       .u32(p.createdEpoch).u32(p.lastChangeEpoch);
   });
 }
+function decPoolType(d: Decoder): Pool['type'] {
+  const t = d.u8();
+  if (t > 1) throw new AspenError('E_DECODE', `unknown pool type ${t}`);
+  return t === 1 ? 'erasure' : 'replicated';
+}
 function decPool(d: Decoder): Pool {
   return d.struct(POOL_V, 'pool', () => ({
-    id: d.u32(), name: d.string(), type: d.u8() === 1 ? 'erasure' : 'replicated', size: d.u8(), minSize: d.u8(),
+    id: d.u32(), name: d.string(), type: decPoolType(d), size: d.u8(), minSize: d.u8(),
     pgNum: d.u32(), pgpNum: d.u32(), crushRule: d.i32(), erasureCodeProfile: d.string(),
     applications: d.array((dd) => dd.string()), hashPsPool: d.bool(),
     createdEpoch: d.u32(), lastChangeEpoch: d.u32(),

@@ -105,3 +105,18 @@ describe('OSDMap codec details', () => {
     expect(osdMapFromBytes(extended)).toEqual(sampleOsdMap());
   });
 });
+
+describe('pool encoding', () => {
+  it('refuses an unknown pool type byte with E_DECODE instead of reading it as replicated', () => {
+    const m = sampleOsdMap();
+    m.pools = new Map([[1, m.pools.get(1)!]]);
+    const bytes = osdMapToBytes(m);
+    // The pool's type byte follows its struct header (6), id (4) and name (4 + 3 bytes of 'rbd').
+    const name = new TextEncoder().encode('rbd');
+    let at = -1;
+    for (let i = 0; i + name.length <= bytes.length && at < 0; i++) if (bytes[i] === name[0] && bytes[i + 1] === name[1] && bytes[i + 2] === name[2]) at = i + name.length;
+    expect(bytes[at]).toBe(0);
+    bytes[at] = 2;
+    expect(() => osdMapFromBytes(bytes)).toThrow(expect.objectContaining({ code: 'E_DECODE', message: expect.stringMatching(/unknown pool type 2/) }));
+  });
+});
