@@ -73,7 +73,46 @@ const OP_CODES: readonly OsdOpKind[] = [
 ];
 const OP_CODE = new Map(OP_CODES.map((k, i) => [k, i] as const));
 
-function encodeOp(e: Encoder, o: OsdOp): void {
+/**
+ * Bulk payloads (write data, read results) travel in the messenger's data segment, not in
+ * the metadata: the metadata records only their lengths, in op order, so a 4 MiB write is
+ * never copied into a larger buffer (see ADR 0005).
+ */
+interface BlobSink {
+  blobs: Uint8Array[];
+}
+interface BlobSource {
+  data: Uint8Array;
+  offset: number;
+}
+
+function putBlob(e: Encoder, sink: BlobSink, b: Uint8Array): void {
+  e.u53(b.length);
+  sink.blobs.push(b);
+}
+
+function takeBlob(d: Decoder, src: BlobSource): Uint8Array {
+  const n = d.u53();
+  if (src.offset + n > src.data.length) throw new AspenError('E_DECODE', `data segment too short: need ${n} bytes at ${src.offset} of ${src.data.length}`);
+  const b = src.data.subarray(src.offset, src.offset + n);
+  src.offset += n;
+  return b;
+}
+
+/** Joins blobs into one data segment; a single blob is passed through without a copy. */
+function joinBlobs(blobs: Uint8Array[]): Uint8Array {
+  if (blobs.length === 0) return new Uint8Array(0);
+  if (blobs.length === 1) return blobs[0]!;
+  return Buffer.concat(blobs);
+}
+
+/** A message as the messenger carries it: small metadata and a bulk data segment. */
+export interface EncodedMessage {
+  meta: Uint8Array;
+  data: Uint8Array;
+}
+
+function encodeOp(e: Encoder, o: OsdOp, sink: BlobSink): void {
   e.u8(OP_CODE.get(o.op)!);
   switch (o.op) {
     case 'assert_exists': case 'remove': case 'omap_clear': case 'stat': case 'getxattrs': case 'omap_get_header':
@@ -82,8 +121,9 @@ function encodeOp(e: Encoder, o: OsdOp): void {
     case 'cmpxattr': e.string(o.name).u8(CMP_OPS.indexOf(o.cmp)).bytes(o.value); return;
     case 'omap_cmp': e.string(o.key).u8(CMP_OPS.indexOf(o.cmp)).bytes(o.value); return;
     case 'create': e.bool(o.exclusive); return;
-    case 'write': e.u53(o.offset).bytes(o.data); return;
-    case 'writefull': case 'append': case 'omap_set_header': e.bytes(o.data); return;
+    case 'write': e.u53(o.offset); putBlob(e, sink, o.data); return;
+    case 'writefull': case 'append': putBlob(e, sink, o.data); return;
+    case 'omap_set_header': e.bytes(o.data); return;
     case 'truncate': e.u53(o.size); return;
     case 'zero': case 'read': case 'sparse_read': e.u53(o.offset).u53(o.length); return;
     case 'setxattr': e.string(o.name).bytes(o.value); return;
@@ -107,7 +147,7 @@ function checkUint(n: number, what: string): number {
   return n;
 }
 
-function decodeOp(d: Decoder): OsdOp {
+function decodeOp(d: Decoder, src: BlobSource): OsdOp {
   const code = d.u8();
   const op = OP_CODES[code];
   if (op === undefined) throw new AspenError('E_DECODE', `unknown op code ${code}`);
@@ -118,8 +158,9 @@ function decodeOp(d: Decoder): OsdOp {
     case 'cmpxattr': return { op, name: d.string(), cmp: decodeCmp(d), value: d.bytes() };
     case 'omap_cmp': return { op, key: d.string(), cmp: decodeCmp(d), value: d.bytes() };
     case 'create': return { op, exclusive: d.bool() };
-    case 'write': return { op, offset: checkUint(d.u53(), 'offset'), data: d.bytes() };
-    case 'writefull': case 'append': case 'omap_set_header': return { op, data: d.bytes() };
+    case 'write': return { op, offset: checkUint(d.u53(), 'offset'), data: takeBlob(d, src) };
+    case 'writefull': case 'append': return { op, data: takeBlob(d, src) };
+    case 'omap_set_header': return { op, data: d.bytes() };
     case 'truncate': return { op, size: d.u53() };
     case 'zero': case 'read': case 'sparse_read': return { op, offset: d.u53(), length: d.u53() };
     case 'setxattr': return { op, name: d.string(), value: d.bytes() };
@@ -165,27 +206,30 @@ export interface OsdRequest {
 
 const REQUEST_V = 1;
 
-/** Encodes a request. @throws AssertionFailure on out-of-range fields (a caller bug). */
-export function encodeOsdRequest(r: OsdRequest): Uint8Array {
-  const e = new Encoder(256 + r.ops.reduce((n, o) => n + ('data' in o ? o.data.length : 0), 0));
+/** Encodes a request into metadata and a data segment. @throws AssertionFailure on out-of-range fields (a caller bug). */
+export function encodeOsdRequest(r: OsdRequest): EncodedMessage {
+  const e = new Encoder(256);
+  const sink: BlobSink = { blobs: [] };
   e.struct(REQUEST_V, 1, () => {
     e.string(r.reqid.client).u64(r.reqid.tid).u32(r.epoch).u32(r.pool).u32(r.pgSeed).string(r.object).string(r.namespace)
-      .u64(r.snapId).u64(r.snapc.seq).array(r.snapc.snaps, (ee, s) => ee.u64(s)).array(r.ops, encodeOp);
+      .u64(r.snapId).u64(r.snapc.seq).array(r.snapc.snaps, (ee, s) => ee.u64(s)).array(r.ops, (ee, o) => encodeOp(ee, o, sink));
   });
-  return e.finish();
+  return { meta: e.finish(), data: joinBlobs(sink.blobs) };
 }
 
 /**
  * Decodes and validates a request.
  * @throws AspenError E_DECODE on malformed bytes; EINVAL on too many ops or a bad omap page size.
  */
-export function decodeOsdRequest(bytes: Uint8Array): OsdRequest {
-  const d = new Decoder(bytes);
+export function decodeOsdRequest(meta: Uint8Array, data: Uint8Array = new Uint8Array(0)): OsdRequest {
+  const d = new Decoder(meta);
+  const src: BlobSource = { data, offset: 0 };
   const r = d.struct(REQUEST_V, 'osd request', () => ({
     reqid: { client: d.string(), tid: d.u64() }, epoch: d.u32(), pool: d.u32(), pgSeed: d.u32(), object: d.string(), namespace: d.string(),
-    snapId: d.u64(), snapc: { seq: d.u64(), snaps: d.array((dd) => dd.u64()) }, ops: d.array(decodeOp),
+    snapId: d.u64(), snapc: { seq: d.u64(), snaps: d.array((dd) => dd.u64()) }, ops: d.array((dd) => decodeOp(dd, src)),
   }));
   d.done('osd request');
+  if (src.offset !== data.length) throw new AspenError('E_DECODE', `${data.length - src.offset} unreferenced bytes in the data segment`);
   if (r.ops.length === 0 || r.ops.length > OPS_PER_REQUEST_MAX) throw new AspenError('EINVAL', `a request needs 1..${OPS_PER_REQUEST_MAX} ops, got ${r.ops.length}`);
   for (const o of r.ops) {
     if ((o.op === 'omap_get_keys' || o.op === 'omap_get_vals') && (o.max < 1 || o.max > OMAP_PAGE_MAX)) throw new AspenError('EINVAL', `omap page size must be 1..${OMAP_PAGE_MAX}`);
@@ -219,16 +263,17 @@ export interface OsdReply {
 const REPLY_V = 1;
 const RESULT_KINDS = ['none', 'data', 'extents', 'stat', 'xattrs', 'omap', 'keys', 'error'] as const;
 
-/** Encodes a reply. */
-export function encodeOsdReply(r: OsdReply): Uint8Array {
-  const e = new Encoder(128 + r.results.reduce((n, x) => n + ('data' in x ? x.data.length : 0), 0));
+/** Encodes a reply into metadata and a data segment. */
+export function encodeOsdReply(r: OsdReply): EncodedMessage {
+  const e = new Encoder(128);
+  const sink: BlobSink = { blobs: [] };
   e.struct(REPLY_V, 1, () => {
     e.string(r.code === 0 ? '' : r.code).string(r.message).u64(r.version).u32(r.epoch).array(r.results, (ee, x) => {
       ee.u8(RESULT_KINDS.indexOf(x.kind));
       switch (x.kind) {
         case 'none': break;
-        case 'data': ee.bytes(x.data); break;
-        case 'extents': ee.array(x.extents, (e3, [o, l]) => e3.u53(o).u53(l)).bytes(x.data); break;
+        case 'data': putBlob(ee, sink, x.data); break;
+        case 'extents': ee.array(x.extents, (e3, [o, l]) => e3.u53(o).u53(l)); putBlob(ee, sink, x.data); break;
         case 'stat': ee.u53(x.sizeBytes).u53(x.mtimeMs); break;
         case 'xattrs': case 'omap': ee.array(x.entries, (e3, [k, v]) => e3.string(k).bytes(v)); if (x.kind === 'omap') ee.bool(x.more); break;
         case 'keys': ee.array(x.keys, (e3, k) => e3.string(k)).bool(x.more); break;
@@ -237,12 +282,13 @@ export function encodeOsdReply(r: OsdReply): Uint8Array {
       }
     });
   });
-  return e.finish();
+  return { meta: e.finish(), data: joinBlobs(sink.blobs) };
 }
 
 /** Decodes a reply. @throws AspenError E_DECODE on malformed bytes. */
-export function decodeOsdReply(bytes: Uint8Array): OsdReply {
-  const d = new Decoder(bytes);
+export function decodeOsdReply(meta: Uint8Array, data: Uint8Array = new Uint8Array(0)): OsdReply {
+  const d = new Decoder(meta);
+  const src: BlobSource = { data, offset: 0 };
   const r = d.struct(REPLY_V, 'osd reply', () => {
     const code = d.string();
     return {
@@ -251,8 +297,8 @@ export function decodeOsdReply(bytes: Uint8Array): OsdReply {
         const kind = RESULT_KINDS[dd.u8()];
         switch (kind) {
           case 'none': return { code: 0, kind };
-          case 'data': return { code: 0, kind, data: dd.bytes() };
-          case 'extents': return { code: 0, kind, extents: dd.array((d3) => [d3.u53(), d3.u53()] as [number, number]), data: dd.bytes() };
+          case 'data': return { code: 0, kind, data: takeBlob(dd, src) };
+          case 'extents': return { code: 0, kind, extents: dd.array((d3) => [d3.u53(), d3.u53()] as [number, number]), data: takeBlob(dd, src) };
           case 'stat': return { code: 0, kind, sizeBytes: dd.u53(), mtimeMs: dd.u53() };
           case 'xattrs': return { code: 0, kind, entries: dd.array((d3) => [d3.string(), d3.bytes()] as [string, Uint8Array]) };
           case 'omap': return { code: 0, kind, entries: dd.array((d3) => [d3.string(), d3.bytes()] as [string, Uint8Array]), more: dd.bool() };
@@ -265,5 +311,6 @@ export function decodeOsdReply(bytes: Uint8Array): OsdReply {
     };
   });
   d.done('osd reply');
+  if (src.offset !== data.length) throw new AspenError('E_DECODE', `${data.length - src.offset} unreferenced bytes in the data segment`);
   return r;
 }
