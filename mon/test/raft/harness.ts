@@ -56,6 +56,8 @@ export class Cluster {
   filter: ((m: Message) => boolean) | null = null;
   /** Every message that was sent (for assertions). */
   readonly sent: Message[] = [];
+  /** Messages lost to a cut link or the filter. */
+  readonly dropped = new Set<Message>();
 
   constructor(
     ids: readonly NodeId[],
@@ -142,8 +144,10 @@ export class Cluster {
       const batch = this.queue;
       this.queue = [];
       for (const m of batch) {
-        if (this.cutLinks.has(this.linkKey(m.from, m.to))) continue;
-        if (this.filter && !this.filter(m)) continue;
+        if (this.cutLinks.has(this.linkKey(m.from, m.to)) || (this.filter && !this.filter(m))) {
+          this.dropped.add(m);
+          continue;
+        }
         const to = this.nodes.get(m.to);
         if (!to) continue;
         to.node.step(m);
