@@ -1,0 +1,726 @@
+/**
+ * The pure PG core: one placement group's copy on one OSD (Ceph's PG + PeeringState +
+ * PrimaryLogPG for replicated pools, simplified; ADR 0006).
+ *
+ * `step(input)` and `tick(nowMs)` return an {@link Outbox}: transactions to submit to the
+ * local store (the caller reports `committed` once each is durable, in order), store reads,
+ * messages to peers, client replies, pg_temp requests and the state string. The core never
+ * blocks, sleeps or does I/O; every retry is driven by `tick`.
+ *
+ * Roles per interval: the acting primary peers (./peering.ts decisions), activates the
+ * members, serves writes (./primary.ts), recovers and backfills (./recovery.ts) and scrubs
+ * (./scrub.ts); replicas answer queries and apply what the primary sends; strays (members of
+ * old intervals) answer queries and are purged once the PG is clean.
+ *
+ * Every message carries the sender's interval start: a member accepts only messages of the
+ * interval it is in. A member that has not yet seen the new map drops the message and the
+ * sender retries — so a replica that has moved to a new interval can never again acknowledge
+ * a write of the old one (what Ceph gets by waiting for maps before answering).
+ */
+import { assert, assertNever } from '@aspen/shared';
+import { computeLastComplete, mergeLog, trimLog, type MergeResult } from './pg-log.ts';
+import {
+  buildPriorSet, chooseActing, findBestInfo, intervalStart, pastIntervals, sameOsds, type PastInterval, type PriorSet,
+} from './peering.ts';
+import {
+  EVERSION_ZERO, emptyOutbox, evCmp, type ClientOp, type Eversion, type MapHistory, type MissingItem, type ObjectStat,
+  type Outbox, type PgInfo, type PgInput, type PgLogState, type PgMapping, type PgMessage, type PgMeta, type StoreOp,
+  type StoreReadResult,
+} from './types.ts';
+import { emptyLog } from './pg-log.ts';
+import { executeWaiting, onClientOp, onRepop, onRepopAck, onWriteCommitted, requeueOrReject, type InflightOp } from './primary.ts';
+import {
+  kickRecovery, onBackfillDone, onBackfillDoneAck, onBackfillScan, onBackfillScanReply, onPull, onPullReply, onPush,
+  onObjectRead, onPushAck, retryRecovery, type BackfillReserver, type BackfillState, type RecoveryOp,
+} from './recovery.ts';
+import {
+  maybeStartScrub, onScrubListDone, onScrubMap, onScrubReq, repairPg, requestScrub, retryScrub, type Inconsistency, type ScrubState,
+} from './scrub.ts';
+
+/** Named limits and timings of the PG core (CONVENTIONS item 10). */
+export interface PgConfig {
+  /** Log entries kept after trimming (Ceph osd_min_pg_log_entries). */
+  readonly pgLogMaxEntries: number;
+  /** Trimmed request ids kept for dedup (Ceph osd_pg_log_dups_tracked). */
+  readonly pgLogDupsMax: number;
+  /** Resend an unanswered query, activation, repop, pull, push or scan after this long, ms. */
+  readonly peerRetryMs: number;
+  /** A client op that cannot run (PG not active, object unrecoverable) fails after this long, ms. */
+  readonly clientOpBlockTimeoutMs: number;
+  /** Client ops queued while blocked; beyond it new ops fail with EBUSY. */
+  readonly clientOpsQueuedMax: number;
+  /** Recovery ops (pulls + pushes) in flight per PG; 1 while client ops are in flight. */
+  readonly recoveryOpsInflightMax: number;
+  /** Recovery/backfill push budget, bytes per second (token bucket, one second of burst). */
+  readonly recoveryBytesPerSec: number;
+  /** Objects compared per backfill scan. */
+  readonly backfillScanBatchMax: number;
+  /**
+   * TEST ONLY: acknowledge a write once the primary alone has it durable. Breaks the
+   * "ack only when every acting member persisted" rule so the simulator's checker can
+   * prove it catches lost writes. Never set it in a daemon.
+   */
+  readonly debugUnsafeAckOnPrimaryCommit?: boolean;
+}
+
+/** Defaults for a daemon. */
+export const PG_CONFIG_DEFAULTS: PgConfig = {
+  pgLogMaxEntries: 3000,
+  pgLogDupsMax: 3000,
+  peerRetryMs: 1000,
+  clientOpBlockTimeoutMs: 30_000,
+  clientOpsQueuedMax: 1024,
+  recoveryOpsInflightMax: 3,
+  recoveryBytesPerSec: 100 * 1024 * 1024,
+  backfillScanBatchMax: 64,
+};
+
+/** The PG's role in its current interval. */
+export type PgRole = 'primary' | 'replica' | 'stray';
+
+/** The primary's peering phase (Ceph PeeringState states, collapsed). */
+export type PeeringPhase =
+  | 'idle' | 'getInfo' | 'down' | 'incomplete' | 'peered' | 'waitActing' | 'activating' | 'active';
+
+/** What a transaction's commit means (its continuation, as data). */
+export type TxnTag =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'selfActivate'; readonly interval: number }
+  | { readonly kind: 'write'; readonly interval: number; readonly version: Eversion }
+  | { readonly kind: 'repop'; readonly interval: number; readonly version: Eversion; readonly primary: number }
+  | { readonly kind: 'replicaActivate'; readonly interval: number; readonly primary: number; readonly backfill: boolean }
+  | { readonly kind: 'pulled'; readonly interval: number; readonly object: string }
+  | { readonly kind: 'pushed'; readonly interval: number; readonly object: string; readonly primary: number; readonly backfill: boolean }
+  | { readonly kind: 'backfillDone'; readonly interval: number; readonly primary: number };
+
+/** What a read's result is for. */
+export type ReadTag =
+  | { readonly kind: 'servePull'; readonly interval: number; readonly to: number; readonly object: string }
+  | { readonly kind: 'push'; readonly interval: number; readonly object: string }
+  | { readonly kind: 'backfillPush'; readonly interval: number; readonly object: string; readonly target: number }
+  | { readonly kind: 'clientRead'; readonly interval: number; readonly op: ClientOp }
+  | { readonly kind: 'scrub'; readonly interval: number; readonly scrubId: number; readonly to: number };
+
+/** What a restarted OSD loaded for this PG from its store. */
+export interface PgLoaded {
+  readonly meta: PgMeta;
+  /** Every object in the PG's collection: version and size. */
+  readonly objects: ReadonlyMap<string, ObjectStat>;
+}
+
+/** Construction parameters of {@link PgCore}. */
+export interface PgCoreOptions {
+  readonly pgid: string;
+  readonly whoami: number;
+  readonly config: PgConfig;
+  readonly history: MapHistory;
+  readonly reserver: BackfillReserver;
+  readonly loaded?: PgLoaded;
+}
+
+/** A fresh pg_info for a PG this OSD never held. */
+export function emptyInfo(pgid: string): PgInfo {
+  return {
+    pgid, lastUpdate: EVERSION_ZERO, lastComplete: EVERSION_ZERO, logTail: EVERSION_ZERO, lastEpochStarted: 0,
+    lastBackfill: null, history: { epochCreated: 0, lastEpochStarted: 0, lastEpochClean: 0, sameIntervalSince: 0 },
+  };
+}
+
+/**
+ * One PG on one OSD. Fields are public for the sibling modules of this directory (they are
+ * the PG's state, split by concern as Ceph splits PeeringState/PrimaryLogPG); callers use
+ * only `step`, `tick` and the read-only getters.
+ */
+export class PgCore {
+  readonly pgid: string;
+  readonly whoami: number;
+  readonly cfg: PgConfig;
+  readonly history: MapHistory;
+  readonly reserver: BackfillReserver;
+
+  nowMs = 0;
+  epoch = 0;
+  interval = 0;
+  mapping: PgMapping | undefined;
+  role: PgRole = 'stray';
+
+  // Persistent state (mirrored to the store by every transaction's setMeta).
+  info: PgInfo;
+  log: PgLogState;
+  missing = new Map<string, MissingItem>();
+  /** The objects this member's store holds: version and size (the store applies in order). */
+  objects = new Map<string, ObjectStat>();
+
+  // Replica side of the current interval.
+  activated = false;
+  activationCommitted = false;
+  pendingRepops = new Set<string>();
+  lastNotifyMs = 0;
+
+  // Primary peering.
+  phase: PeeringPhase = 'idle';
+  peerMetas = new Map<number, PgMeta>();
+  lastQueryMs = -Infinity;
+  private cachedIntervals: { from: number; list: PastInterval[] } | undefined;
+  prior: PriorSet | undefined;
+  backfillTargets: number[] = [];
+  peerActivated = new Set<number>();
+  lastActivateMs = 0;
+  peerMissing = new Map<number, Map<string, MissingItem>>();
+  pgTempWanted: readonly number[] | null = null;
+  lastPgTempMs = -Infinity;
+  purged = new Set<number>();
+
+  // Write path.
+  inflight: InflightOp[] = [];
+  waitingOps: { op: ClientOp; deadlineMs: number }[] = [];
+  committedTo: Eversion = EVERSION_ZERO;
+
+  // Recovery, backfill, scrub.
+  recovering = new Map<string, RecoveryOp>();
+  badSources = new Map<string, Set<number>>();
+  sourceHint = new Map<string, number>();
+  tokensBytes = 0;
+  lastRefillMs = 0;
+  backfill = new Map<number, BackfillState>();
+  reserved = false;
+  scrub: ScrubState | undefined;
+  scrubWanted: { deep: boolean; repair: boolean } | null = null;
+  nextScrubId = 1;
+  inconsistent = new Map<string, Inconsistency>();
+
+  // Outstanding store work.
+  nextTxnId = 1;
+  pendingTxns = new Map<number, TxnTag>();
+  nextReadId = 1;
+  pendingReads = new Map<number, ReadTag>();
+
+  out: Outbox = emptyOutbox();
+  private lastState = '';
+
+  constructor(opts: PgCoreOptions) {
+    this.pgid = opts.pgid;
+    this.whoami = opts.whoami;
+    this.cfg = opts.config;
+    this.history = opts.history;
+    this.reserver = opts.reserver;
+    assert(opts.config.pgLogMaxEntries >= 1 && opts.config.recoveryOpsInflightMax >= 1, 'PG limits must be positive');
+    if (opts.loaded !== undefined) {
+      assert(opts.loaded.meta.info.pgid === opts.pgid, 'loaded meta belongs to another PG');
+      this.info = opts.loaded.meta.info;
+      this.log = opts.loaded.meta.log;
+      this.missing = new Map(opts.loaded.meta.missing);
+      this.objects = new Map(opts.loaded.objects);
+    } else {
+      this.info = emptyInfo(opts.pgid);
+      this.log = emptyLog();
+    }
+    assert(evCmp(this.log.head, this.info.lastUpdate) === 0, 'loaded log head matches info.last_update');
+  }
+
+  // ------------------------------------------------------------------ public API
+
+  /** Feeds one input; returns what to do. */
+  step(input: PgInput): Outbox {
+    this.out = emptyOutbox();
+    switch (input.kind) {
+      case 'map': this.onMap(input.epoch); break;
+      case 'message': this.onMessage(input.from, input.msg); break;
+      case 'clientOp': onClientOp(this, input.op); break;
+      case 'committed': this.onCommitted(input.txnId); break;
+      case 'readDone': this.onReadDone(input.readId, input.result); break;
+      case 'scrub': requestScrub(this, input.deep); break;
+      case 'repair': repairPg(this); break;
+      default: assertNever(input, 'PG input');
+    }
+    return this.finish();
+  }
+
+  /** Advances the clock: retries, timeouts, throttles. `nowMs` never goes backwards. */
+  tick(nowMs: number): Outbox {
+    assert(nowMs >= this.nowMs, 'time went backwards');
+    this.out = emptyOutbox();
+    this.nowMs = nowMs;
+    this.retry();
+    return this.finish();
+  }
+
+  /** The Ceph-style state string (e.g. `active+clean`, `peering`, `down`). */
+  get stateString(): string {
+    return this.computeState();
+  }
+
+  /** What this member would persist now. */
+  meta(): PgMeta {
+    return { info: this.info, log: this.log, missing: new Map(this.missing) };
+  }
+
+  // ------------------------------------------------------------------ helpers for siblings
+
+  /** Submits a transaction: `ops` then the PG meta (info, log, missing) as of now. */
+  persist(ops: readonly StoreOp[], tag: TxnTag): void {
+    this.info = {
+      ...this.info, lastUpdate: this.log.head, logTail: this.log.tail,
+      lastComplete: computeLastComplete(this.log, this.missing),
+    };
+    const txnId = this.nextTxnId++;
+    this.out.transactions.push({ txnId, ops: [...ops, { kind: 'setMeta', meta: this.meta() }] });
+    this.pendingTxns.set(txnId, tag);
+    assert(evCmp(this.info.lastUpdate, this.log.head) === 0, 'info follows the log');
+  }
+
+  /** Queues a store read tagged with its purpose. */
+  read(object: string, tag: ReadTag): void {
+    const readId = this.nextReadId++;
+    this.out.reads.push({ kind: 'read', readId, object });
+    this.pendingReads.set(readId, tag);
+  }
+
+  /** Queues a `list` read (scrub). */
+  list(deep: boolean, tag: ReadTag): void {
+    const readId = this.nextReadId++;
+    this.out.reads.push({ kind: 'list', readId, deep });
+    this.pendingReads.set(readId, tag);
+  }
+
+  /** Sends a message of the current interval. */
+  send(to: number, msg: DistributiveOmit<PgMessage, 'pgid' | 'interval'>): void {
+    assert(to !== this.whoami, 'a PG does not message itself');
+    this.out.messages.push({ to, msg: { ...msg, pgid: this.pgid, interval: this.interval } as PgMessage });
+  }
+
+  /** Applies a log merge to this member: new log and missing set, removals into `ops`. */
+  applyMerge(r: MergeResult, ops: StoreOp[]): void {
+    assert(r.overlap, 'applying a merge without overlap');
+    this.log = r.log;
+    this.missing = new Map(r.missing);
+    for (const o of r.removals) {
+      ops.push({ kind: 'remove', object: o, version: null });
+      this.objects.delete(o);
+    }
+    assert(evCmp(this.log.head, r.log.head) === 0, 'merged log installed');
+  }
+
+  /** Trims the local log to `to` when that is newer than the tail. */
+  trimTo(to: Eversion): void {
+    if (evCmp(to, this.log.tail) > 0 && evCmp(to, this.log.head) <= 0) this.log = trimLog(this.log, to, this.cfg.pgLogDupsMax);
+  }
+
+  /** Acting members other than this one. */
+  actingPeers(): number[] {
+    return (this.mapping?.acting ?? []).filter((o) => o !== this.whoami);
+  }
+
+  /** Peers a write goes to: acting replicas and backfill targets. */
+  writePeers(): number[] {
+    return [...this.actingPeers(), ...this.backfillTargets.filter((o) => o !== this.whoami)];
+  }
+
+  // ------------------------------------------------------------------ maps and intervals
+
+  private onMap(epoch: number): void {
+    if (epoch <= this.epoch) return;
+    const m = this.history.mappingAt(this.pgid, epoch);
+    if (m === undefined) return;
+    this.epoch = epoch;
+    const start = intervalStart(this.history, this.pgid, epoch);
+    if (start !== this.interval) {
+      this.startInterval(m, start);
+      return;
+    }
+    this.mapping = m;
+    if (this.role === 'primary' && this.phase !== 'active' && this.phase !== 'activating') this.peer();
+  }
+
+  /** A new interval: drop volatile state, pick the role, start peering or notify the primary. */
+  private startInterval(m: PgMapping, start: number): void {
+    assert(start > this.interval, 'intervals only move forward');
+    const ops = requeueOrReject(this, m.actingPrimary === this.whoami);
+    if (this.reserved) this.reserver.release(this.pgid);
+    this.reserved = false;
+    this.interval = start;
+    this.mapping = m;
+    this.info = { ...this.info, history: { ...this.info.history, sameIntervalSince: start } };
+    this.role = m.actingPrimary === this.whoami ? 'primary' : m.acting.includes(this.whoami) ? 'replica' : 'stray';
+    this.activated = false;
+    this.activationCommitted = false;
+    this.pendingRepops.clear();
+    this.phase = 'idle';
+    this.peerMetas = new Map();
+    this.cachedIntervals = undefined;
+    this.prior = undefined;
+    this.backfillTargets = [];
+    this.peerActivated = new Set();
+    this.peerMissing = new Map();
+    this.pgTempWanted = null;
+    this.lastPgTempMs = -Infinity;
+    this.purged = new Set();
+    this.inflight = [];
+    this.waitingOps = ops;
+    this.recovering = new Map();
+    this.badSources = new Map();
+    this.backfill = new Map();
+    this.scrub = undefined;
+    this.pendingReads.clear();
+    for (const [id, tag] of this.pendingTxns) if (tag.kind !== 'none') this.pendingTxns.set(id, { kind: 'none' });
+    if (this.role === 'primary') {
+      this.phase = 'getInfo';
+      this.peerMetas.set(this.whoami, this.meta());
+      this.lastQueryMs = -Infinity;
+      this.peer();
+    } else {
+      this.notifyPrimary();
+    }
+  }
+
+  private notifyPrimary(): void {
+    const p = this.mapping?.actingPrimary ?? -1;
+    if (p >= 0 && p !== this.whoami) this.send(p, { kind: 'notify', meta: this.meta() });
+    this.lastNotifyMs = this.nowMs;
+  }
+
+  /** The newest history.last_epoch_started known from this member and the peers heard. */
+  private knownLes(): number {
+    let les = this.info.history.lastEpochStarted;
+    for (const m of this.peerMetas.values()) les = Math.max(les, m.info.history.lastEpochStarted);
+    return les;
+  }
+
+  /** GetInfo → GetLog → GetMissing → Activate, re-run whenever a peer's info arrives. */
+  peer(): void {
+    const m = this.mapping;
+    assert(m !== undefined && this.role === 'primary', 'only a primary peers');
+    const les = this.knownLes();
+    const from = Math.max(1, les);
+    if (this.cachedIntervals === undefined || this.cachedIntervals.from !== from) {
+      this.cachedIntervals = { from, list: pastIntervals(this.history, this.pgid, from, this.interval) };
+    }
+    this.prior = buildPriorSet(this.cachedIntervals.list, m, les);
+    if (this.prior.blocked) {
+      this.phase = 'down';
+      return;
+    }
+    const waiting = [...this.prior.probe].filter((o) => !this.peerMetas.has(o));
+    if (waiting.length > 0) {
+      this.phase = 'getInfo';
+      if (this.nowMs - this.lastQueryMs >= this.cfg.peerRetryMs) {
+        for (const o of waiting) this.send(o, { kind: 'query' });
+        this.lastQueryMs = this.nowMs;
+      }
+      return;
+    }
+    const infos = new Map([...this.peerMetas].map(([o, meta]) => [o, meta.info] as const));
+    const auth = findBestInfo(infos, this.whoami);
+    if (auth === undefined) {
+      this.phase = 'incomplete';
+      return;
+    }
+    const choice = chooseActing(m, this.peerMetas, auth, m.size);
+    if (choice.want.length < m.minSize) {
+      this.phase = m.acting.length < m.minSize ? 'peered' : 'incomplete';
+      return;
+    }
+    if (!sameOsds(choice.want, m.acting)) {
+      this.phase = 'waitActing';
+      this.requestPgTemp(sameOsds(choice.want, m.up) ? [] : choice.want);
+      return;
+    }
+    assert(choice.want[0] === this.whoami, 'the wanted acting set is led by this primary');
+    this.activate(auth, choice.backfill);
+  }
+
+  /** Asks the mons for pg_temp (empty: clear it); repeated by tick until the map changes. */
+  requestPgTemp(osds: readonly number[]): void {
+    this.pgTempWanted = osds;
+    if (this.nowMs - this.lastPgTempMs < this.cfg.peerRetryMs) return;
+    this.out.pgTemp.push({ pgid: this.pgid, osds: [...osds] });
+    this.lastPgTempMs = this.nowMs;
+  }
+
+  /** Activate: adopt the authoritative log, compute every member's missing set, send activations. */
+  private activate(authOsd: number, backfill: readonly number[]): void {
+    const ops: StoreOp[] = [];
+    if (authOsd !== this.whoami) {
+      const auth = this.peerMetas.get(authOsd);
+      assert(auth !== undefined, 'authoritative meta present');
+      this.applyMerge(mergeLog(this.log, this.missing, auth.log), ops);
+    }
+    this.info = {
+      ...this.info, lastEpochStarted: this.interval,
+      history: { ...this.info.history, lastEpochStarted: Math.max(this.knownLes(), this.info.history.lastEpochStarted) },
+    };
+    this.backfillTargets = [...backfill];
+    for (const p of this.actingPeers()) {
+      const pm = this.peerMetas.get(p);
+      assert(pm !== undefined, `meta of acting osd.${p}`);
+      const r = mergeLog(pm.log, pm.missing, this.log);
+      assert(r.overlap, `acting osd.${p} can be log-recovered`);
+      this.peerMissing.set(p, new Map(r.missing));
+    }
+    for (const t of this.backfillTargets) {
+      this.peerMissing.set(t, new Map());
+      this.backfill.set(t, { watermark: '', phase: 'idle', upTo: null, pending: new Set(), sentAtMs: 0 });
+    }
+    this.committedTo = this.log.head;
+    this.persist(ops, { kind: 'selfActivate', interval: this.interval });
+    this.phase = 'activating';
+    this.lastActivateMs = -Infinity;
+    this.sendActivations();
+  }
+
+  private sendActivations(): void {
+    if (this.nowMs - this.lastActivateMs < this.cfg.peerRetryMs) return;
+    this.lastActivateMs = this.nowMs;
+    for (const p of this.writePeers()) {
+      if (this.peerActivated.has(p)) continue;
+      this.send(p, {
+        kind: 'activate', log: this.log, lastEpochStarted: this.interval,
+        backfill: this.backfillTargets.includes(p), history: this.info.history,
+      });
+    }
+  }
+
+  private checkActivated(): void {
+    if (this.phase !== 'activating' || !this.activationCommitted) return;
+    if (!this.writePeers().every((p) => this.peerActivated.has(p))) return;
+    this.phase = 'active';
+    this.info = { ...this.info, history: { ...this.info.history, lastEpochStarted: this.interval } };
+    this.persist([], { kind: 'none' });
+  }
+
+  // ------------------------------------------------------------------ messages
+
+  private onMessage(from: number, msg: PgMessage): void {
+    assert(msg.pgid === this.pgid, `message for ${msg.pgid} delivered to ${this.pgid}`);
+    if (msg.interval !== this.interval || this.mapping === undefined) return;
+    switch (msg.kind) {
+      case 'query': this.send(from, { kind: 'notify', meta: this.meta() }); break;
+      case 'notify': this.onNotify(from, msg.meta); break;
+      case 'activate': this.onActivate(from, msg); break;
+      case 'activateAck':
+        if (this.role !== 'primary' || this.phase !== 'activating' || this.peerActivated.has(from)) break;
+        this.peerActivated.add(from);
+        if (!msg.backfill) this.peerMissing.set(from, new Map(msg.missing));
+        this.checkActivated();
+        break;
+      case 'repop': onRepop(this, from, msg); break;
+      case 'repopAck': onRepopAck(this, from, msg.version); break;
+      case 'pull': onPull(this, from, msg.object); break;
+      case 'pullReply': onPullReply(this, from, msg); break;
+      case 'push': onPush(this, from, msg); break;
+      case 'pushAck': onPushAck(this, from, msg.object, msg.backfill); break;
+      case 'backfillScan': onBackfillScan(this, from, msg.after, msg.upTo); break;
+      case 'backfillScanReply': onBackfillScanReply(this, from, msg.after, msg.objects); break;
+      case 'backfillDone': onBackfillDone(this, from); break;
+      case 'backfillDoneAck': onBackfillDoneAck(this, from); break;
+      case 'scrubReq': onScrubReq(this, from, msg.deep, msg.scrubId); break;
+      case 'scrubMap': onScrubMap(this, from, msg.scrubId, msg.objects); break;
+      case 'purge': this.onPurge(from); break;
+      default: assertNever(msg, 'PG message');
+    }
+  }
+
+  private onNotify(from: number, meta: PgMeta): void {
+    if (this.role !== 'primary') return;
+    const known = this.peerMetas.has(from);
+    if (this.phase === 'active' || this.phase === 'activating') {
+      // A late stray: remember it so it is purged once the PG is clean.
+      if (!known && !this.mapping!.acting.includes(from) && !this.mapping!.up.includes(from)) this.peerMetas.set(from, meta);
+      if (known && this.purged.has(from)) this.purged.delete(from);
+      return;
+    }
+    this.peerMetas.set(from, meta);
+    this.peer();
+  }
+
+  private onActivate(from: number, msg: Extract<PgMessage, { kind: 'activate' }>): void {
+    if (this.role === 'primary' || from !== this.mapping!.actingPrimary) return;
+    if (this.activated) {
+      if (this.activationCommitted) this.send(from, { kind: 'activateAck', missing: new Map(this.missing), backfill: msg.backfill });
+      return;
+    }
+    const ops: StoreOp[] = [];
+    if (msg.backfill) {
+      this.log = msg.log;
+      this.missing = new Map();
+      this.info = { ...this.info, lastBackfill: '' };
+    } else {
+      const r = mergeLog(this.log, this.missing, msg.log);
+      assert(r.overlap, 'the primary activated a replica whose log does not overlap');
+      this.applyMerge(r, ops);
+    }
+    const h = this.info.history;
+    this.info = {
+      ...this.info, lastEpochStarted: msg.lastEpochStarted,
+      history: { ...h, lastEpochStarted: Math.max(h.lastEpochStarted, msg.history.lastEpochStarted), epochCreated: msg.history.epochCreated },
+    };
+    this.role = 'replica';
+    this.activated = true;
+    this.persist(ops, { kind: 'replicaActivate', interval: this.interval, primary: from, backfill: msg.backfill });
+  }
+
+  private onPurge(from: number): void {
+    if (this.role !== 'stray' || this.activated || from !== this.mapping!.actingPrimary) return;
+    this.out.transactions.push({ txnId: this.nextTxnId++, ops: [{ kind: 'removePg' }] });
+    this.objects.clear();
+    this.out.deleted = true;
+  }
+
+  // ------------------------------------------------------------------ store completions
+
+  private onCommitted(txnId: number): void {
+    const tag = this.pendingTxns.get(txnId);
+    if (tag === undefined) return;
+    this.pendingTxns.delete(txnId);
+    if (tag.kind !== 'none' && tag.interval !== this.interval) return;
+    switch (tag.kind) {
+      case 'none': break;
+      case 'selfActivate':
+        this.activationCommitted = true;
+        this.checkActivated();
+        break;
+      case 'write': onWriteCommitted(this, tag.version); break;
+      case 'repop':
+        this.pendingRepops.delete(`${tag.version.epoch}'${tag.version.version}`);
+        this.send(tag.primary, { kind: 'repopAck', version: tag.version });
+        break;
+      case 'replicaActivate':
+        this.activationCommitted = true;
+        this.send(tag.primary, { kind: 'activateAck', missing: new Map(this.missing), backfill: tag.backfill });
+        break;
+      case 'pulled':
+        this.recovering.delete(tag.object);
+        break;
+      case 'pushed': this.send(tag.primary, { kind: 'pushAck', object: tag.object, backfill: tag.backfill }); break;
+      case 'backfillDone': this.send(tag.primary, { kind: 'backfillDoneAck' }); break;
+      default: assertNever(tag, 'txn tag');
+    }
+  }
+
+  private onReadDone(readId: number, result: StoreReadResult): void {
+    const tag = this.pendingReads.get(readId);
+    if (tag === undefined) return;
+    this.pendingReads.delete(readId);
+    if (tag.interval !== this.interval) return;
+    switch (tag.kind) {
+      case 'servePull':
+        assert(result.kind === 'read', 'pull reads an object');
+        this.send(tag.to, {
+          kind: 'pullReply', object: tag.object,
+          version: result.exists ? result.version : null, data: result.exists ? result.data : null,
+        });
+        break;
+      case 'push':
+      case 'backfillPush':
+      case 'clientRead':
+        onObjectRead(this, tag, result);
+        break;
+      case 'scrub':
+        assert(result.kind === 'list', 'scrub lists objects');
+        onScrubListDone(this, tag.scrubId, tag.to, result.objects);
+        break;
+      default: assertNever(tag, 'read tag');
+    }
+  }
+
+  // ------------------------------------------------------------------ retries and state
+
+  private retry(): void {
+    if (this.mapping === undefined) return;
+    if (this.role !== 'primary') {
+      if (this.nowMs - this.lastNotifyMs >= 2 * this.cfg.peerRetryMs && !this.activated) this.notifyPrimary();
+      return;
+    }
+    switch (this.phase) {
+      case 'getInfo': case 'down': case 'incomplete': case 'peered': this.peer(); break;
+      case 'waitActing': if (this.pgTempWanted !== null) this.requestPgTemp(this.pgTempWanted); break;
+      case 'activating': this.sendActivations(); break;
+      case 'active':
+        retryRecovery(this);
+        retryScrub(this);
+        break;
+      case 'idle': break;
+      default: assertNever(this.phase, 'peering phase');
+    }
+  }
+
+  /** Common tail of step/tick: run what became runnable, expire ops, report the state. */
+  private finish(): Outbox {
+    if (this.role === 'primary' && this.phase === 'active') {
+      executeWaiting(this);
+      kickRecovery(this);
+      maybeStartScrub(this);
+    }
+    this.expireWaiting();
+    const s = this.computeState();
+    if (s === 'active+clean') this.purgeStrays();
+    if (s !== this.lastState) {
+      this.lastState = s;
+      this.out.state = s;
+      if (s === 'active+clean') this.info = { ...this.info, history: { ...this.info.history, lastEpochClean: this.epoch } };
+    }
+    return this.out;
+  }
+
+  /** Once clean, strays (members of old intervals that reported in) delete their copies. */
+  private purgeStrays(): void {
+    const m = this.mapping!;
+    for (const o of this.peerMetas.keys()) {
+      if (o === this.whoami || m.acting.includes(o) || m.up.includes(o) || this.purged.has(o)) continue;
+      this.purged.add(o);
+      this.send(o, { kind: 'purge' });
+    }
+  }
+
+  private expireWaiting(): void {
+    if (this.waitingOps.length === 0) return;
+    const keep: typeof this.waitingOps = [];
+    const m = this.mapping;
+    const undersized = m !== undefined && m.acting.length < m.minSize;
+    for (const w of this.waitingOps) {
+      if (w.deadlineMs > this.nowMs) {
+        keep.push(w);
+        continue;
+      }
+      const incomplete = undersized || this.phase === 'down' || this.phase === 'incomplete' || this.phase === 'peered';
+      this.out.replies.push(incomplete
+        ? { reqid: w.op.reqid, ok: false, code: 'E_PG_INCOMPLETE', message: `pg ${this.pgid} is ${this.computeState()}: fewer than min_size members can serve` }
+        : { reqid: w.op.reqid, ok: false, code: 'ETIMEDOUT', message: `pg ${this.pgid} could not serve the op in time (${this.computeState()})` });
+    }
+    this.waitingOps = keep;
+  }
+
+  private computeState(): string {
+    const m = this.mapping;
+    if (m === undefined) return 'unknown';
+    if (this.role !== 'primary') return this.activated ? 'replica' : 'stray';
+    switch (this.phase) {
+      case 'idle': case 'getInfo': return 'peering';
+      case 'down': return 'down';
+      case 'incomplete': return 'incomplete';
+      case 'peered': return 'undersized+degraded+peered';
+      case 'waitActing': return 'remapped+peering';
+      case 'activating': return 'activating';
+      case 'active': break;
+      default: assertNever(this.phase, 'peering phase');
+    }
+    const parts = ['active'];
+    let missingAny = this.missing.size > 0;
+    for (const pm of this.peerMissing.values()) if (pm.size > 0) missingAny = true;
+    const undersized = m.acting.length < m.size;
+    const remapped = !sameOsds(m.acting, m.up);
+    const backfilling = [...this.backfill.values()].some((b) => b.phase !== 'done');
+    if (missingAny) parts.push(this.recovering.size > 0 ? 'recovering' : 'recovery_wait');
+    if (backfilling) parts.push(this.reserved ? 'backfilling' : 'backfill_wait');
+    if (undersized) parts.push('undersized');
+    if (missingAny || undersized) parts.push('degraded');
+    if (remapped) parts.push('remapped');
+    if (!missingAny && !undersized && !remapped && !backfilling) parts.push('clean');
+    if (this.scrub !== undefined) parts.push(this.scrub.deep ? 'scrubbing+deep' : 'scrubbing');
+    if (this.inconsistent.size > 0) parts.push('inconsistent');
+    return parts.join('+');
+  }
+}
+
+/** Omit over each member of a union. */
+export type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;

@@ -1,0 +1,216 @@
+/**
+ * The replicated write path (Ceph src/osd/PrimaryLogPG.cc `do_op`/`execute_ctx`/`issue_repop`,
+ * ReplicatedBackend.cc `submit_transaction`/`do_repop`/`repop_commit`).
+ *
+ * The primary orders each client write in the PG log (version = current map epoch, head
+ * counter + 1), applies it locally and sends it to every acting replica (and to backfill
+ * targets, with data only for objects already backfilled), and acknowledges the client only
+ * once ALL of them reported the write durable — replies go out in log order. Ops wait (then
+ * fail after `clientOpBlockTimeoutMs`) while the PG is not active, and wait per object while
+ * the object is missing somewhere, being recovered or backfilled, or the PG is scrubbing.
+ * A resent op (same reqid) found in the log or its dups is answered with the first result.
+ */
+import { assert } from '@aspen/shared';
+import { appendEntry, findReqid, sameReqid, trimTarget } from './pg-log.ts';
+import type { PgCore } from './pg.ts';
+import { EVERSION_ZERO, evCmp, evStr, type ClientOp, type ClientOpBody, type Eversion, type LogEntry, type PgMessage, type StoreOp } from './types.ts';
+import { inBackfillScan, watermarkCovers } from './recovery.ts';
+
+/** A write ordered in the log and waiting for its acks. */
+export interface InflightOp {
+  readonly op: ClientOp;
+  readonly entry: LogEntry;
+  /** Members (this OSD included) that have not yet reported the write durable. */
+  readonly waiting: Set<number>;
+  /** Resends of the same request waiting for this result. */
+  readonly dupOps: ClientOp[];
+  /** The repop per peer, for resending. */
+  readonly repops: Map<number, Extract<PgMessage, { kind: 'repop' }>>;
+  sentAtMs: number;
+}
+
+/** Handles a client op delivered to this OSD for this PG. */
+export function onClientOp(pg: PgCore, op: ClientOp): void {
+  assert(op.object.length > 0, 'object names are non-empty');
+  if (pg.role !== 'primary') {
+    pg.out.replies.push({ reqid: op.reqid, ok: false, code: 'ESTALE', message: `osd.${pg.whoami} is not the primary of ${pg.pgid} at epoch ${pg.epoch}` });
+    return;
+  }
+  if (pg.waitingOps.length >= pg.cfg.clientOpsQueuedMax) {
+    pg.out.replies.push({ reqid: op.reqid, ok: false, code: 'EBUSY', message: `pg ${pg.pgid} has ${pg.waitingOps.length} ops queued` });
+    return;
+  }
+  pg.waitingOps.push({ op, deadlineMs: pg.nowMs + pg.cfg.clientOpBlockTimeoutMs });
+  // pg.finish() runs executeWaiting when active.
+}
+
+/** Whether a write (or read) of `object` must wait (Ceph `is_degraded_or_backfilling_object`, scrub blocking). */
+export function objectBlocked(pg: PgCore, object: string, forRead: boolean): boolean {
+  if (pg.scrub !== undefined || pg.missing.has(object) || pg.recovering.has(object)) return true;
+  for (const pm of pg.peerMissing.values()) if (pm.has(object)) return true;
+  if (inBackfillScan(pg, object)) return true;
+  if (forRead && pg.inflight.some((f) => f.entry.object === object)) return true;
+  return false;
+}
+
+/** Runs queued ops that can run, in arrival order per object. */
+export function executeWaiting(pg: PgCore): void {
+  if (pg.waitingOps.length === 0) return;
+  const blockedObjects = new Set<string>();
+  const keep: typeof pg.waitingOps = [];
+  for (const w of pg.waitingOps) {
+    const op = w.op;
+    if (dedup(pg, op)) continue;
+    const isRead = op.body.kind === 'read';
+    if (blockedObjects.has(op.object) || objectBlocked(pg, op.object, isRead)) {
+      blockedObjects.add(op.object);
+      keep.push(w);
+      continue;
+    }
+    if (isRead) pg.read(op.object, { kind: 'clientRead', interval: pg.interval, op });
+    else execute(pg, op);
+  }
+  pg.waitingOps = keep;
+  assert(pg.waitingOps.length <= pg.cfg.clientOpsQueuedMax, 'queued ops within limit');
+}
+
+/** Answers a resend from the log (Ceph `PrimaryLogPG::check_in_progress_op` / dup detection). */
+function dedup(pg: PgCore, op: ClientOp): boolean {
+  if (op.body.kind === 'read') return false;
+  const v = findReqid(pg.log, op.reqid);
+  if (v === undefined) return false;
+  const f = pg.inflight.find((x) => evCmp(x.entry.version, v) === 0);
+  if (f !== undefined) f.dupOps.push(op);
+  else pg.out.replies.push({ reqid: op.reqid, ok: true, version: v });
+  return true;
+}
+
+function execute(pg: PgCore, op: ClientOp): void {
+  const body = op.body;
+  assert(body.kind !== 'read', 'reads are not logged');
+  const cur = pg.objects.get(op.object);
+  if (body.kind === 'delete' && cur === undefined) {
+    pg.out.replies.push({ reqid: op.reqid, ok: false, code: 'ENOENT', message: `object ${op.object} does not exist` });
+    return;
+  }
+  const version: Eversion = { epoch: pg.epoch, version: pg.log.head.version + 1 };
+  const entry: LogEntry = {
+    version, op: body.kind === 'delete' ? 'delete' : 'modify', object: op.object,
+    priorVersion: cur?.version ?? EVERSION_ZERO, reqid: op.reqid,
+  };
+  const prev = pg.log.head;
+  pg.log = appendEntry(pg.log, entry);
+  const trimTo = trimTarget(pg.log, pg.cfg.pgLogMaxEntries, pg.committedTo);
+  pg.trimTo(trimTo);
+  const ops = applyBody(pg, entry, body);
+  pg.persist(ops, { kind: 'write', interval: pg.interval, version });
+  const peers = pg.cfg.debugUnsafeAckOnPrimaryCommit === true ? [] : pg.writePeers();
+  const f: InflightOp = { op, entry, waiting: new Set([pg.whoami, ...peers]), dupOps: [], repops: new Map(), sentAtMs: pg.nowMs };
+  for (const p of pg.writePeers()) {
+    const applyData = !pg.backfillTargets.includes(p) || watermarkCovers(pg, p, op.object);
+    const msg = { kind: 'repop', prev, entry, body, applyData, trimTo, pgid: pg.pgid, interval: pg.interval } as const;
+    f.repops.set(p, msg);
+    pg.out.messages.push({ to: p, msg });
+  }
+  pg.inflight.push(f);
+  assert(evCmp(pg.log.head, version) === 0, 'the new entry is the head');
+}
+
+/** Store ops for one logged op, and the member's object index update. */
+export function applyBody(pg: PgCore, entry: LogEntry, body: ClientOpBody): StoreOp[] {
+  const o = entry.object;
+  switch (body.kind) {
+    case 'writeFull':
+      pg.objects.set(o, { version: entry.version, sizeBytes: body.data.length });
+      return [{ kind: 'writeFull', object: o, data: body.data, version: entry.version }];
+    case 'write': {
+      const size = Math.max(pg.objects.get(o)?.sizeBytes ?? 0, body.offsetBytes + body.data.length);
+      pg.objects.set(o, { version: entry.version, sizeBytes: size });
+      return [{ kind: 'write', object: o, offsetBytes: body.offsetBytes, data: body.data, version: entry.version }];
+    }
+    case 'delete':
+      pg.objects.delete(o);
+      return [{ kind: 'remove', object: o, version: entry.version }];
+    case 'read':
+      assert(false, 'reads are not logged');
+      return [];
+    default:
+      return assertNeverBody(body);
+  }
+}
+
+function assertNeverBody(body: never): never {
+  throw new Error(`unexpected op body ${JSON.stringify(body)}`);
+}
+
+/** The primary's own transaction for `version` is durable. */
+export function onWriteCommitted(pg: PgCore, version: Eversion): void {
+  const f = pg.inflight.find((x) => evCmp(x.entry.version, version) === 0);
+  if (f === undefined) return;
+  f.waiting.delete(pg.whoami);
+  completeInOrder(pg);
+}
+
+/** A replica reported `version` durable. */
+export function onRepopAck(pg: PgCore, from: number, version: Eversion): void {
+  if (pg.role !== 'primary') return;
+  const f = pg.inflight.find((x) => evCmp(x.entry.version, version) === 0);
+  if (f === undefined) return;
+  f.waiting.delete(from);
+  completeInOrder(pg);
+}
+
+/** Replies to every write at the front of the log whose members all have it durable. */
+function completeInOrder(pg: PgCore): void {
+  while (pg.inflight.length > 0 && pg.inflight[0]!.waiting.size === 0) {
+    const f = pg.inflight.shift()!;
+    assert(evCmp(f.entry.version, pg.committedTo) > 0, 'writes complete in log order');
+    pg.committedTo = f.entry.version;
+    for (const op of [f.op, ...f.dupOps]) pg.out.replies.push({ reqid: op.reqid, ok: true, version: f.entry.version });
+  }
+}
+
+/** Resends repops not yet acknowledged (lost or dropped as out of order). */
+export function resendRepops(pg: PgCore): void {
+  for (const f of pg.inflight) {
+    if (pg.nowMs - f.sentAtMs < pg.cfg.peerRetryMs) continue;
+    f.sentAtMs = pg.nowMs;
+    for (const [p, msg] of f.repops) if (f.waiting.has(p)) pg.out.messages.push({ to: p, msg });
+  }
+}
+
+/**
+ * A new interval: ops in flight or queued are requeued when this OSD stays primary (the
+ * log answers those already ordered), otherwise answered ESTALE so the client resends.
+ */
+export function requeueOrReject(pg: PgCore, staysPrimary: boolean): { op: ClientOp; deadlineMs: number }[] {
+  const ops = [...pg.inflight.flatMap((f) => [f.op, ...f.dupOps]), ...pg.waitingOps.map((w) => w.op)];
+  if (staysPrimary) return ops.map((op) => ({ op, deadlineMs: pg.nowMs + pg.cfg.clientOpBlockTimeoutMs }));
+  for (const op of ops) {
+    pg.out.replies.push({ reqid: op.reqid, ok: false, code: 'ESTALE', message: `pg ${pg.pgid} changed primary; resend` });
+  }
+  return [];
+}
+
+/** A replica (or backfill target) applies a repop in log order and acks once durable. */
+export function onRepop(pg: PgCore, from: number, msg: Extract<PgMessage, { kind: 'repop' }>): void {
+  if (pg.role !== 'replica' || !pg.activated || from !== pg.mapping!.actingPrimary) return;
+  const e = msg.entry;
+  if (evCmp(e.version, pg.log.head) <= 0) {
+    // A resend of something we have: ack once our copy is durable.
+    if (!pg.pendingRepops.has(evStr(e.version))) pg.send(from, { kind: 'repopAck', version: e.version });
+    return;
+  }
+  if (evCmp(msg.prev, pg.log.head) !== 0) return; // out of order: the primary resends
+  pg.log = appendEntry(pg.log, e);
+  pg.trimTo(msg.trimTo);
+  // The primary holds writes to objects missing anywhere until they are recovered.
+  assert(!msg.applyData || !pg.missing.has(e.object), `repop for ${e.object}, which this replica is missing`);
+  const ops = msg.applyData ? applyBody(pg, e, msg.body) : [];
+  pg.pendingRepops.add(evStr(e.version));
+  pg.persist(ops, { kind: 'repop', interval: pg.interval, version: e.version, primary: from });
+  assert(evCmp(pg.log.head, e.version) === 0, 'repop appended');
+}
+
+/** Whether `a` and `b` are the same request (re-exported for the simulator's client). */
+export { sameReqid };

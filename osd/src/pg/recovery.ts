@@ -1,0 +1,370 @@
+/**
+ * Log-based recovery and backfill (Ceph src/osd/PrimaryLogPG.cc `start_recovery_ops`,
+ * `recover_primary`, `recover_replicas`, `recover_backfill`; ReplicatedBackend.cc pulls and
+ * pushes; src/common/AsyncReserver.h for `osd_max_backfills`).
+ *
+ * Recovery is object by object: first the primary pulls what it is missing from a member
+ * that has the needed version, then it pushes objects to the replicas missing them. Backfill
+ * (for up members whose log does not overlap the authoritative one) walks the primary's
+ * objects in name order in batches: the target lists its objects in the batch's range, the
+ * primary pushes what differs and removes what should not exist, then advances the target's
+ * `last_backfill` watermark. Writes to objects in the batch being compared wait; writes below
+ * the watermark reach the target, writes above it only update its log.
+ *
+ * Throttles (CONVENTIONS item 10): `recoveryOpsInflightMax` per PG (1 while client ops are in
+ * flight, so client I/O keeps priority), a bytes-per-second token bucket for pushes, and a
+ * per-OSD {@link BackfillReserver} with `osdMaxBackfills` slots.
+ */
+import { assert } from '@aspen/shared';
+import type { PgCore, ReadTag } from './pg.ts';
+import { evCmp, type ClientOp, type Eversion, type PgMessage, type StoreOp, type StoreReadResult } from './types.ts';
+import { resendRepops } from './primary.ts';
+
+/**
+ * Per-OSD backfill slots (Ceph `AsyncReserver`, local side only): a PG asks before
+ * backfilling and releases when done or when its interval ends. Owned by the OSD, shared by
+ * its PGs; synchronous and pure.
+ */
+export interface BackfillReserver {
+  /** True when `pgid` holds (or now got) a slot. */
+  request(pgid: string): boolean;
+  release(pgid: string): void;
+}
+
+/** A {@link BackfillReserver} with `osdMaxBackfills` slots, first come first served. */
+export class LocalReserver implements BackfillReserver {
+  private readonly holders = new Set<string>();
+  constructor(readonly osdMaxBackfills: number) {
+    assert(osdMaxBackfills >= 1, 'osdMaxBackfills must be at least 1');
+  }
+  request(pgid: string): boolean {
+    if (this.holders.has(pgid)) return true;
+    if (this.holders.size >= this.osdMaxBackfills) return false;
+    this.holders.add(pgid);
+    return true;
+  }
+  release(pgid: string): void {
+    this.holders.delete(pgid);
+  }
+  /** Slots in use. */
+  get inUse(): number {
+    return this.holders.size;
+  }
+}
+
+/** One object being recovered. */
+export type RecoveryOp =
+  | { readonly kind: 'pull'; readonly source: number; readonly need: Eversion; sentAtMs: number }
+  | { readonly kind: 'push'; readonly waiting: Set<number>; msg: Extract<PgMessage, { kind: 'push' }> | null; sentAtMs: number };
+
+/** Backfill progress of one target. `watermark` null: complete. */
+export interface BackfillState {
+  watermark: string | null;
+  phase: 'idle' | 'scanning' | 'pushing' | 'finishing' | 'done';
+  /** Upper end of the batch being compared (null: to the end). */
+  upTo: string | null;
+  readonly pending: Set<string>;
+  sentAtMs: number;
+}
+
+/** Whether a write to `object` reaches backfill target `target` with data. */
+export function watermarkCovers(pg: PgCore, target: number, object: string): boolean {
+  const b = pg.backfill.get(target);
+  if (b === undefined) return true;
+  return b.watermark === null || object <= b.watermark;
+}
+
+/** Whether `object` lies in a backfill batch being compared (writes to it wait). */
+export function inBackfillScan(pg: PgCore, object: string): boolean {
+  for (const b of pg.backfill.values()) {
+    if (b.phase !== 'scanning' && b.phase !== 'pushing') continue;
+    if (b.watermark !== null && object > b.watermark && (b.upTo === null || object <= b.upTo)) return true;
+  }
+  return false;
+}
+
+function refill(pg: PgCore): void {
+  const dt = Math.max(0, pg.nowMs - pg.lastRefillMs);
+  pg.lastRefillMs = pg.nowMs;
+  pg.tokensBytes = Math.min(pg.cfg.recoveryBytesPerSec, pg.tokensBytes + (pg.cfg.recoveryBytesPerSec * dt) / 1000);
+}
+
+function recoveryLimit(pg: PgCore): number {
+  const clientBusy = pg.inflight.length > 0 || pg.waitingOps.length > 0;
+  return clientBusy ? 1 : pg.cfg.recoveryOpsInflightMax;
+}
+
+/** Starts whatever recovery or backfill the throttles allow. Primary, active only. */
+export function kickRecovery(pg: PgCore): void {
+  if (pg.role !== 'primary' || pg.phase !== 'active') return;
+  refill(pg);
+  const limit = recoveryLimit(pg);
+  // Objects clients wait for go first.
+  const wanted = new Set(pg.waitingOps.map((w) => w.op.object));
+  const order = (names: Iterable<string>): string[] =>
+    [...names].sort((a, b) => Number(wanted.has(b)) - Number(wanted.has(a)) || (a < b ? -1 : a > b ? 1 : 0));
+  for (const o of order(pg.missing.keys())) {
+    if (pg.recovering.size >= limit) return;
+    if (pg.recovering.has(o)) continue;
+    const need = pg.missing.get(o)!.need;
+    const source = chooseSource(pg, o, need);
+    if (source === undefined) continue; // unfound for now: a peer that has it may yet report
+    pg.recovering.set(o, { kind: 'pull', source, need, sentAtMs: pg.nowMs });
+    pg.send(source, { kind: 'pull', object: o, need });
+  }
+  const peerObjects = new Set<string>();
+  for (const pm of pg.peerMissing.values()) for (const o of pm.keys()) peerObjects.add(o);
+  for (const o of order(peerObjects)) {
+    if (pg.recovering.size >= limit || pg.tokensBytes <= 0) return;
+    if (pg.recovering.has(o) || pg.missing.has(o)) continue;
+    const waiting = new Set<number>();
+    for (const [p, pm] of pg.peerMissing) if (pm.has(o)) waiting.add(p);
+    pg.recovering.set(o, { kind: 'push', waiting, msg: null, sentAtMs: pg.nowMs });
+    pg.read(o, { kind: 'push', interval: pg.interval, object: o });
+  }
+  if (pg.missing.size > 0 || peerObjects.size > 0 || pg.backfill.size === 0) return;
+  kickBackfill(pg);
+}
+
+/** A member that has `object` at `need` (Ceph `MissingLoc`): acting peers not missing it, then other peers. */
+function chooseSource(pg: PgCore, object: string, need: Eversion): number | undefined {
+  const bad = pg.badSources.get(object);
+  const m = pg.mapping!;
+  const ok = (o: number): boolean => o !== pg.whoami && m.isUp(o) && !(bad?.has(o) ?? false);
+  const hint = pg.sourceHint.get(object);
+  if (hint !== undefined && ok(hint)) return hint;
+  for (const p of pg.actingPeers()) if (ok(p) && !(pg.peerMissing.get(p)?.has(object) ?? true)) return p;
+  for (const [o, meta] of [...pg.peerMetas].sort((a, b) => a[0] - b[0])) {
+    if (!ok(o) || meta.info.lastBackfill !== null || meta.missing.has(object)) continue;
+    if (evCmp(meta.info.lastUpdate, need) >= 0) return o;
+  }
+  return undefined;
+}
+
+/** Any member: serve a pull by reading the object. */
+export function onPull(pg: PgCore, from: number, object: string): void {
+  assert(object.length > 0, 'pull of an empty name');
+  pg.read(object, { kind: 'servePull', interval: pg.interval, to: from, object });
+}
+
+/** Primary: a pulled copy arrived; keep it if it is the version needed. */
+export function onPullReply(
+  pg: PgCore, from: number, msg: { object: string; version: Eversion | null; data: Uint8Array | null },
+): void {
+  const rec = pg.recovering.get(msg.object);
+  if (pg.role !== 'primary' || rec === undefined || rec.kind !== 'pull' || rec.source !== from) return;
+  const item = pg.missing.get(msg.object);
+  if (item === undefined || msg.version === null || msg.data === null || evCmp(msg.version, item.need) !== 0) {
+    // That member has another version (divergent, stale or gone): try someone else.
+    const bad = pg.badSources.get(msg.object) ?? new Set<number>();
+    bad.add(from);
+    pg.badSources.set(msg.object, bad);
+    pg.recovering.delete(msg.object);
+    return;
+  }
+  pg.missing.delete(msg.object);
+  pg.sourceHint.delete(msg.object);
+  pg.objects.set(msg.object, { version: msg.version, sizeBytes: msg.data.length });
+  pg.persist([{ kind: 'writeFull', object: msg.object, data: msg.data, version: msg.version }], {
+    kind: 'pulled', interval: pg.interval, object: msg.object,
+  });
+  assert(!pg.missing.has(msg.object), 'pulled object no longer missing');
+}
+
+/** Primary: an object read finished — push it, or answer a client read. */
+export function onObjectRead(pg: PgCore, tag: Extract<ReadTag, { kind: 'push' | 'backfillPush' | 'clientRead' }>, result: StoreReadResult): void {
+  assert(result.kind === 'read', 'object reads return objects');
+  switch (tag.kind) {
+    case 'clientRead':
+      replyRead(pg, tag.op, result);
+      return;
+    case 'push': {
+      const rec = pg.recovering.get(tag.object);
+      if (rec === undefined || rec.kind !== 'push') return;
+      const stat = pg.objects.get(tag.object);
+      assert(result.exists && stat !== undefined && evCmp(result.version, stat.version) === 0,
+        `primary copy of ${tag.object} matches its index`);
+      const msg = { kind: 'push', object: tag.object, version: result.version, data: result.data, backfill: false, pgid: pg.pgid, interval: pg.interval } as const;
+      rec.msg = msg;
+      rec.sentAtMs = pg.nowMs;
+      pg.tokensBytes -= result.data.length * rec.waiting.size;
+      for (const p of rec.waiting) pg.out.messages.push({ to: p, msg });
+      return;
+    }
+    case 'backfillPush': {
+      const b = pg.backfill.get(tag.target);
+      if (b === undefined || !b.pending.has(tag.object)) return;
+      const version = result.exists ? result.version : null;
+      const data = result.exists ? result.data : null;
+      pg.tokensBytes -= data?.length ?? 0;
+      pg.send(tag.target, { kind: 'push', object: tag.object, version, data, backfill: true });
+      return;
+    }
+    default:
+      assertNeverTag(tag);
+  }
+}
+
+function assertNeverTag(tag: never): never {
+  throw new Error(`unexpected read tag ${JSON.stringify(tag)}`);
+}
+
+function replyRead(pg: PgCore, op: ClientOp, result: Extract<StoreReadResult, { kind: 'read' }>): void {
+  if (!result.exists) {
+    pg.out.replies.push({ reqid: op.reqid, ok: false, code: 'ENOENT', message: `object ${op.object} does not exist` });
+    return;
+  }
+  pg.out.replies.push({ reqid: op.reqid, ok: true, version: result.version, data: result.data });
+}
+
+/** Replica or backfill target: store a pushed copy (or remove), ack once durable. */
+export function onPush(
+  pg: PgCore, from: number, msg: { object: string; version: Eversion | null; data: Uint8Array | null; backfill: boolean },
+): void {
+  if (pg.role !== 'replica' || !pg.activated || from !== pg.mapping!.actingPrimary) return;
+  const ops: StoreOp[] = [];
+  if (msg.version === null || msg.data === null) {
+    ops.push({ kind: 'remove', object: msg.object, version: null });
+    pg.objects.delete(msg.object);
+  } else {
+    ops.push({ kind: 'writeFull', object: msg.object, data: msg.data, version: msg.version });
+    pg.objects.set(msg.object, { version: msg.version, sizeBytes: msg.data.length });
+  }
+  pg.missing.delete(msg.object);
+  pg.persist(ops, { kind: 'pushed', interval: pg.interval, object: msg.object, primary: from, backfill: msg.backfill });
+  assert(!pg.missing.has(msg.object), 'pushed object no longer missing');
+}
+
+/** Primary: a push (recovery or backfill) is durable on `from`. */
+export function onPushAck(pg: PgCore, from: number, object: string, backfill: boolean): void {
+  if (pg.role !== 'primary') return;
+  if (backfill) {
+    const b = pg.backfill.get(from);
+    if (b === undefined || b.phase !== 'pushing' || !b.pending.delete(object)) return;
+    if (b.pending.size === 0) advanceBackfill(pg, from, b);
+    return;
+  }
+  const rec = pg.recovering.get(object);
+  pg.peerMissing.get(from)?.delete(object);
+  if (rec === undefined || rec.kind !== 'push') return;
+  rec.waiting.delete(from);
+  if (rec.waiting.size === 0) pg.recovering.delete(object);
+}
+
+function kickBackfill(pg: PgCore): void {
+  if (!pg.reserved) {
+    pg.reserved = pg.reserver.request(pg.pgid);
+    if (!pg.reserved) return;
+  }
+  for (const [t, b] of pg.backfill) if (b.phase === 'idle' && pg.tokensBytes > 0) startBatch(pg, t, b);
+}
+
+/** The primary's object names after `after`, in order. */
+function namesAfter(pg: PgCore, after: string): string[] {
+  return [...pg.objects.keys()].filter((n) => n > after).sort();
+}
+
+function startBatch(pg: PgCore, target: number, b: BackfillState): void {
+  assert(b.watermark !== null && b.phase === 'idle', 'a batch starts from an idle, incomplete backfill');
+  const names = namesAfter(pg, b.watermark);
+  b.upTo = names.length > pg.cfg.backfillScanBatchMax ? names[pg.cfg.backfillScanBatchMax - 1]! : null;
+  b.phase = 'scanning';
+  b.sentAtMs = pg.nowMs;
+  pg.send(target, { kind: 'backfillScan', after: b.watermark, upTo: b.upTo });
+}
+
+/** Backfill target: list its objects in (after, upTo]. */
+export function onBackfillScan(pg: PgCore, from: number, after: string, upTo: string | null): void {
+  if (pg.role !== 'replica' || !pg.activated || from !== pg.mapping!.actingPrimary) return;
+  const objects: (readonly [string, Eversion])[] = [];
+  for (const [n, s] of pg.objects) if (n > after && (upTo === null || n <= upTo)) objects.push([n, s.version]);
+  objects.sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  pg.send(from, { kind: 'backfillScanReply', after, objects });
+}
+
+/** Primary: compare a batch and push the differences. */
+export function onBackfillScanReply(pg: PgCore, from: number, after: string, objects: readonly (readonly [string, Eversion])[]): void {
+  const b = pg.backfill.get(from);
+  if (pg.role !== 'primary' || b === undefined || b.phase !== 'scanning' || b.watermark !== after) return;
+  const inRange = (n: string): boolean => n > after && (b.upTo === null || n <= b.upTo);
+  const theirs = new Map(objects.filter(([n]) => inRange(n)));
+  b.phase = 'pushing';
+  b.sentAtMs = pg.nowMs;
+  for (const [n, stat] of pg.objects) {
+    if (!inRange(n)) continue;
+    const v = theirs.get(n);
+    if (v !== undefined && evCmp(v, stat.version) === 0) continue;
+    b.pending.add(n);
+    pg.read(n, { kind: 'backfillPush', interval: pg.interval, object: n, target: from });
+  }
+  for (const n of theirs.keys()) {
+    if (pg.objects.has(n)) continue;
+    b.pending.add(n);
+    pg.send(from, { kind: 'push', object: n, version: null, data: null, backfill: true });
+  }
+  if (b.pending.size === 0) advanceBackfill(pg, from, b);
+}
+
+function advanceBackfill(pg: PgCore, target: number, b: BackfillState): void {
+  assert(b.pending.size === 0, 'batch complete');
+  if (b.upTo === null) {
+    b.watermark = null;
+    b.phase = 'finishing';
+    b.sentAtMs = pg.nowMs;
+    pg.send(target, { kind: 'backfillDone' });
+    return;
+  }
+  b.watermark = b.upTo;
+  b.phase = 'idle';
+}
+
+/** Backfill target: everything is copied; the copy is complete. */
+export function onBackfillDone(pg: PgCore, from: number): void {
+  if (pg.role !== 'replica' || !pg.activated || from !== pg.mapping!.actingPrimary) return;
+  pg.info = { ...pg.info, lastBackfill: null };
+  pg.missing.clear();
+  pg.persist([], { kind: 'backfillDone', interval: pg.interval, primary: from });
+}
+
+/** Primary: a target finished; once all have, give the slot back and ask to drop pg_temp. */
+export function onBackfillDoneAck(pg: PgCore, from: number): void {
+  const b = pg.backfill.get(from);
+  if (pg.role !== 'primary' || b === undefined || b.phase !== 'finishing') return;
+  b.phase = 'done';
+  if ([...pg.backfill.values()].every((x) => x.phase === 'done')) {
+    if (pg.reserved) pg.reserver.release(pg.pgid);
+    pg.reserved = false;
+    pg.requestPgTemp([]);
+  }
+}
+
+/** Tick work of an active primary: resend what went unanswered. */
+export function retryRecovery(pg: PgCore): void {
+  resendRepops(pg);
+  const stale = (t: number): boolean => pg.nowMs - t >= pg.cfg.peerRetryMs;
+  for (const [o, rec] of pg.recovering) {
+    if (!stale(rec.sentAtMs)) continue;
+    rec.sentAtMs = pg.nowMs;
+    if (rec.kind === 'pull') {
+      if (pg.mapping!.isUp(rec.source)) pg.send(rec.source, { kind: 'pull', object: o, need: rec.need });
+      else pg.recovering.delete(o);
+    } else if (rec.msg !== null) {
+      for (const p of rec.waiting) pg.out.messages.push({ to: p, msg: rec.msg });
+    }
+  }
+  for (const [t, b] of pg.backfill) {
+    if (!stale(b.sentAtMs)) continue;
+    b.sentAtMs = pg.nowMs;
+    if (b.phase === 'scanning') pg.send(t, { kind: 'backfillScan', after: b.watermark!, upTo: b.upTo });
+    else if (b.phase === 'finishing') pg.send(t, { kind: 'backfillDone' });
+    else if (b.phase === 'pushing') {
+      for (const n of b.pending) {
+        if (pg.objects.has(n)) pg.read(n, { kind: 'backfillPush', interval: pg.interval, object: n, target: t });
+        else pg.send(t, { kind: 'push', object: n, version: null, data: null, backfill: true });
+      }
+    }
+  }
+  if (pg.pgTempWanted !== null && [...pg.backfill.values()].every((x) => x.phase === 'done') && pg.backfill.size > 0) {
+    pg.requestPgTemp(pg.pgTempWanted);
+  }
+}

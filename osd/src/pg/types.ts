@@ -1,0 +1,264 @@
+/**
+ * Shapes shared by the pure PG core (osd/src/pg): versions, log entries, PG info, missing
+ * sets, peer messages, inputs and the outbox. Follows Ceph's osd_types.h (`eversion_t`,
+ * `pg_log_entry_t`, `pg_info_t`, `pg_history_t`, `pg_missing_t`, `osd_reqid_t`) and the
+ * message set of PeeringState/PrimaryLogPG/ReplicatedBackend, simplified (ADR 0006).
+ *
+ * Everything here is plain data: the core never touches a socket, a disk or a clock. The
+ * daemon (or the simulator) delivers inputs, performs the outbox's transactions and reads
+ * against the local object store, and sends its messages.
+ */
+import type { ErrorCode } from '@aspen/shared';
+
+/** A PG log version (Ceph `eversion_t`): map epoch of the primary that ordered it, then a counter. */
+export interface Eversion {
+  readonly epoch: number;
+  readonly version: number;
+}
+
+/** The zero version: before any write (Ceph `eversion_t()`). */
+export const EVERSION_ZERO: Eversion = Object.freeze({ epoch: 0, version: 0 });
+
+/** Total order on versions: epoch first, then counter. Returns <0, 0, >0. */
+export function evCmp(a: Eversion, b: Eversion): number {
+  return a.epoch !== b.epoch ? a.epoch - b.epoch : a.version - b.version;
+}
+
+/** Formats a version as Ceph prints it: `12'34`. */
+export function evStr(v: Eversion): string {
+  return `${v.epoch}'${v.version}`;
+}
+
+/** A client request id (Ceph `osd_reqid_t`): resends of one op carry the same id. */
+export interface ReqId {
+  readonly client: string;
+  readonly tid: number;
+}
+
+/** Kinds of log entry (Ceph `pg_log_entry_t::MODIFY`, `DELETE`). */
+export type LogOp = 'modify' | 'delete';
+
+/** One PG log entry (Ceph `pg_log_entry_t`). Entries never carry object data. */
+export interface LogEntry {
+  readonly version: Eversion;
+  readonly op: LogOp;
+  readonly object: string;
+  /** The object's version before this entry (zero: it did not exist). */
+  readonly priorVersion: Eversion;
+  /** The client request that made it, for dedup of resends; null for internal entries. */
+  readonly reqid: ReqId | null;
+}
+
+/** A PG log (Ceph `pg_log_t`): entries in (tail, head], ascending. Immutable by convention. */
+export interface PgLogState {
+  readonly tail: Eversion;
+  readonly head: Eversion;
+  readonly entries: readonly LogEntry[];
+  /** Request ids of trimmed entries, newest last (Ceph `pg_log_dup_t`), bounded by pgLogDupsMax. */
+  readonly dups: readonly { readonly reqid: ReqId; readonly version: Eversion }[];
+}
+
+/** One missing object (Ceph `pg_missing_item`): the version needed and the one on hand. */
+export interface MissingItem {
+  readonly need: Eversion;
+  readonly have: Eversion;
+}
+
+/** Objects a member lacks at the version the log says it should have (Ceph `pg_missing_t`). */
+export type Missing = ReadonlyMap<string, MissingItem>;
+
+/** The slice of a PG's history every member agrees on (Ceph `pg_history_t`), epochs. */
+export interface PgHistory {
+  readonly epochCreated: number;
+  /** Newest epoch in which an interval finished activating (all acting members). */
+  readonly lastEpochStarted: number;
+  /** Newest epoch in which the PG was active+clean. */
+  readonly lastEpochClean: number;
+  /** Start of the current interval. */
+  readonly sameIntervalSince: number;
+}
+
+/**
+ * A member's summary of its copy of a PG (Ceph `pg_info_t`). `lastBackfill` null means the
+ * copy is complete (Ceph `hobject_t::get_max()`); a string means only objects named `<=`
+ * it are present ('' — none).
+ */
+export interface PgInfo {
+  readonly pgid: string;
+  readonly lastUpdate: Eversion;
+  /** Every object is present up to this version (== lastUpdate when nothing is missing). */
+  readonly lastComplete: Eversion;
+  readonly logTail: Eversion;
+  /** The interval start in which this member last activated. */
+  readonly lastEpochStarted: number;
+  readonly lastBackfill: string | null;
+  readonly history: PgHistory;
+}
+
+/** What a member persists about a PG besides objects: info, log and missing set. */
+export interface PgMeta {
+  readonly info: PgInfo;
+  readonly log: PgLogState;
+  readonly missing: Missing;
+}
+
+/** An object as the member's index knows it: version and size. */
+export interface ObjectStat {
+  readonly version: Eversion;
+  readonly sizeBytes: number;
+}
+
+// ---------------------------------------------------------------------------------------
+// Store interface (described as data, performed by the daemon)
+
+/**
+ * One operation of a store transaction. Transactions are atomic and complete (become
+ * durable) in submission order; the daemon reports `{kind:'committed', txnId}` once the
+ * whole transaction is on disk. Object ops also set the object's version attribute.
+ */
+export type StoreOp =
+  | { readonly kind: 'writeFull'; readonly object: string; readonly data: Uint8Array; readonly version: Eversion }
+  | { readonly kind: 'write'; readonly object: string; readonly offsetBytes: number; readonly data: Uint8Array; readonly version: Eversion }
+  /** `version` is the log version of a client delete; null for rollbacks, backfill and purges. */
+  | { readonly kind: 'remove'; readonly object: string; readonly version: Eversion | null }
+  | { readonly kind: 'setMeta'; readonly meta: PgMeta }
+  /** Removes the PG's collection: every object and the meta. */
+  | { readonly kind: 'removePg' };
+
+/** A transaction against the PG's collection. */
+export interface StoreTxn {
+  readonly txnId: number;
+  readonly ops: readonly StoreOp[];
+}
+
+/**
+ * A read of the local store; its result comes back as a `readDone` input. Reads observe
+ * every transaction submitted before them (applied, even if not yet durable).
+ */
+export type StoreRead =
+  | { readonly kind: 'read'; readonly readId: number; readonly object: string }
+  /** Every object of the PG with metadata; `deep` also re-reads data for `dataCrc`. */
+  | { readonly kind: 'list'; readonly readId: number; readonly deep: boolean };
+
+/** Metadata of one object from a `list` read (scrub). */
+export interface ScrubObject {
+  readonly object: string;
+  readonly version: Eversion;
+  readonly sizeBytes: number;
+  /** crc32c recorded when the data was written (Ceph object_info_t data_digest). */
+  readonly storedCrc: number;
+  /** crc32c recomputed from the bytes on disk (deep reads only). */
+  readonly dataCrc?: number;
+}
+
+/** Result of a {@link StoreRead}. */
+export type StoreReadResult =
+  | { readonly kind: 'read'; readonly exists: false }
+  | { readonly kind: 'read'; readonly exists: true; readonly version: Eversion; readonly data: Uint8Array }
+  | { readonly kind: 'list'; readonly objects: readonly ScrubObject[] };
+
+// ---------------------------------------------------------------------------------------
+// Client ops
+
+/** The mutation or read of one client op. */
+export type ClientOpBody =
+  | { readonly kind: 'writeFull'; readonly data: Uint8Array }
+  | { readonly kind: 'write'; readonly offsetBytes: number; readonly data: Uint8Array }
+  | { readonly kind: 'delete' }
+  | { readonly kind: 'read' };
+
+/** A client op addressed to this PG's primary. */
+export interface ClientOp {
+  readonly reqid: ReqId;
+  readonly object: string;
+  readonly body: ClientOpBody;
+}
+
+/** The answer to a client op. `version` is the log version of a write (or the read copy's). */
+export type ClientReply =
+  | { readonly reqid: ReqId; readonly ok: true; readonly version: Eversion; readonly data?: Uint8Array }
+  | { readonly reqid: ReqId; readonly ok: false; readonly code: ErrorCode; readonly message: string };
+
+// ---------------------------------------------------------------------------------------
+// Peer messages (all carry the sender's interval start; a receiver in another interval drops them)
+
+interface MsgBase {
+  readonly pgid: string;
+  /** The sender's `sameIntervalSince`. */
+  readonly interval: number;
+}
+
+/** Messages between the members of a PG. */
+export type PgMessage =
+  | (MsgBase & { readonly kind: 'query' })
+  | (MsgBase & { readonly kind: 'notify'; readonly meta: PgMeta })
+  | (MsgBase & { readonly kind: 'activate'; readonly log: PgLogState; readonly lastEpochStarted: number; readonly backfill: boolean; readonly history: PgHistory })
+  | (MsgBase & { readonly kind: 'activateAck'; readonly missing: Missing; readonly backfill: boolean })
+  | (MsgBase & { readonly kind: 'repop'; readonly prev: Eversion; readonly entry: LogEntry; readonly body: ClientOpBody; readonly applyData: boolean; readonly trimTo: Eversion })
+  | (MsgBase & { readonly kind: 'repopAck'; readonly version: Eversion })
+  | (MsgBase & { readonly kind: 'pull'; readonly object: string; readonly need: Eversion })
+  | (MsgBase & { readonly kind: 'pullReply'; readonly object: string; readonly version: Eversion | null; readonly data: Uint8Array | null })
+  /** A full copy of an object (version null: remove it); `backfill` routes the ack. */
+  | (MsgBase & { readonly kind: 'push'; readonly object: string; readonly version: Eversion | null; readonly data: Uint8Array | null; readonly backfill: boolean })
+  | (MsgBase & { readonly kind: 'pushAck'; readonly object: string; readonly backfill: boolean })
+  | (MsgBase & { readonly kind: 'backfillScan'; readonly after: string; readonly upTo: string | null })
+  | (MsgBase & { readonly kind: 'backfillScanReply'; readonly after: string; readonly objects: readonly (readonly [string, Eversion])[] })
+  | (MsgBase & { readonly kind: 'backfillDone' })
+  | (MsgBase & { readonly kind: 'backfillDoneAck' })
+  | (MsgBase & { readonly kind: 'scrubReq'; readonly deep: boolean; readonly scrubId: number })
+  | (MsgBase & { readonly kind: 'scrubMap'; readonly scrubId: number; readonly objects: readonly ScrubObject[] })
+  | (MsgBase & { readonly kind: 'purge' });
+
+// ---------------------------------------------------------------------------------------
+// Inputs and outbox
+
+/** One PG's placement at an epoch, as the OSDMap gives it. */
+export interface PgMapping {
+  readonly epoch: number;
+  readonly up: readonly number[];
+  readonly upPrimary: number;
+  readonly acting: readonly number[];
+  readonly actingPrimary: number;
+  readonly size: number;
+  readonly minSize: number;
+  /** OSDs up at this epoch (for the prior set: who can answer a query now). */
+  readonly isUp: (osd: number) => boolean;
+}
+
+/**
+ * The OSDMap history a PG needs (Ceph's OSD map cache): the PG's mapping at any epoch in
+ * [1, latest]. Pure and immutable for past epochs; undefined for an unknown epoch or a PG
+ * that did not exist then.
+ */
+export interface MapHistory {
+  mappingAt(pgid: string, epoch: number): PgMapping | undefined;
+}
+
+/** Inputs of {@link PgCore.step}. */
+export type PgInput =
+  | { readonly kind: 'map'; readonly epoch: number }
+  | { readonly kind: 'message'; readonly from: number; readonly msg: PgMessage }
+  | { readonly kind: 'clientOp'; readonly op: ClientOp }
+  | { readonly kind: 'committed'; readonly txnId: number }
+  | { readonly kind: 'readDone'; readonly readId: number; readonly result: StoreReadResult }
+  | { readonly kind: 'scrub'; readonly deep: boolean }
+  | { readonly kind: 'repair' };
+
+/** What a step asks the caller to do: persist, then send, then reply (CONVENTIONS item 1). */
+export interface Outbox {
+  readonly transactions: StoreTxn[];
+  readonly reads: StoreRead[];
+  readonly messages: { readonly to: number; readonly msg: PgMessage }[];
+  readonly replies: ClientReply[];
+  /** pg_temp wanted from the mons: a list of OSDs, or empty to clear it. */
+  readonly pgTemp: { readonly pgid: string; readonly osds: readonly number[] }[];
+  /** The Ceph-style state string when it changed (e.g. `active+clean`). */
+  state: string | null;
+  /** The PG was purged here: the caller drops this instance once the removePg txn commits. */
+  deleted: boolean;
+}
+
+/** A fresh, empty outbox. */
+export function emptyOutbox(): Outbox {
+  return { transactions: [], reads: [], messages: [], replies: [], pgTemp: [], state: null, deleted: false };
+}
