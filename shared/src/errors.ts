@@ -9,6 +9,8 @@ export const ERROR_CATALOG = {
   EINVAL: { retryable: false, doc: 'An argument is malformed or out of range.' },
   ENOENT: { retryable: false, doc: 'The named entity (pool, OSD, object, mon, key) does not exist.' },
   EEXIST: { retryable: false, doc: 'The entity already exists.' },
+  ECANCELED: { retryable: false, doc: 'A guard of a compound object operation (cmpxattr, omap-cmp, assert-version) did not hold; nothing was applied.' },
+  ENOTEMPTY: { retryable: false, doc: 'The collection (or directory) still holds entries and cannot be removed.' },
   EBUSY: { retryable: true, doc: 'The entity is in use (e.g. a pool that still holds data).' },
   EPERM: { retryable: false, doc: 'The operation is not permitted (e.g. a guard rail such as mon_allow_pool_delete).' },
   ENOSPC: { retryable: false, doc: 'No space is left on the device or the OSD is full.' },

@@ -1,0 +1,271 @@
+/**
+ * The object client (as librados + Objecter): connects to the monitors, keeps the OSDMap
+ * current, computes placement (object → PG → acting primary) with the same code as the
+ * cluster, sends compound ops to the primary over the messenger, and resends — with the
+ * same request id, so the OSD's PG log deduplicates — when the map changes, the primary
+ * answers ESTALE, or the connection fails. An op that cannot complete within `opTimeoutMs`
+ * fails with ETIMEDOUT (Ceph's rados_osd_op_timeout).
+ */
+import { randomUUID } from 'node:crypto';
+import { AspenError, isErrorCode } from '../errors.ts';
+import { Decoder, Encoder } from '../codec.ts';
+import { formatPgId } from '../ids.ts';
+import { decodeOsdReply, encodeOsdRequest, SNAP_HEAD, type OsdOp, type OsdOpResult, type OsdReply, type SnapContext } from '../client/ops.ts';
+import { MSG_OSD_OP, MSG_PG_LS } from '../client/messages.ts';
+import { mapPg } from '../osdmap/map-placement.ts';
+import { objectToPg } from '../osdmap/placement.ts';
+import type { OsdMap, Pool } from '../osdmap/types.ts';
+import { MonClient } from './monclient.ts';
+import { Messenger } from './msgr-client.ts';
+import { OsdMapTracker } from './osdmap-tracker.ts';
+
+/** Options of {@link RadosClient.connect}. */
+export interface RadosClientOptions {
+  monAddrs: string[];
+  /** Entity name, e.g. `client.admin`. */
+  entity?: string;
+  /** Expected fsid; read from the monitors when omitted. */
+  fsid?: string;
+  /** Whole-op deadline including resends, ms (default 30 s). */
+  opTimeoutMs?: number;
+}
+
+/** Options of one op. */
+export interface OperateOptions {
+  namespace?: string;
+  snapc?: SnapContext;
+  /** Read at this snap id (default the head). */
+  snapId?: bigint;
+  timeoutMs?: number;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Error codes after which the op is resent (after a map refresh or a short wait). */
+const RESEND_CODES = new Set(['ESTALE', 'ECONNREFUSED', 'ETIMEDOUT', 'E_PG_INCOMPLETE', 'EAGAIN_NO_QUORUM']);
+
+/** A connected client. `close()` when done. */
+export class RadosClient {
+  private tid = 0n;
+  private readonly clientId: string;
+
+  private constructor(
+    readonly mon: MonClient,
+    readonly tracker: OsdMapTracker,
+    readonly msgr: Messenger,
+    readonly fsid: string,
+    private readonly opTimeoutMs: number,
+    entity: string,
+  ) {
+    this.clientId = `${entity}.${randomUUID().slice(0, 8)}`;
+  }
+
+  /**
+   * Connects: reads the fsid (unless given), subscribes to the OSDMap and waits for it.
+   * @throws AspenError EAGAIN_NO_QUORUM when no monitor answers.
+   */
+  static async connect(o: RadosClientOptions): Promise<RadosClient> {
+    const timeoutMs = o.opTimeoutMs ?? 30_000;
+    const mon = new MonClient({ monAddrs: o.monAddrs, fsid: o.fsid ?? '', timeoutMs: Math.min(timeoutMs, 15_000) });
+    try {
+      const fsid = o.fsid ?? String(((await mon.command({ prefix: 'mon dump' })).data as { fsid: string }).fsid);
+      const tracker = new OsdMapTracker(mon);
+      tracker.start();
+      await Promise.race([
+        tracker.waitForEpoch(1),
+        sleep(timeoutMs).then(() => { throw new AspenError('EAGAIN_NO_QUORUM', 'no OSDMap received from the monitors'); }),
+      ]);
+      const entity = o.entity ?? 'client.admin';
+      return new RadosClient(mon, tracker, new Messenger({ fsid, entity, requestTimeoutMs: timeoutMs }), fsid, timeoutMs, entity);
+    } catch (err) {
+      mon.close();
+      throw err;
+    }
+  }
+
+  /** The current OSDMap. */
+  get osdMap(): OsdMap {
+    return this.tracker.current!;
+  }
+
+  /** The pool named `name`. @throws AspenError ENOENT */
+  pool(name: string): Pool {
+    for (const p of this.osdMap.pools.values()) if (p.name === name) return p;
+    throw new AspenError('ENOENT', `pool '${name}' does not exist`);
+  }
+
+  /** An I/O context on pool `name`. @throws AspenError ENOENT */
+  ioctx(name: string, namespace = ''): IoCtx {
+    this.pool(name);
+    return new IoCtx(this, name, namespace);
+  }
+
+  /** Waits for a map newer than `epoch`, or `maxWaitMs`. */
+  private async newerMap(epoch: number, maxWaitMs: number): Promise<void> {
+    await Promise.race([this.tracker.waitForEpoch(epoch + 1), sleep(Math.max(0, maxWaitMs))]);
+  }
+
+  /**
+   * Executes `ops` on `object` of pool `poolName` atomically at the PG's primary.
+   * @returns the reply; a failed op is a reply with a non-zero code (use `check()`).
+   * @throws AspenError ETIMEDOUT when no primary completed it in time; ENOENT for an unknown pool.
+   */
+  async operate(poolName: string, object: string, ops: OsdOp[], o: OperateOptions = {}): Promise<OsdReply> {
+    const deadline = Date.now() + (o.timeoutMs ?? this.opTimeoutMs);
+    const reqid = { client: this.clientId, tid: ++this.tid };
+    let last = '';
+    let backoffMs = 20;
+    while (Date.now() < deadline) {
+      const map = this.osdMap;
+      const pool = this.pool(poolName);
+      const pg = objectToPg(pool, object, o.namespace ?? '');
+      const m = mapPg(map, formatPgId(pg));
+      const primary = m.actingPrimary;
+      const addr = primary >= 0 ? map.osds.get(primary)?.addr : undefined;
+      if (addr === undefined || addr === '') {
+        last = `pg ${formatPgId(pg)} has no primary at epoch ${map.epoch}`;
+        await this.newerMap(map.epoch, Math.min(1000, deadline - Date.now()));
+        continue;
+      }
+      const msg = encodeOsdRequest({
+        reqid, epoch: map.epoch, pool: pool.id, pgSeed: pg.seed, object, namespace: o.namespace ?? '',
+        snapId: o.snapId ?? SNAP_HEAD, snapc: o.snapc ?? { seq: 0n, snaps: [] }, ops,
+      });
+      try {
+        const res = await this.msgr.request(addr, MSG_OSD_OP, msg.meta, msg.data, { timeoutMs: Math.max(1, Math.min(deadline - Date.now(), 10_000)) });
+        const reply = decodeOsdReply(res.meta, res.data);
+        if (reply.code !== 0 && RESEND_CODES.has(reply.code)) {
+          last = `osd.${primary}: ${reply.message}`;
+          if (reply.epoch > map.epoch) await this.tracker.waitForEpoch(reply.epoch);
+          else await this.newerMap(map.epoch, Math.min(backoffMs, deadline - Date.now()));
+          backoffMs = Math.min(1000, backoffMs * 2);
+          continue;
+        }
+        return reply;
+      } catch (err) {
+        if (!(err instanceof AspenError) || !RESEND_CODES.has(err.code)) throw err;
+        last = `osd.${primary} at ${addr}: ${err.message}`;
+        await this.newerMap(map.epoch, Math.min(backoffMs, deadline - Date.now()));
+        backoffMs = Math.min(1000, backoffMs * 2);
+      }
+    }
+    throw new AspenError('ETIMEDOUT', `op on ${poolName}/${object} did not complete within ${o.timeoutMs ?? this.opTimeoutMs} ms (last: ${last || 'none'})`);
+  }
+
+  /**
+   * Lists the objects of one PG from its primary, a page at a time (Ceph PGLS).
+   * @throws AspenError ETIMEDOUT
+   */
+  async listPg(poolName: string, seed: number, cursor: string, max: number): Promise<{ objects: string[]; next: string | null }> {
+    const deadline = Date.now() + this.opTimeoutMs;
+    while (Date.now() < deadline) {
+      const map = this.osdMap;
+      const pool = this.pool(poolName);
+      const m = mapPg(map, `${pool.id}.${seed.toString(16)}`);
+      const addr = m.actingPrimary >= 0 ? map.osds.get(m.actingPrimary)?.addr : undefined;
+      if (!addr) {
+        await this.newerMap(map.epoch, 500);
+        continue;
+      }
+      const meta = new Encoder(64).struct(1, 1, (e) => e.u32(map.epoch).u32(pool.id).u32(seed).string(cursor).u32(max)).finish();
+      try {
+        const res = await this.msgr.request(addr, MSG_PG_LS, meta, undefined, { timeoutMs: Math.max(1, Math.min(deadline - Date.now(), 10_000)) });
+        const d = new Decoder(res.meta);
+        return d.struct(1, 'pgls reply', () => {
+          const objects = d.array((dd) => dd.string());
+          const next = d.optional((dd) => dd.string()) ?? null;
+          return { objects, next };
+        });
+      } catch (err) {
+        if (!(err instanceof AspenError) || !RESEND_CODES.has(err.code)) throw err;
+        await this.newerMap(map.epoch, 200);
+      }
+    }
+    throw new AspenError('ETIMEDOUT', `listing pg ${poolName}.${seed.toString(16)} did not complete`);
+  }
+
+  async close(): Promise<void> {
+    this.tracker.close();
+    this.mon.close();
+    await this.msgr.close();
+  }
+}
+
+/** Throws the reply's error as an AspenError. */
+export function check(reply: OsdReply): OsdReply {
+  if (reply.code === 0) return reply;
+  throw new AspenError(isErrorCode(reply.code) ? reply.code : 'EIO', reply.message);
+}
+
+function dataOf(r: OsdOpResult | undefined): Uint8Array {
+  if (r?.kind === 'data') return r.data;
+  throw new AspenError('EIO', 'reply lacks read data');
+}
+
+/** Object operations on one pool (librados IoCtx). */
+export class IoCtx {
+  constructor(readonly client: RadosClient, readonly poolName: string, readonly namespace: string) {}
+
+  operate(object: string, ops: OsdOp[], o: OperateOptions = {}): Promise<OsdReply> {
+    return this.client.operate(this.poolName, object, ops, { namespace: this.namespace, ...o });
+  }
+
+  async writeFull(object: string, data: Uint8Array): Promise<void> {
+    check(await this.operate(object, [{ op: 'writefull', data }]));
+  }
+  async write(object: string, data: Uint8Array, offset: number): Promise<void> {
+    check(await this.operate(object, [{ op: 'write', offset, data }]));
+  }
+  async append(object: string, data: Uint8Array): Promise<void> {
+    check(await this.operate(object, [{ op: 'append', data }]));
+  }
+  /** Reads `length` bytes at `offset` (length 0: to the end). @throws AspenError ENOENT */
+  async read(object: string, offset = 0, length = 0): Promise<Uint8Array> {
+    return dataOf(check(await this.operate(object, [{ op: 'read', offset, length }])).results[0]);
+  }
+  async stat(object: string): Promise<{ sizeBytes: number; mtimeMs: number }> {
+    const r = check(await this.operate(object, [{ op: 'stat' }])).results[0];
+    if (r?.kind !== 'stat') throw new AspenError('EIO', 'reply lacks stat');
+    return { sizeBytes: r.sizeBytes, mtimeMs: r.mtimeMs };
+  }
+  async remove(object: string): Promise<void> {
+    check(await this.operate(object, [{ op: 'remove' }]));
+  }
+  async setxattr(object: string, name: string, value: Uint8Array): Promise<void> {
+    check(await this.operate(object, [{ op: 'setxattr', name, value }]));
+  }
+  async getxattr(object: string, name: string): Promise<Uint8Array> {
+    return dataOf(check(await this.operate(object, [{ op: 'getxattr', name }])).results[0]);
+  }
+  async getxattrs(object: string): Promise<Map<string, Uint8Array>> {
+    const r = check(await this.operate(object, [{ op: 'getxattrs' }])).results[0];
+    return new Map(r?.kind === 'xattrs' ? r.entries : []);
+  }
+  async omapSet(object: string, entries: Map<string, Uint8Array>): Promise<void> {
+    check(await this.operate(object, [{ op: 'omap_set', entries: [...entries] }]));
+  }
+  async omapRm(object: string, keys: string[]): Promise<void> {
+    check(await this.operate(object, [{ op: 'omap_rm', keys }]));
+  }
+  /** One page of omap values after `startAfter`. */
+  async omapGetVals(object: string, startAfter = '', max = 1000, prefix = ''): Promise<{ entries: [string, Uint8Array][]; more: boolean }> {
+    const r = check(await this.operate(object, [{ op: 'omap_get_vals', startAfter, prefix, max }])).results[0];
+    if (r?.kind !== 'omap') throw new AspenError('EIO', 'reply lacks omap values');
+    return { entries: r.entries, more: r.more };
+  }
+  /** Every object name in the pool (PG by PG). */
+  async listObjects(): Promise<string[]> {
+    const pool = this.client.pool(this.poolName);
+    const out: string[] = [];
+    for (let seed = 0; seed < pool.pgNum; seed++) {
+      let cursor = '';
+      for (;;) {
+        const page = await this.client.listPg(this.poolName, seed, cursor, 1000);
+        out.push(...page.objects);
+        if (page.next === null) break;
+        cursor = page.next;
+      }
+    }
+    return out;
+  }
+}
