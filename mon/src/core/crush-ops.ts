@@ -36,6 +36,11 @@ export function replicatedRuleId(crush: CrushMap): number {
   return byName?.id ?? crush.rules.find((r) => r.type === 'replicated')?.id ?? 0;
 }
 
+/** The type of rule `id` (`replicated`/`erasure`), undefined when absent. */
+export function ruleType(crush: CrushMap, id: number): 'replicated' | 'erasure' | undefined {
+  return crush.rules.find((r) => r.id === id)?.type;
+}
+
 export function ruleExists(crush: CrushMap, id: number): boolean {
   return crush.rules.some((r) => r.id === id);
 }

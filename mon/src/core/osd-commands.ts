@@ -189,6 +189,8 @@ export function prepareOsdMapCommand(map: OsdMap, cmd: OsdMapCommand, stampMs: n
       }
       if (minSize > size) throw new AspenError('EINVAL', `min_size ${minSize} exceeds size ${size}`);
       if (!crushOps.ruleExists(inc.crush ?? map.crush, crushRule)) throw new AspenError('ENOENT', `crush rule ${crushRule} does not exist`);
+      // As Ceph's rule_valid_for_pool_type: an EC pool needs an erasure rule, a replicated pool a replicated one.
+      if (crushOps.ruleType(inc.crush ?? map.crush, crushRule) !== type) throw new AspenError('EINVAL', `crush rule ${crushRule} type does not match pool`);
       const pool: Pool = {
         id, name: cmd.pool, type, size, minSize, pgNum, pgpNum, crushRule, erasureCodeProfile: profileName,
         applications: [], hashPsPool: true, createdEpoch: inc.epoch, lastChangeEpoch: inc.epoch,
@@ -242,6 +244,7 @@ export function prepareOsdMapCommand(map: OsdMap, cmd: OsdMapCommand, stampMs: n
         case 'crush_rule': {
           const rule = crushOps.ruleIdByName(map.crush, cmd.val);
           if (rule === null) throw new AspenError('ENOENT', `crush rule ${cmd.val} does not exist`);
+          if (crushOps.ruleType(map.crush, rule) !== pool.type) throw new AspenError('EINVAL', `crush rule ${cmd.val} type does not match pool`);
           next.crushRule = rule;
           break;
         }

@@ -252,6 +252,18 @@ describe('pools', () => {
     d.refused({ prefix: 'osd pool create', pool: 'rbd', pool_type: 'erasure' }, 'EINVAL', /pool 'rbd' cannot change to type erasure/);
   });
 
+  it('refuses a CRUSH rule of the wrong type for the pool (EINVAL, as Ceph\'s rule_valid_for_pool_type)', () => {
+    const d = new Driver();
+    d.ok({ prefix: 'osd pool create', pool: 'ec', pg_num: 4, pool_type: 'erasure' });
+    const ecRule = d.map.pools.get(1)!.crushRule;
+    d.refused({ prefix: 'osd pool create', pool: 'rbd', pg_num: 4, crush_rule: ecRule }, 'EINVAL', new RegExp(`crush rule ${ecRule} type does not match pool`));
+    d.ok({ prefix: 'osd pool create', pool: 'rbd', pg_num: 4 });
+    d.refused({ prefix: 'osd pool set', pool: 'rbd', var: 'crush_rule', val: 'ec' }, 'EINVAL', /crush rule ec type does not match pool/);
+    d.refused({ prefix: 'osd pool set', pool: 'ec', var: 'crush_rule', val: 'replicated_rule' }, 'EINVAL', /type does not match pool/);
+    // An EC pool named like an existing replicated rule must not adopt that rule.
+    d.refused({ prefix: 'osd pool create', pool: 'replicated_rule', pool_type: 'erasure' }, 'EINVAL', /type does not match pool/);
+  });
+
   it('refuses bad pool parameters', () => {
     const d = new Driver();
     d.refused({ prefix: 'osd pool create', pool: 'p', pg_num: 8, pgp_num: 16 }, 'EINVAL', /pgp_num 16 exceeds pg_num 8/);
