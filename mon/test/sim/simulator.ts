@@ -49,6 +49,8 @@ export interface SimParams {
   readonly partitionRate: number;
   readonly confChangeRate: number;
   readonly transferRate: number;
+  /** Probability that a new leader crashes within a few round trips of winning (Fig. 8 territory). */
+  readonly leaderFlapRate: number;
   readonly preVote: boolean;
   readonly checkQuorum: boolean;
   readonly maxSizePerMsgBytes: number;
@@ -80,6 +82,7 @@ export function deriveParams(seed: number): SimParams {
     partitionRate: r.pick([0, 0.01, 0.03, 0.06]),
     confChangeRate: r.pick([0, 0.01, 0.03]),
     transferRate: r.pick([0, 0.005, 0.02]),
+    leaderFlapRate: r.pick([0, 0, 0.2, 0.5]),
     preVote: r.chance(0.8),
     checkQuorum: r.chance(0.8),
     maxSizePerMsgBytes: r.pick([64, 1024, 1 << 20]),
@@ -407,7 +410,18 @@ export class Simulation {
         n.syncedHardState = n.storage.getHardState();
       }
       for (const m of rd.messages) this.send(m);
-      if (rd.softState) this.trace(`${n.id} ${rd.softState.role} lead=${rd.softState.leader} term=${raw.basicStatus().term}`);
+      if (rd.softState) {
+        this.trace(`${n.id} ${rd.softState.role} lead=${rd.softState.leader} term=${raw.basicStatus().term}`);
+        if (rd.softState.role === 'leader' && this.phase === 'safety' && this.rng.chance(this.params.leaderFlapRate)) {
+          // Crash the new leader while it is still replicating older entries and its own no-op.
+          const inc = n.incarnation;
+          this.q.push(this.now + this.rng.int(2 * this.params.maxDelayMs + 2), () => {
+            if (n.incarnation !== inc || !n.raw) return;
+            this.crash(n);
+            this.scheduleRestart(n, this.rng.range(5, 200));
+          });
+        }
+      }
       if (rd.snapshot) {
         const s = rd.snapshot;
         n.kv = KvStore.decode(s.data);
