@@ -150,10 +150,12 @@ async function serve(kind: string): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Client side (this process)
 
-type System = 'msgr' | 'msgr-nocrc' | 'plain';
+/** Which server: the messenger with or without payload crc, or the plain-socket baseline. */
+export type System = 'msgr' | 'msgr-nocrc' | 'plain';
 const SYSTEMS: readonly System[] = ['msgr', 'msgr-nocrc', 'plain'];
 
-interface Workload {
+/** A load shape. */
+export interface Workload {
   readonly name: string;
   readonly requestBytes: number;
   readonly replyBytes: number;
@@ -161,7 +163,8 @@ interface Workload {
   /** Report MB/s (payload bytes moved) rather than ops/s. */
   readonly bandwidth: boolean;
 }
-const ALL_WORKLOADS: readonly Workload[] = [
+/** Every workload, in table order. */
+export const ALL_WORKLOADS: readonly Workload[] = [
   { name: 'write 4 MiB, 1 in flight', requestBytes: 4 * MIB, replyBytes: 0, inflight: 1, bandwidth: true },
   { name: 'write 4 MiB, 8 in flight', requestBytes: 4 * MIB, replyBytes: 0, inflight: 8, bandwidth: true },
   { name: 'read 4 MiB, 8 in flight', requestBytes: 0, replyBytes: 4 * MIB, inflight: 8, bandwidth: true },
@@ -170,19 +173,25 @@ const ALL_WORKLOADS: readonly Workload[] = [
 /** ASPEN_BENCH_ONLY=substring keeps the workloads whose name contains it (e.g. "4 KiB"). */
 const WORKLOADS = ALL_WORKLOADS.filter((w) => w.name.includes(process.env['ASPEN_BENCH_ONLY'] ?? ''));
 
-interface Sample {
+/** One measurement. */
+export interface Sample {
   opsPerS: number;
   mbPerS: number;
   /** CPU seconds (client + server) per GiB moved, or per 1,000 ops. */
   cpuS: number;
+  /** The client's and the server's share of `cpuS`. */
+  clientCpuS: number;
+  serverCpuS: number;
 }
 
-interface Child {
+/** A benchmark server process. */
+export interface Child {
   readonly proc: ChildProcess;
   readonly port: number;
 }
 
-async function startChild(kind: System): Promise<Child> {
+/** Starts a benchmark server of `kind` in a child process. */
+export async function startChild(kind: System): Promise<Child> {
   const proc = spawn(process.execPath, ['--import', 'tsx', SELF, '--serve', kind], { stdio: ['pipe', 'pipe', 'inherit'] });
   const port = await new Promise<number>((res, rej) => {
     let out = '';
@@ -202,7 +211,8 @@ function procCpuS(pid: number): number {
   return (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime + stime
 }
 
-async function measure(system: System, child: Child, w: Workload): Promise<Sample> {
+/** Measures one workload against one server (warm-up, then a window). */
+export async function measure(system: System, child: Child, w: Workload): Promise<Sample> {
   const payload = new Uint8Array(w.requestBytes).fill(0xa5);
   let op: () => Promise<unknown>;
   let close: () => Promise<void> | void;
@@ -235,12 +245,14 @@ async function measure(system: System, child: Child, w: Workload): Promise<Sampl
   counting = false;
   const elapsedS = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = process.cpuUsage(cpu0);
-  const cpuS = (cpu.user + cpu.system) / 1e6 + (procCpuS(child.proc.pid!) - srv0);
+  const clientS = (cpu.user + cpu.system) / 1e6;
+  const serverS = procCpuS(child.proc.pid!) - srv0;
   stop = true;
   await Promise.all(workers);
   await close();
   const bytes = ops * (w.requestBytes + w.replyBytes);
-  return { opsPerS: ops / elapsedS, mbPerS: bytes / 1e6 / elapsedS, cpuS: w.bandwidth ? cpuS / (bytes / 2 ** 30) : cpuS / (ops / 1000) };
+  const per = w.bandwidth ? bytes / 2 ** 30 : ops / 1000;
+  return { opsPerS: ops / elapsedS, mbPerS: bytes / 1e6 / elapsedS, cpuS: (clientS + serverS) / per, clientCpuS: clientS / per, serverCpuS: serverS / per };
 }
 
 const median = (xs: number[]): number => {
