@@ -51,6 +51,9 @@ beforeAll(async () => {
   harness = new ProcessHarness();
   cluster = await MonCluster.start(harness, { count: 3 });
   await cluster.leader();
+  // The leader counts a peer in quorum once it has heard from it: wait for all three.
+  const c = cluster.client(5_000);
+  await waitFor(async () => ((await c.command({ prefix: 'status' })).data as { quorum_names: string[] }).quorum_names.length === 3, { timeoutMs: 20_000, what: 'a full quorum' });
   monArgs = ['-m', [...cluster.addrs.values()].join(',')];
 }, 120_000);
 
