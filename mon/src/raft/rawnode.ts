@@ -236,8 +236,12 @@ export class RawNode {
     const entries = [...r.log.unstableEntries()];
     const snapshot = r.log.unstable.snapshot;
     const committedEntries = r.log.nextCommittedEnts();
+    // A restored snapshot is acknowledged to the leader (match = its index) like appended
+    // entries, so it must be as durable as they are.
     const mustSync =
-      entries.length > 0 || (hardChanged && (hs.term !== this.prevHardState.term || hs.vote !== this.prevHardState.vote));
+      entries.length > 0 ||
+      snapshot !== null ||
+      (hardChanged && (hs.term !== this.prevHardState.term || hs.vote !== this.prevHardState.vote));
     const rd: Ready = {
       softState: softChanged ? ss : null,
       hardState: hardChanged ? hs : null,

@@ -118,6 +118,12 @@ export class Cluster {
   drain(tn: TestNode): void {
     while (tn.node.hasReady()) {
       const rd = tn.node.ready();
+      // The contract: anything acknowledged to others must be fsynced.
+      if ((rd.snapshot || rd.entries.length > 0) && !rd.mustSync) throw new Error(`${tn.id}: Ready with entries/snapshot but mustSync false`);
+      const prev = tn.storage.getHardState();
+      if (rd.hardState && (rd.hardState.term !== prev.term || rd.hardState.vote !== prev.vote) && !rd.mustSync) {
+        throw new Error(`${tn.id}: term/vote changed without mustSync`);
+      }
       if (rd.snapshot) tn.storage.applySnapshot(rd.snapshot);
       tn.storage.append(rd.entries);
       if (rd.hardState) tn.storage.setHardState(rd.hardState);

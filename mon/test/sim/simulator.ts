@@ -395,6 +395,7 @@ export class Simulation {
     const raw = n.raw!;
     while (raw.hasReady()) {
       const rd = raw.ready();
+      if ((rd.snapshot || rd.entries.length > 0) && !rd.mustSync) this.inv.violations.push(`${n.id}: Ready with entries/snapshot but mustSync false`);
       if (rd.snapshot) {
         n.storage.applySnapshot(rd.snapshot);
         this.inv.observeSnapshot(n.id, rd.snapshot.metadata.index, rd.snapshot.metadata.term);
