@@ -140,7 +140,7 @@ export interface Ready {
   readonly committedEntries: readonly Entry[];
   readonly messages: readonly Message[];
   readonly readStates: readonly ReadState[];
-  /** True when `entries` or `hardState`'s term/vote changed: must fsync before sending. */
+  /** True when `entries` or `snapshot` is present or `hardState`'s term/vote changed: must fsync before sending. */
   readonly mustSync: boolean;
 }
 
