@@ -24,7 +24,7 @@ import {
 } from './peering.ts';
 import {
   EVERSION_ZERO, emptyOutbox, evCmp, type ClientOp, type Eversion, type MapHistory, type MissingItem, type ObjectStat,
-  type Outbox, type PgInfo, type PgInput, type PgLogState, type PgMapping, type PgMessage, type PgMeta, type StoreOp,
+  type Outbox, type PgInfo, type PushMode, type PgInput, type PgLogState, type PgMapping, type PgMessage, type PgMeta, type StoreOp,
   type StoreReadResult,
 } from './types.ts';
 import { emptyLog } from './pg-log.ts';
@@ -90,7 +90,7 @@ export type TxnTag =
   | { readonly kind: 'repop'; readonly interval: number; readonly version: Eversion; readonly primary: number }
   | { readonly kind: 'replicaActivate'; readonly interval: number; readonly primary: number; readonly backfill: boolean }
   | { readonly kind: 'pulled'; readonly interval: number; readonly object: string }
-  | { readonly kind: 'pushed'; readonly interval: number; readonly object: string; readonly primary: number; readonly backfill: boolean }
+  | { readonly kind: 'pushed'; readonly interval: number; readonly object: string; readonly primary: number; readonly mode: PushMode }
   | { readonly kind: 'backfillDone'; readonly interval: number; readonly primary: number };
 
 /** What a read's result is for. */
@@ -155,6 +155,8 @@ export class PgCore {
   activated = false;
   activationCommitted = false;
   pendingRepops = new Set<string>();
+  /** Backfill target: the watermark of the newest scan seen (pushes at or below it are late duplicates). */
+  backfillScanned: string | null = null;
   lastNotifyMs = 0;
 
   // Primary peering.
@@ -188,6 +190,8 @@ export class PgCore {
   scrubWanted: { deep: boolean; repair: boolean } | null = null;
   nextScrubId = 1;
   inconsistent = new Map<string, Inconsistency>();
+  /** Objects whose bad replica copies repair is rewriting (pushed in `repair` mode). */
+  repairing = new Set<string>();
 
   // Outstanding store work.
   nextTxnId = 1;
@@ -345,6 +349,7 @@ export class PgCore {
     this.activated = false;
     this.activationCommitted = false;
     this.pendingRepops.clear();
+    this.backfillScanned = null;
     this.phase = 'idle';
     this.peerMetas = new Map();
     this.cachedIntervals = undefined;
@@ -361,6 +366,7 @@ export class PgCore {
     this.badSources = new Map();
     this.backfill = new Map();
     this.scrub = undefined;
+    this.repairing = new Set();
     this.pendingReads.clear();
     for (const [id, tag] of this.pendingTxns) if (tag.kind !== 'none') this.pendingTxns.set(id, { kind: 'none' });
     if (this.role === 'primary') {
@@ -508,7 +514,7 @@ export class PgCore {
       case 'pull': onPull(this, from, msg.object); break;
       case 'pullReply': onPullReply(this, from, msg); break;
       case 'push': onPush(this, from, msg); break;
-      case 'pushAck': onPushAck(this, from, msg.object, msg.backfill); break;
+      case 'pushAck': onPushAck(this, from, msg.object, msg.mode); break;
       case 'backfillScan': onBackfillScan(this, from, msg.after, msg.upTo); break;
       case 'backfillScanReply': onBackfillScanReply(this, from, msg.after, msg.objects); break;
       case 'backfillDone': onBackfillDone(this, from); break;
@@ -591,7 +597,7 @@ export class PgCore {
       case 'pulled':
         this.recovering.delete(tag.object);
         break;
-      case 'pushed': this.send(tag.primary, { kind: 'pushAck', object: tag.object, backfill: tag.backfill }); break;
+      case 'pushed': this.send(tag.primary, { kind: 'pushAck', object: tag.object, mode: tag.mode }); break;
       case 'backfillDone': this.send(tag.primary, { kind: 'backfillDoneAck' }); break;
       default: assertNever(tag, 'txn tag');
     }

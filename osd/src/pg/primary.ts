@@ -27,6 +27,8 @@ export interface InflightOp {
   /** The repop per peer, for resending. */
   readonly repops: Map<number, Extract<PgMessage, { kind: 'repop' }>>;
   sentAtMs: number;
+  /** Already answered (only with the test-only debugUnsafeAckOnPrimaryCommit). */
+  replied: boolean;
 }
 
 /** Handles a client op delivered to this OSD for this PG. */
@@ -104,8 +106,9 @@ function execute(pg: PgCore, op: ClientOp): void {
   pg.trimTo(trimTo);
   const ops = applyBody(pg, entry, body);
   pg.persist(ops, { kind: 'write', interval: pg.interval, version });
-  const peers = pg.cfg.debugUnsafeAckOnPrimaryCommit === true ? [] : pg.writePeers();
-  const f: InflightOp = { op, entry, waiting: new Set([pg.whoami, ...peers]), dupOps: [], repops: new Map(), sentAtMs: pg.nowMs };
+  const f: InflightOp = {
+    op, entry, waiting: new Set([pg.whoami, ...pg.writePeers()]), dupOps: [], repops: new Map(), sentAtMs: pg.nowMs, replied: false,
+  };
   for (const p of pg.writePeers()) {
     const applyData = !pg.backfillTargets.includes(p) || watermarkCovers(pg, p, op.object);
     const msg = { kind: 'repop', prev, entry, body, applyData, trimTo, pgid: pg.pgid, interval: pg.interval } as const;
@@ -148,6 +151,11 @@ export function onWriteCommitted(pg: PgCore, version: Eversion): void {
   const f = pg.inflight.find((x) => evCmp(x.entry.version, version) === 0);
   if (f === undefined) return;
   f.waiting.delete(pg.whoami);
+  if (pg.cfg.debugUnsafeAckOnPrimaryCommit === true && !f.replied) {
+    // The deliberately broken rule: acknowledge before the replicas have it.
+    f.replied = true;
+    pg.out.replies.push({ reqid: f.op.reqid, ok: true, version: f.entry.version });
+  }
   completeInOrder(pg);
 }
 
@@ -166,7 +174,7 @@ function completeInOrder(pg: PgCore): void {
     const f = pg.inflight.shift()!;
     assert(evCmp(f.entry.version, pg.committedTo) > 0, 'writes complete in log order');
     pg.committedTo = f.entry.version;
-    for (const op of [f.op, ...f.dupOps]) pg.out.replies.push({ reqid: op.reqid, ok: true, version: f.entry.version });
+    for (const op of f.replied ? f.dupOps : [f.op, ...f.dupOps]) pg.out.replies.push({ reqid: op.reqid, ok: true, version: f.entry.version });
   }
 }
 

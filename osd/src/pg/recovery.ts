@@ -15,9 +15,10 @@
  * flight, so client I/O keeps priority), a bytes-per-second token bucket for pushes, and a
  * per-OSD {@link BackfillReserver} with `osdMaxBackfills` slots.
  */
-import { assert } from '@aspen/shared';
+import { assert, assertNever } from '@aspen/shared';
+import { lastEntryFor } from './pg-log.ts';
 import type { PgCore, ReadTag } from './pg.ts';
-import { evCmp, type ClientOp, type Eversion, type PgMessage, type StoreOp, type StoreReadResult } from './types.ts';
+import { evCmp, type ClientOp, type Eversion, type PgMessage, type PushMode, type StoreOp, type StoreReadResult } from './types.ts';
 import { resendRepops } from './primary.ts';
 
 /**
@@ -81,6 +82,10 @@ export function inBackfillScan(pg: PgCore, object: string): boolean {
     if (b.watermark !== null && object > b.watermark && (b.upTo === null || object <= b.upTo)) return true;
   }
   return false;
+}
+
+function evMax(a: Eversion, b: Eversion): Eversion {
+  return evCmp(a, b) >= 0 ? a : b;
 }
 
 function refill(pg: PgCore): void {
@@ -184,7 +189,8 @@ export function onObjectRead(pg: PgCore, tag: Extract<ReadTag, { kind: 'push' | 
       const stat = pg.objects.get(tag.object);
       assert(result.exists && stat !== undefined && evCmp(result.version, stat.version) === 0,
         `primary copy of ${tag.object} matches its index`);
-      const msg = { kind: 'push', object: tag.object, version: result.version, data: result.data, backfill: false, pgid: pg.pgid, interval: pg.interval } as const;
+      const mode: PushMode = pg.repairing.has(tag.object) ? 'repair' : 'recovery';
+      const msg = { kind: 'push', object: tag.object, version: result.version, data: result.data, mode, pgid: pg.pgid, interval: pg.interval } as const;
       rec.msg = msg;
       rec.sentAtMs = pg.nowMs;
       pg.tokensBytes -= result.data.length * rec.waiting.size;
@@ -194,10 +200,10 @@ export function onObjectRead(pg: PgCore, tag: Extract<ReadTag, { kind: 'push' | 
     case 'backfillPush': {
       const b = pg.backfill.get(tag.target);
       if (b === undefined || !b.pending.has(tag.object)) return;
-      const version = result.exists ? result.version : null;
+      const version = result.exists ? result.version : pg.log.head;
       const data = result.exists ? result.data : null;
       pg.tokensBytes -= data?.length ?? 0;
-      pg.send(tag.target, { kind: 'push', object: tag.object, version, data, backfill: true });
+      pg.send(tag.target, { kind: 'push', object: tag.object, version, data, mode: 'backfill' });
       return;
     }
     default:
@@ -218,12 +224,35 @@ function replyRead(pg: PgCore, op: ClientOp, result: Extract<StoreReadResult, { 
 }
 
 /** Replica or backfill target: store a pushed copy (or remove), ack once durable. */
+/**
+ * Whether a push is a late duplicate that a newer write may already have superseded (the
+ * network reorders and duplicates, and the primary resends unacknowledged pushes).
+ */
+function pushIsStale(pg: PgCore, msg: { object: string; version: Eversion; mode: PushMode }): boolean {
+  switch (msg.mode) {
+    case 'recovery':
+      return !pg.missing.has(msg.object);
+    case 'backfill':
+      return pg.info.lastBackfill === null || (pg.backfillScanned !== null && msg.object <= pg.backfillScanned);
+    case 'repair': {
+      const cur = pg.objects.get(msg.object);
+      const fence = evMax(msg.version, { epoch: pg.interval, version: 0 });
+      const newer = lastEntryFor(pg.log, msg.object);
+      return (cur !== undefined && evCmp(cur.version, fence) > 0) || (newer !== undefined && evCmp(newer.version, msg.version) > 0);
+    }
+    default:
+      return assertNever(msg.mode, 'push mode');
+  }
+}
+
 export function onPush(
-  pg: PgCore, from: number, msg: { object: string; version: Eversion | null; data: Uint8Array | null; backfill: boolean },
+  pg: PgCore, from: number, msg: { object: string; version: Eversion; data: Uint8Array | null; mode: PushMode },
 ): void {
   if (pg.role !== 'replica' || !pg.activated || from !== pg.mapping!.actingPrimary) return;
   const ops: StoreOp[] = [];
-  if (msg.version === null || msg.data === null) {
+  if (pushIsStale(pg, msg)) {
+    // Already superseded: acknowledge without touching the copy.
+  } else if (msg.data === null) {
     ops.push({ kind: 'remove', object: msg.object, version: null });
     pg.objects.delete(msg.object);
   } else {
@@ -231,14 +260,14 @@ export function onPush(
     pg.objects.set(msg.object, { version: msg.version, sizeBytes: msg.data.length });
   }
   pg.missing.delete(msg.object);
-  pg.persist(ops, { kind: 'pushed', interval: pg.interval, object: msg.object, primary: from, backfill: msg.backfill });
+  pg.persist(ops, { kind: 'pushed', interval: pg.interval, object: msg.object, primary: from, mode: msg.mode });
   assert(!pg.missing.has(msg.object), 'pushed object no longer missing');
 }
 
 /** Primary: a push (recovery or backfill) is durable on `from`. */
-export function onPushAck(pg: PgCore, from: number, object: string, backfill: boolean): void {
+export function onPushAck(pg: PgCore, from: number, object: string, mode: PushMode): void {
   if (pg.role !== 'primary') return;
-  if (backfill) {
+  if (mode === 'backfill') {
     const b = pg.backfill.get(from);
     if (b === undefined || b.phase !== 'pushing' || !b.pending.delete(object)) return;
     if (b.pending.size === 0) advanceBackfill(pg, from, b);
@@ -248,7 +277,10 @@ export function onPushAck(pg: PgCore, from: number, object: string, backfill: bo
   pg.peerMissing.get(from)?.delete(object);
   if (rec === undefined || rec.kind !== 'push') return;
   rec.waiting.delete(from);
-  if (rec.waiting.size === 0) pg.recovering.delete(object);
+  if (rec.waiting.size === 0) {
+    pg.recovering.delete(object);
+    pg.repairing.delete(object);
+  }
 }
 
 function kickBackfill(pg: PgCore): void {
@@ -276,6 +308,8 @@ function startBatch(pg: PgCore, target: number, b: BackfillState): void {
 /** Backfill target: list its objects in (after, upTo]. */
 export function onBackfillScan(pg: PgCore, from: number, after: string, upTo: string | null): void {
   if (pg.role !== 'replica' || !pg.activated || from !== pg.mapping!.actingPrimary) return;
+  if (pg.info.lastBackfill === null) return;
+  if (pg.backfillScanned === null || after > pg.backfillScanned) pg.backfillScanned = after;
   const objects: (readonly [string, Eversion])[] = [];
   for (const [n, s] of pg.objects) if (n > after && (upTo === null || n <= upTo)) objects.push([n, s.version]);
   objects.sort((a, b) => (a[0] < b[0] ? -1 : 1));
@@ -300,7 +334,7 @@ export function onBackfillScanReply(pg: PgCore, from: number, after: string, obj
   for (const n of theirs.keys()) {
     if (pg.objects.has(n)) continue;
     b.pending.add(n);
-    pg.send(from, { kind: 'push', object: n, version: null, data: null, backfill: true });
+    pg.send(from, { kind: 'push', object: n, version: pg.log.head, data: null, mode: 'backfill' });
   }
   if (b.pending.size === 0) advanceBackfill(pg, from, b);
 }
@@ -360,7 +394,7 @@ export function retryRecovery(pg: PgCore): void {
     else if (b.phase === 'pushing') {
       for (const n of b.pending) {
         if (pg.objects.has(n)) pg.read(n, { kind: 'backfillPush', interval: pg.interval, object: n, target: t });
-        else pg.send(t, { kind: 'push', object: n, version: null, data: null, backfill: true });
+        else pg.send(t, { kind: 'push', object: n, version: pg.log.head, data: null, mode: 'backfill' });
       }
     }
   }

@@ -152,7 +152,7 @@ function applyRepair(pg: PgCore): void {
     if (inc.authVersion === null || inc.authOsd === null) {
       for (const o of inc.bad) {
         if (o === pg.whoami) removals.push(name);
-        else pg.send(o, { kind: 'push', object: name, version: null, data: null, backfill: false });
+        else pg.send(o, { kind: 'push', object: name, version: pg.log.head, data: null, mode: 'repair' });
       }
       continue;
     }
@@ -161,7 +161,10 @@ function applyRepair(pg: PgCore): void {
       if (o === pg.whoami) {
         pg.missing.set(name, item);
         pg.sourceHint.set(name, inc.authOsd);
-      } else pg.peerMissing.get(o)?.set(name, item);
+      } else {
+        pg.peerMissing.get(o)?.set(name, item);
+        pg.repairing.add(name);
+      }
     }
   }
   if (removals.length > 0) {

@@ -182,6 +182,9 @@ export type ClientReply =
 // ---------------------------------------------------------------------------------------
 // Peer messages (all carry the sender's interval start; a receiver in another interval drops them)
 
+/** Why an object copy is pushed. */
+export type PushMode = 'recovery' | 'backfill' | 'repair';
+
 interface MsgBase {
   readonly pgid: string;
   /** The sender's `sameIntervalSince`. */
@@ -198,9 +201,14 @@ export type PgMessage =
   | (MsgBase & { readonly kind: 'repopAck'; readonly version: Eversion })
   | (MsgBase & { readonly kind: 'pull'; readonly object: string; readonly need: Eversion })
   | (MsgBase & { readonly kind: 'pullReply'; readonly object: string; readonly version: Eversion | null; readonly data: Uint8Array | null })
-  /** A full copy of an object (version null: remove it); `backfill` routes the ack. */
-  | (MsgBase & { readonly kind: 'push'; readonly object: string; readonly version: Eversion | null; readonly data: Uint8Array | null; readonly backfill: boolean })
-  | (MsgBase & { readonly kind: 'pushAck'; readonly object: string; readonly backfill: boolean })
+  /**
+   * A full copy of an object at `version`, or (data null) its removal decided when the
+   * primary's log head was `version`. `mode` says why, and how a late duplicate is told
+   * apart: recovery pushes apply only to objects still missing, backfill pushes only above
+   * the target's scanned watermark, repair pushes only when no newer write reached the copy.
+   */
+  | (MsgBase & { readonly kind: 'push'; readonly object: string; readonly version: Eversion; readonly data: Uint8Array | null; readonly mode: PushMode })
+  | (MsgBase & { readonly kind: 'pushAck'; readonly object: string; readonly mode: PushMode })
   | (MsgBase & { readonly kind: 'backfillScan'; readonly after: string; readonly upTo: string | null })
   | (MsgBase & { readonly kind: 'backfillScanReply'; readonly after: string; readonly objects: readonly (readonly [string, Eversion])[] })
   | (MsgBase & { readonly kind: 'backfillDone' })

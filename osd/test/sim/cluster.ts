@@ -286,8 +286,8 @@ export class Cluster {
     const inc = emptyIncremental(this.map.epoch + 1, this.nowMs);
     for (const id of pi.down) if (this.map.osds.get(id)!.up) inc.newDown.push(id);
     for (const id of pi.up) if (!this.map.osds.get(id)!.up && !pi.down.has(id)) inc.newUp.push({ id, addr: `osd${id}`, host: `host${id}` });
-    for (const id of pi.out) inc.newWeight.push({ id, weight: 0, autoOutExempt: false });
-    for (const id of pi.in) if (!pi.out.has(id)) inc.newWeight.push({ id, weight: WEIGHT_IN, autoOutExempt: false });
+    for (const id of pi.out) if (!pi.in.has(id)) inc.newWeight.push({ id, weight: 0, autoOutExempt: false });
+    for (const id of pi.in) inc.newWeight.push({ id, weight: WEIGHT_IN, autoOutExempt: false });
     for (const [pgid, osds] of pi.pgTemp) {
       const cur = this.map.pgTemp.get(pgid) ?? [];
       if (cur.length !== osds.length || cur.some((o, i) => o !== osds[i])) inc.newPgTemp.push({ pgid, osds });
@@ -332,7 +332,7 @@ export class Cluster {
         }
       } else this.unhealthySinceMs.delete(osd.id);
       const downSince = this.downSinceMs.get(osd.id);
-      if (!info.up && info.weight > 0 && downSince !== undefined && this.nowMs - downSince >= this.p.outAfterMs) {
+      if (!healthy && !info.up && info.weight > 0 && downSince !== undefined && this.nowMs - downSince >= this.p.outAfterMs) {
         this.pendingInc.out.add(osd.id);
         this.autoOut.add(osd.id);
         this.scheduleCommit();
