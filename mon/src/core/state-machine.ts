@@ -41,10 +41,39 @@ function configBool(state: MonState, name: string, dflt: boolean): boolean {
   return v === 'true' || v === '1' || v === 'yes';
 }
 
+/**
+ * Numeric options the monitors interpret, and the values they accept. As Ceph does, a bad
+ * value is refused at `config set`: a pool built from `osd_pool_default_pg_num = -5` would
+ * be committed and then fail to encode on every monitor.
+ */
+export const CONFIG_NUMERIC_OPTIONS: Readonly<Record<string, { min: number; max: number; integer: boolean }>> = {
+  osd_pool_default_size: { min: 1, max: 16, integer: true },
+  osd_pool_default_min_size: { min: 0, max: 16, integer: true },
+  osd_pool_default_pg_num: { min: 1, max: 65536, integer: true },
+  mon_osd_min_down_reporters: { min: 1, max: 10_000, integer: true },
+  mon_osd_down_out_interval: { min: 0, max: 1e9, integer: false },
+  mon_osd_report_timeout: { min: 0, max: 1e9, integer: false },
+};
+const CONFIG_BOOL_OPTIONS: ReadonlySet<string> = new Set(['mon_allow_pool_delete']);
+const BOOL_VALUES: ReadonlySet<string> = new Set(['true', 'false', '1', '0', 'yes', 'no']);
+
+/** Whether `value` is acceptable for option `name` (unknown options accept anything). */
+function configValueError(name: string, value: string): string | null {
+  const range = CONFIG_NUMERIC_OPTIONS[name];
+  if (range !== undefined) {
+    const n = value.trim() === '' ? NaN : Number(value);
+    if (!Number.isFinite(n) || n < range.min || n > range.max || (range.integer && !Number.isInteger(n))) {
+      return `error parsing value: '${value}' for ${name}: expected ${range.integer ? 'an integer' : 'a number'} in [${range.min}, ${range.max}]`;
+    }
+  }
+  if (CONFIG_BOOL_OPTIONS.has(name) && !BOOL_VALUES.has(value)) return `error parsing value: '${value}' for ${name}: expected true or false`;
+  return null;
+}
+
 function configInt(state: MonState, who: string, name: string, dflt: number): number {
   const v = state.config.get(who)?.get(name) ?? state.config.get('global')?.get(name);
-  const n = v === undefined ? NaN : Number(v);
-  return Number.isFinite(n) ? n : dflt;
+  if (v === undefined || configValueError(name, v) !== null) return dflt;
+  return Number(v);
 }
 
 /** Command options derived from the replicated config. */
@@ -131,6 +160,10 @@ export class MonStateMachine {
         return this.applyPgStats(cmd, stampMs);
       case 'config set':
       case 'config rm': {
+        if (cmd.prefix === 'config set') {
+          const bad = configValueError(cmd.name, cmd.value);
+          if (bad !== null) throw new AspenError('EINVAL', bad);
+        }
         const section = this.state.config.get(cmd.who) ?? new Map<string, string>();
         if (cmd.prefix === 'config set') section.set(cmd.name, cmd.value);
         else section.delete(cmd.name);

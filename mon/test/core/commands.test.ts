@@ -411,6 +411,29 @@ describe('pg-temp, pg stats, config', () => {
     expect(d.state.pgStats.get('1.0')).toMatchObject({ state: 'active+degraded', reporter: 1, reportedEpoch: 11, lastScrubMs: 5, numObjects: 4 });
   });
 
+  it('config set refuses values the monitors cannot use (EINVAL), so no pool is built from them', () => {
+    const d = new Driver();
+    for (const [name, value] of [['osd_pool_default_pg_num', '-5'], ['osd_pool_default_pg_num', '1.5'], ['osd_pool_default_size', '0'], ['osd_pool_default_size', '300'],
+      ['mon_osd_down_out_interval', 'soon'], ['mon_osd_report_timeout', '-1'], ['mon_osd_min_down_reporters', '0'], ['mon_allow_pool_delete', 'sure']] as const) {
+      const { result } = d.apply({ prefix: 'config set', who: 'global', name, value });
+      expect(result.code, `${name}=${value}`).toBe('EINVAL');
+      expect(result.message).toContain(`error parsing value: '${value}' for ${name}`);
+    }
+    expect(d.state.config.size).toBe(0);
+    d.ok({ prefix: 'config set', who: 'osd', name: 'osd_pool_default_pg_num', value: '16' });
+    d.ok({ prefix: 'config set', who: 'mon', name: 'mon_osd_down_out_interval', value: '2.5' });
+    d.ok({ prefix: 'config set', who: 'mon', name: 'some_unknown_option', value: 'anything' });
+    d.ok({ prefix: 'osd pool create', pool: 'p' });
+    expect(d.map.pools.get(1)!.pgNum).toBe(16);
+  });
+
+  it('a bad value already in the config (from an older build) falls back to the default', () => {
+    const d = new Driver();
+    d.state.config.set('global', new Map([['osd_pool_default_pg_num', '-5'], ['osd_pool_default_size', '300']]));
+    d.ok({ prefix: 'osd pool create', pool: 'p' });
+    expect(d.map.pools.get(1)).toMatchObject({ pgNum: 32, size: 3 });
+  });
+
   it('config set/rm', () => {
     const d = new Driver();
     const { effects } = d.apply({ prefix: 'config set', who: 'osd.3', name: 'debug', value: '5' });

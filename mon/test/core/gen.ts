@@ -30,6 +30,6 @@ export const cmdArb: fc.Arbitrary<Record<string, unknown>> = fc.oneof(
     prefix: fc.constant('pg stats'), osd: fc.nat({ max: 6 }), epoch: fc.nat({ max: 40 }),
     pgs: fc.array(fc.record({ pgid: fc.constantFrom('1.0', '1.3', '2.0', '3.1'), state: fc.constantFrom('active+clean', 'peering', 'active+undersized+degraded'), up: fc.constant([0]), acting: fc.constant([0]), num_objects: fc.nat({ max: 9 }), num_bytes: fc.nat({ max: 999 }) }), { maxLength: 3 }),
   }),
-  fc.record({ prefix: fc.constant('config set'), who: fc.constantFrom('mon', 'osd', 'global'), name: fc.constantFrom('mon_allow_pool_delete', 'osd_pool_default_size'), value: fc.constantFrom('true', '2', '3') }),
+  fc.record({ prefix: fc.constant('config set'), who: fc.constantFrom('mon', 'osd', 'global'), name: fc.constantFrom('mon_allow_pool_delete', 'osd_pool_default_size', 'osd_pool_default_pg_num', 'osd_pool_default_min_size'), value: fc.constantFrom('true', '2', '3', '-5', '0', '1.5', '300') }),
   fc.record({ prefix: fc.constant('config rm'), who: fc.constantFrom('mon', 'osd'), name: fc.constant('mon_allow_pool_delete') }),
 );

@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { AssertionFailure } from '@aspen/shared';
 import { osdMapToBytes } from '@aspen/shared/osdmap/codec.ts';
 import { mapPg } from '@aspen/shared/osdmap/map-placement.ts';
+import { decodeMonState, encodeMonState } from '../../src/core/snapshot.ts';
 import type { MonState } from '../../src/core/state.ts';
 import { Driver } from './helpers.ts';
 import { cmdArb } from './gen.ts';
@@ -75,6 +76,7 @@ describe('state machine invariants', () => {
         if (out.result.code !== 0) expect(Buffer.from(osdMapToBytes(d.map)).equals(Buffer.from(before)), `refused ${JSON.stringify(cmd)} changed the map`).toBe(true);
         else expect(out.effects.incrementals.length).toBeLessThanOrEqual(1);
         checkInvariants(d.state);
+        expect(() => decodeMonState(encodeMonState(d.state))).not.toThrow(); // every member must be able to snapshot it
       }
     }), { numRuns: Number(process.env.ASPEN_RUNS ?? 300) });
   });
