@@ -55,6 +55,8 @@ export interface SimParams {
   readonly checkQuorum: boolean;
   readonly maxSizePerMsgBytes: number;
   readonly maxInflightMsgs: number;
+  /** The leader's uncommitted-entries budget (0 = unlimited); beyond it proposals are dropped. */
+  readonly maxUncommittedEntriesSizeBytes: number;
   readonly snapshotEvery: number;
   readonly clients: number;
   readonly keys: number;
@@ -87,6 +89,7 @@ export function deriveParams(seed: number): SimParams {
     checkQuorum: r.chance(0.8),
     maxSizePerMsgBytes: r.pick([64, 1024, 1 << 20]),
     maxInflightMsgs: r.pick([1, 4, 256]),
+    maxUncommittedEntriesSizeBytes: r.pick([0, 0, 0, 400]),
     snapshotEvery: r.pick([4, 20, 1000]),
     clients: r.range(2, 5),
     keys: r.pick([1, 1, 2, 3]),
@@ -280,7 +283,7 @@ export class Simulation {
       checkQuorum: this.params.checkQuorum,
       maxSizePerMsgBytes: this.params.maxSizePerMsgBytes,
       maxInflightMsgs: this.params.maxInflightMsgs,
-      maxUncommittedEntriesSizeBytes: 0,
+      maxUncommittedEntriesSizeBytes: this.params.maxUncommittedEntriesSizeBytes,
       applied,
       randomInt: (n) => r.int(n),
     };
