@@ -1,0 +1,264 @@
+/**
+ * Pure data-layout logic of the object store: block arithmetic, the per-blob checksum map, the
+ * onode record, checksummed record framing and the overlay of not-yet-applied writes. No I/O.
+ *
+ * A *blob* is the data of one object (or of several after a clone, copy-on-write) in one file.
+ * It is divided into blocks of `blockSizeBytes` (4 KiB by default, BlueStore's
+ * bluestore_csum_chunk_size idea); each block is either a hole (reads as zeros, not read from
+ * the file) or allocated with a crc32c of its full `blockSizeBytes` bytes.
+ *
+ * Invariant (kept by every write path): inside an allocated block, the bytes at object offsets
+ * at or beyond the object's size are zero, so the block's checksum stays valid when the size
+ * changes and a later extension reads zeros there.
+ */
+import { assert } from '@aspen/shared/assert.ts';
+import { crc32c } from '@aspen/shared/checksum.ts';
+import { Decoder, Encoder } from '@aspen/shared/codec.ts';
+import { AspenError } from '@aspen/shared/errors.ts';
+
+/** Default checksum/block granularity, bytes. */
+export const BLOCK_SIZE_DEFAULT_BYTES = 4096;
+
+/** Index range [first, end) of the blocks touched by byte range [offset, offset + length). */
+export function blockSpan(offsetBytes: number, lengthBytes: number, blockSizeBytes: number): { first: number; end: number } {
+  assert(offsetBytes >= 0 && lengthBytes >= 0, 'blockSpan: negative range');
+  assert(blockSizeBytes > 0 && (blockSizeBytes & (blockSizeBytes - 1)) === 0, 'blockSpan: block size must be a power of two');
+  if (lengthBytes === 0) return { first: Math.floor(offsetBytes / blockSizeBytes), end: Math.floor(offsetBytes / blockSizeBytes) };
+  return { first: Math.floor(offsetBytes / blockSizeBytes), end: Math.ceil((offsetBytes + lengthBytes) / blockSizeBytes) };
+}
+
+/**
+ * Checksums and allocation of a blob's blocks. Block i is allocated iff `alloc[i] === 1`; then
+ * `crcs[i]` is the crc32c of its `blockSizeBytes` bytes. Blocks at or beyond `count` are holes.
+ */
+export class BlockMap {
+  private constructor(
+    private crcs: Uint32Array,
+    private alloc: Uint8Array,
+    private n: number,
+  ) {}
+
+  static empty(): BlockMap {
+    return new BlockMap(new Uint32Array(16), new Uint8Array(16), 0);
+  }
+
+  /** Number of block slots (the last allocated block is below it). */
+  get count(): number {
+    return this.n;
+  }
+  isAllocated(i: number): boolean {
+    return i < this.n && this.alloc[i] === 1;
+  }
+  crcOf(i: number): number {
+    assert(this.isAllocated(i), `crcOf: block ${i} is a hole`);
+    return this.crcs[i]!;
+  }
+  /** Allocated blocks, counted. */
+  allocatedCount(): number {
+    let c = 0;
+    for (let i = 0; i < this.n; i++) c += this.alloc[i]!;
+    return c;
+  }
+
+  private grow(n: number): void {
+    if (n <= this.n) return;
+    if (n > this.crcs.length) {
+      let cap = this.crcs.length;
+      while (cap < n) cap *= 2;
+      const crcs = new Uint32Array(cap);
+      crcs.set(this.crcs.subarray(0, this.n));
+      const alloc = new Uint8Array(cap);
+      alloc.set(this.alloc.subarray(0, this.n));
+      this.crcs = crcs;
+      this.alloc = alloc;
+    }
+    this.n = n;
+  }
+
+  /** Marks block i allocated with checksum `crc`. */
+  set(i: number, crc: number): void {
+    assert(Number.isInteger(i) && i >= 0, 'BlockMap.set: bad index');
+    assert(Number.isInteger(crc) && crc >= 0 && crc <= 0xffffffff, 'BlockMap.set: bad crc');
+    this.grow(i + 1);
+    this.crcs[i] = crc;
+    this.alloc[i] = 1;
+  }
+  /** Makes block i a hole. */
+  punch(i: number): void {
+    if (i >= this.n) return;
+    this.alloc[i] = 0;
+    this.crcs[i] = 0;
+  }
+  /** Drops every block at index >= `blocks` (they become holes); trims trailing holes. */
+  truncateBlocks(blocks: number): void {
+    assert(blocks >= 0, 'truncateBlocks: negative');
+    for (let i = blocks; i < this.n; i++) this.punch(i);
+    let n = Math.min(this.n, blocks);
+    while (n > 0 && this.alloc[n - 1] === 0) n--;
+    this.n = n;
+  }
+  copy(): BlockMap {
+    return new BlockMap(this.crcs.slice(), this.alloc.slice(), this.n);
+  }
+
+  /** Versioned encoding: `struct v1 { u32 count; u8 alloc[count]; u32 crc[count] }`. */
+  encode(): Uint8Array {
+    const e = new Encoder(16 + this.n * 5);
+    e.struct(1, 1, (s) => {
+      s.u32(this.n);
+      s.raw(this.alloc.subarray(0, this.n));
+      const crcBytes = new Uint8Array(this.n * 4);
+      const view = new DataView(crcBytes.buffer);
+      for (let i = 0; i < this.n; i++) view.setUint32(i * 4, this.crcs[i]!, true);
+      s.raw(crcBytes);
+    });
+    return e.finish();
+  }
+  /** @throws AspenError E_DECODE on malformed bytes. */
+  static decode(b: Uint8Array): BlockMap {
+    const d = new Decoder(b);
+    const m = d.struct(1, 'block map', (s) => {
+      const n = s.u32();
+      if (n * 5 > s.remainingBytes) throw new AspenError('E_DECODE', `block map count ${n} exceeds its body`);
+      const cap = Math.max(16, n);
+      const alloc = new Uint8Array(cap);
+      alloc.set(s.raw(n));
+      const crcRaw = s.raw(n * 4);
+      const view = new DataView(crcRaw.buffer, crcRaw.byteOffset, crcRaw.byteLength);
+      const crcs = new Uint32Array(cap);
+      for (let i = 0; i < n; i++) crcs[i] = view.getUint32(i * 4, true);
+      for (let i = 0; i < n; i++) if (alloc[i]! > 1) throw new AspenError('E_DECODE', `block map alloc byte ${alloc[i]} at ${i}`);
+      return new BlockMap(crcs, alloc, n);
+    });
+    d.done('block map');
+    return m;
+  }
+}
+
+/** The per-object record (Ceph's onode, reduced): size and the blob holding the data (0 = none yet). */
+export interface Onode {
+  readonly sizeBytes: number;
+  readonly blobId: number;
+}
+
+/** `struct v1 { u53 sizeBytes; u53 blobId }`. */
+export function encodeOnode(o: Onode): Uint8Array {
+  assert(Number.isSafeInteger(o.sizeBytes) && o.sizeBytes >= 0, 'onode size');
+  assert(Number.isSafeInteger(o.blobId) && o.blobId >= 0, 'onode blob id');
+  return new Encoder(24).struct(1, 1, (s) => s.u53(o.sizeBytes).u53(o.blobId)).finish();
+}
+
+/** @throws AspenError E_DECODE on malformed bytes. */
+export function decodeOnode(b: Uint8Array): Onode {
+  const d = new Decoder(b);
+  const o = d.struct(1, 'onode', (s) => ({ sizeBytes: s.u53(), blobId: s.u53() }));
+  d.done('onode');
+  return o;
+}
+
+/**
+ * Checks a record's stored crc32c.
+ * @throws AspenError E_CORRUPT naming `what` on a mismatch.
+ */
+export function checkRecord(body: Uint8Array, crc: number, what: string): Uint8Array {
+  const actual = crc32c(body);
+  if (actual !== crc >>> 0) throw new AspenError('E_CORRUPT', `${what}: record checksum mismatch (stored ${crc >>> 0}, computed ${actual})`, { what });
+  return body;
+}
+
+/** A block-aligned write of whole blocks into a blob that is committed but maybe not yet in the file. */
+export interface PendingWrite {
+  readonly blobId: number;
+  /** Byte offset in the blob, a multiple of the block size. */
+  readonly offsetBytes: number;
+  /** Whole blocks. */
+  readonly data: Uint8Array;
+}
+
+/**
+ * Copies onto `buf` (which holds blob bytes [bufOffsetBytes, bufOffsetBytes + buf.length))
+ * the parts of `writes` that overlap it, in order (later writes win).
+ */
+export function overlayWrites(buf: Uint8Array, bufOffsetBytes: number, writes: readonly PendingWrite[]): void {
+  const bufEnd = bufOffsetBytes + buf.length;
+  for (const w of writes) {
+    const start = Math.max(bufOffsetBytes, w.offsetBytes);
+    const end = Math.min(bufEnd, w.offsetBytes + w.data.length);
+    if (start >= end) continue;
+    buf.set(w.data.subarray(start - w.offsetBytes, end - w.offsetBytes), start - bufOffsetBytes);
+  }
+}
+
+/** An allocated byte range of an object (fiemap / sparse read). */
+export interface Extent {
+  readonly offsetBytes: number;
+  readonly lengthBytes: number;
+}
+
+/**
+ * Allocated extents of an object within [offset, offset + length), clipped to its size and
+ * merged (adjacent allocated blocks form one extent).
+ */
+export function allocatedExtents(map: BlockMap, sizeBytes: number, offsetBytes: number, lengthBytes: number, blockSizeBytes: number): Extent[] {
+  const end = Math.min(sizeBytes, offsetBytes + lengthBytes);
+  const out: Extent[] = [];
+  if (offsetBytes >= end) return out;
+  const { first, end: endBlock } = blockSpan(offsetBytes, end - offsetBytes, blockSizeBytes);
+  let runStart = -1;
+  const flush = (stopBlock: number): void => {
+    if (runStart < 0) return;
+    const s = Math.max(offsetBytes, runStart * blockSizeBytes);
+    const e = Math.min(end, stopBlock * blockSizeBytes);
+    if (e > s) out.push({ offsetBytes: s, lengthBytes: e - s });
+    runStart = -1;
+  };
+  for (let i = first; i < endBlock; i++) {
+    if (map.isAllocated(i)) {
+      if (runStart < 0) runStart = i;
+    } else flush(i);
+  }
+  flush(endBlock);
+  assert(out.every((x) => x.lengthBytes > 0), 'allocatedExtents: empty extent');
+  return out;
+}
+
+/** A blob's record: how many onodes reference it (clones share blobs) and its block map. */
+export interface BlobRecord {
+  readonly refs: number;
+  readonly map: BlockMap;
+}
+
+/** `struct v1 { u32 refs; bytes blockMap }`. */
+export function encodeBlobRecord(r: BlobRecord): Uint8Array {
+  assert(Number.isInteger(r.refs) && r.refs >= 1, `blob refs must be >= 1, got ${r.refs}`);
+  const map = r.map.encode();
+  return new Encoder(map.length + 16).struct(1, 1, (s) => s.u32(r.refs).bytes(map)).finish();
+}
+
+/** @throws AspenError E_DECODE on malformed bytes. */
+export function decodeBlobRecord(b: Uint8Array): BlobRecord {
+  const d = new Decoder(b);
+  const r = d.struct(1, 'blob record', (s) => ({ refs: s.u32(), map: BlockMap.decode(s.bytes()) }));
+  d.done('blob record');
+  if (r.refs < 1) throw new AspenError('E_DECODE', `blob record with ${r.refs} refs`);
+  return r;
+}
+
+/**
+ * Checks every allocated block of `buf` (blocks [first, first + buf.length / blockSize) of a
+ * blob) against `map`; holes are ignored. Calls `onBad(blockIndex)` for each mismatch.
+ * Returns the number of allocated blocks checked.
+ */
+export function verifyBlocks(buf: Uint8Array, first: number, map: BlockMap, blockSizeBytes: number, onBad: (blockIndex: number) => void): number {
+  assert(buf.length % blockSizeBytes === 0, 'verifyBlocks: buffer is not whole blocks');
+  const n = buf.length / blockSizeBytes;
+  let checked = 0;
+  for (let j = 0; j < n; j++) {
+    const i = first + j;
+    if (!map.isAllocated(i)) continue;
+    checked++;
+    if (crc32c(buf.subarray(j * blockSizeBytes, (j + 1) * blockSizeBytes)) !== map.crcOf(i)) onBad(i);
+  }
+  assert(checked <= n, 'verifyBlocks: count');
+  return checked;
+}
