@@ -40,6 +40,8 @@ export interface SimParams {
   /** Per OSD per chaos step (tickMs). */
   readonly crashRate: number;
   readonly partitionRate: number;
+  /** Per chaos step: an operator marks an up OSD out (or an operator-out OSD back in). */
+  readonly reweightRate: number;
   readonly downDetectMs: number;
   readonly outAfterMs: number;
   readonly clients: number;
@@ -60,7 +62,7 @@ export function deriveParams(seed: number, overrides: Partial<SimParams> = {}): 
   const base: SimParams = {
     seed, osds, size, minSize,
     pgNum: r.pick([2, 4, 4, 8]),
-    safetyMs: r.range(600, 1600),
+    safetyMs: r.range(800, 2500),
     livenessMs: 4000,
     tickMs: 10,
     dropRate: r.pick([0, 0.01, 0.05, 0.15]),
@@ -69,9 +71,10 @@ export function deriveParams(seed: number, overrides: Partial<SimParams> = {}): 
     fsyncMaxMs: r.pick([0, 3, 10]),
     crashRate: r.pick([0, 0.002, 0.005, 0.01]),
     partitionRate: r.pick([0, 0.001, 0.004]),
+    reweightRate: r.pick([0, 0.003, 0.01]),
     downDetectMs: r.range(20, 80),
     outAfterMs: r.pick([150, 400, 100_000]),
-    clients: r.range(1, 4),
+    clients: r.range(1, 6),
     objects: r.pick([4, 10, 24]),
     clientRetryMs: r.pick([80, 200]),
     pg: {
@@ -210,12 +213,13 @@ export class Cluster {
   private readonly downSinceMs = new Map<number, number>();
   private readonly unhealthySinceMs = new Map<number, number>();
   private readonly autoOut = new Set<number>();
+  private readonly operatorOut = new Set<number>();
   private faults = true;
   readonly trace: string[] = [];
   readonly traceOn: boolean;
   /** Every state-string component any PG reported (coverage). */
   readonly statesSeen = new Set<string>();
-  readonly stats = { events: 0, epochs: 0, acks: 0, reads: 0, crashes: 0, partitions: 0, messages: 0, dropped: 0, pgTemps: 0, lastMs: 0 };
+  readonly stats = { events: 0, epochs: 0, acks: 0, reads: 0, crashes: 0, partitions: 0, messages: 0, dropped: 0, pgTemps: 0, lastMs: 0, livenessMs: 0 };
 
   constructor(params: SimParams, opts: { trace?: boolean } = {}) {
     this.p = params;
@@ -499,6 +503,17 @@ export class Cluster {
 
   private chaos(): void {
     if (!this.faults) return;
+    if (this.rng.chance(this.p.reweightRate)) {
+      const osd = this.rng.pick(this.osds);
+      const info = this.map.osds.get(osd.id)!;
+      if (this.operatorOut.delete(osd.id)) this.pendingInc.in.add(osd.id);
+      else if (info.up && info.weight > 0) {
+        this.operatorOut.add(osd.id);
+        this.pendingInc.out.add(osd.id);
+      }
+      this.log(`operator: osd.${osd.id} ${this.operatorOut.has(osd.id) ? 'out' : 'in'}`);
+      this.scheduleCommit();
+    }
     for (const osd of this.osds) {
       if (osd.alive && this.rng.chance(this.p.crashRate)) this.crash(osd);
       else if (osd.alive && osd.isolatedUntilMs <= this.nowMs && this.rng.chance(this.p.partitionRate)) {
@@ -685,6 +700,7 @@ export class Cluster {
       if (this.violations.length === 0) this.violations.push(`exception: ${(err as Error).stack ?? String(err)}`);
     }
     this.stats.lastMs = this.nowMs;
+    this.stats.livenessMs = Math.max(0, this.nowMs - p.safetyMs);
     this.violations.push(...this.ledger.violations);
     if (this.violations.length === 0) {
       if (!converged) this.violations.push(`liveness: not converged after ${p.livenessMs}ms of healing: ${this.describeStates()}`);
@@ -700,6 +716,9 @@ export class Cluster {
       osd.isolatedUntilMs = 0;
       if (!osd.alive) osd.restartAtMs = this.nowMs;
     }
+    for (const id of this.operatorOut) this.pendingInc.in.add(id);
+    this.operatorOut.clear();
+    this.scheduleCommit();
   }
 
   describeStates(): string {
