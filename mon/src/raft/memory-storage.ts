@@ -14,6 +14,7 @@ import { limitedEnd } from './core/util.ts';
 
 const EMPTY_SNAPSHOT: Snapshot = { metadata: { index: 0, term: 0, confState: { voters: [], learners: [] } }, data: new Uint8Array(0) };
 
+/** In-memory Raft storage: durable for the lifetime of the object (the simulator's "disk"). */
 export class MemoryStorage implements RaftStorage {
   private hardState: HardState = { term: 0, vote: null, commit: 0 };
   private snap: Snapshot = EMPTY_SNAPSHOT;

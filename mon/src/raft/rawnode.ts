@@ -76,6 +76,7 @@ interface Outstanding {
   readonly ready: Ready;
 }
 
+/** A Raft member as the caller drives it (see the file comment for the loop). */
 export class RawNode {
   private readonly raft: Raft;
   private prevSoftState: SoftState;

@@ -9,6 +9,7 @@ import { assert } from '@aspen/shared';
 import type { Entry, Snapshot } from '../types.ts';
 import { limitedEnd } from './util.ts';
 
+/** Accepted-but-unpersisted log suffix (and snapshot); see the file comment for its invariant. */
 export class Unstable {
   /** An incoming snapshot not yet persisted. */
   snapshot: Snapshot | null = null;
@@ -17,6 +18,7 @@ export class Unstable {
   /** Index of `entries[0]` (or where it would be). */
   offset: number;
 
+  /** @param offset index of the first entry that will be held here (storage's lastIndex + 1). */
   constructor(offset: number) {
     assert(Number.isSafeInteger(offset) && offset >= 1, `unstable offset must be >= 1, got ${offset}`);
     this.offset = offset;

@@ -12,6 +12,7 @@ import type { Entry, RaftStorage, Snapshot } from '../types.ts';
 import { Unstable } from './log-unstable.ts';
 import { entriesSizeBytes } from './util.ts';
 
+/** The log over storage + unstable entries, with commit/apply positions (invariant in the file comment). */
 export class RaftLog {
   readonly unstable: Unstable;
   /** Highest index known to be committed. */
@@ -38,14 +39,17 @@ export class RaftLog {
     this.applied = first - 1;
   }
 
+  /** Index of the first entry still held (after the latest snapshot). */
   firstIndex(): number {
     return this.unstable.maybeFirstIndex() ?? this.storage.firstIndex();
   }
 
+  /** Index of the last entry (persisted or not); the snapshot's index for an empty log. */
   lastIndex(): number {
     return this.unstable.maybeLastIndex() ?? this.storage.lastIndex();
   }
 
+  /** Term of the last entry. */
   lastTerm(): number {
     const t = this.term(this.lastIndex());
     assert(t !== null, 'the last entry must have a term');
@@ -74,6 +78,7 @@ export class RaftLog {
     return this.term(i) ?? 0;
   }
 
+  /** Whether our entry `i` exists and has term `t` (the AppendEntries consistency check). */
   matchTerm(i: number, t: number): boolean {
     const got = this.term(i);
     return got !== null && got === t;
@@ -200,10 +205,12 @@ export class RaftLog {
     if (this.applying < i) this.applying = i;
   }
 
+  /** Entries up to (`i`, `t`) were persisted by the caller. */
   stableTo(i: number, t: number): void {
     this.unstable.stableTo(i, t);
   }
 
+  /** The snapshot at `i` was persisted by the caller. */
   stableSnapTo(i: number): void {
     this.unstable.stableSnapTo(i);
   }

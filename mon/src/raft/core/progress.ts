@@ -12,11 +12,13 @@
 import { assert, assertNever } from '@aspen/shared';
 import type { NodeId } from '../types.ts';
 
+/** Replication state of a follower (see the file comment). */
 export type ProgressState = 'probe' | 'replicate' | 'snapshot';
 
 /** A bounded window of in-flight MsgApp (by last index sent), oldest first. */
 export class Inflights {
   private readonly items: number[] = [];
+  /** @param maxInflightMsgs window size (RaftConfig.maxInflightMsgs); at least 1. */
   constructor(readonly maxInflightMsgs: number) {
     assert(Number.isSafeInteger(maxInflightMsgs) && maxInflightMsgs >= 1, 'maxInflightMsgs must be >= 1');
   }
@@ -37,12 +39,15 @@ export class Inflights {
   freeFirstOne(): void {
     this.items.shift();
   }
+  /** Whether the window is full (no more MsgApp may be sent). */
   full(): boolean {
     return this.items.length >= this.maxInflightMsgs;
   }
+  /** Messages in flight. */
   get count(): number {
     return this.items.length;
   }
+  /** Forgets every in-flight message (state change). */
   reset(): void {
     this.items.length = 0;
   }
@@ -80,6 +85,7 @@ export class Progress {
     this.inflights.reset();
   }
 
+  /** Back to probing from `match + 1` (or past a snapshot just sent). */
   becomeProbe(): void {
     if (this.state === 'snapshot') {
       const pending = this.pendingSnapshot;
@@ -91,11 +97,13 @@ export class Progress {
     }
   }
 
+  /** Logs match up to `match`: stream optimistically from `match + 1`. */
   becomeReplicate(): void {
     this.resetState('replicate');
     this.next = this.match + 1;
   }
 
+  /** A MsgSnap at `snapshotIndex` is on its way: send nothing until it is reported. */
   becomeSnapshot(snapshotIndex: number): void {
     assert(snapshotIndex > 0, 'snapshot index must be positive');
     this.resetState('snapshot');

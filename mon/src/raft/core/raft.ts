@@ -36,6 +36,7 @@ export const MAX_APPLYING_BYTES = 64 * 1024 * 1024;
 
 type CampaignKind = 'pre_election' | 'election' | 'transfer';
 
+/** One Raft member's protocol state; driven through {@link RawNode}. */
 export class Raft {
   readonly id: NodeId;
   readonly log: RaftLog;
@@ -99,14 +100,17 @@ export class Raft {
 
   // ---------------------------------------------------------------- state snapshots
 
+  /** Volatile role and leader. */
   softState(): SoftState {
     return { leader: this.lead, role: this.role };
   }
 
+  /** What must be persisted: term, vote, commit. */
   hardState(): HardState {
     return { term: this.term, vote: this.vote, commit: this.log.committed };
   }
 
+  /** Current voters (sorted). */
   get voters(): readonly NodeId[] {
     return this.confState.voters;
   }
@@ -153,6 +157,7 @@ export class Raft {
     this.pendingReadIndexMessages = [];
   }
 
+  /** Becomes a follower of `lead` (or of nobody yet) in `term` (≥ the current term). */
   becomeFollower(term: number, lead: NodeId | null): void {
     assert(term >= this.term, `becomeFollower(${term}) below current term ${this.term}`);
     assert(lead !== this.id, 'a follower does not follow itself');
@@ -327,6 +332,7 @@ export class Raft {
     return advanced;
   }
 
+  /** Whether the commit index is an entry of our term (a new leader's no-op committed, §6.4). */
   committedEntryInCurrentTerm(): boolean {
     return this.log.termOrZero(this.log.committed) === this.term;
   }
@@ -650,6 +656,7 @@ export class Raft {
     else this.sendAppend(target);
   }
 
+  /** Gives up a leadership transfer in progress (proposals are accepted again). */
   abortLeaderTransfer(): void {
     this.leadTransferee = null;
   }

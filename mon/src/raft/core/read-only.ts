@@ -21,6 +21,7 @@ export interface ReadIndexStatus {
 /** Limit of pending ReadIndex requests on a leader; beyond it new reads are dropped. */
 export const READ_INDEX_PENDING_MAX = 4096;
 
+/** The leader's queue of ReadIndex requests awaiting heartbeat confirmation. */
 export class ReadOnly {
   private readonly pending = new Map<string, ReadIndexStatus>();
   private queue: string[] = [];
@@ -69,6 +70,7 @@ export class ReadOnly {
     return this.pending.get(key)?.req.context ?? null;
   }
 
+  /** Requests awaiting confirmation. */
   get pendingCount(): number {
     return this.queue.length;
   }
