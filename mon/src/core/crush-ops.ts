@@ -2,7 +2,8 @@
  * The CRUSH edits the monitors make when applying commands, over shared/src/crush's
  * immutable builder (each returns a new map, or null when nothing changes).
  */
-import type { CrushMap } from '@aspen/shared/crush/types.ts';
+import { AspenError } from '@aspen/shared';
+import { crushBucketWeight, crushWeightFromFloat, crushWeightToFloat, type CrushMap } from '@aspen/shared/crush/types.ts';
 import { crushAddOsd, crushAddSimpleRule, crushItemId, crushRemoveOsd, crushReweightOsd, defaultCrushMap } from '@aspen/shared/crush/builder.ts';
 
 /** The CRUSH map of a new cluster: root `default`, rule 0 `replicated_rule` over hosts. */
@@ -16,13 +17,38 @@ export function initialCrushMap(): CrushMap {
  */
 export function ensureOsdLocated(crush: CrushMap, id: number, host: string, weight: number): CrushMap | null {
   if (crush.devices.some((d) => d.id === id)) return null;
+  checkWeightFits(crush, id, weight);
   return crushAddOsd(crush, id, weight, { host, root: 'default' });
 }
 
-/** `osd crush reweight`. @throws AspenError ENOENT when the OSD is not in CRUSH. */
+/** `osd crush reweight`. @throws AspenError ENOENT when the OSD is not in CRUSH; EINVAL (see checkWeightFits). */
 export function reweightOsd(crush: CrushMap, id: number, weight: number): CrushMap {
+  checkWeightFits(crush, id, weight);
   return crushReweightOsd(crush, id, weight);
 }
+
+/**
+ * Refuses a weight that would not fit the 16.16 u32 weight of the OSD's buckets (the builder
+ * asserts on it, and an assertion while applying a committed command stops every monitor).
+ * Conservative: checks the heaviest bucket, which is at least any of the OSD's ancestors.
+ * @throws AspenError EINVAL
+ */
+function checkWeightFits(crush: CrushMap, id: number, weight: number): void {
+  const w16 = crushWeightFromFloat(weight);
+  let old = 0;
+  let heaviest = 0;
+  for (const b of crush.buckets) {
+    if (b.shadowOf) continue;
+    heaviest = Math.max(heaviest, crushBucketWeight(b));
+    for (const it of b.items) if (it.id === id) old = Math.max(old, it.weight);
+  }
+  if (w16 > CRUSH_WEIGHT_U32_MAX || heaviest - old + w16 > CRUSH_WEIGHT_U32_MAX) {
+    throw new AspenError('EINVAL', `CRUSH weight ${weight} for osd.${id} would overflow a bucket weight (at most ${crushWeightToFloat(CRUSH_WEIGHT_U32_MAX)} per bucket)`);
+  }
+}
+
+/** Largest 16.16 CRUSH weight of an item or bucket (u32). */
+const CRUSH_WEIGHT_U32_MAX = 0xffffffff;
 
 /** Removes an OSD from CRUSH; null when it was not there. */
 export function removeOsd(crush: CrushMap, id: number): CrushMap | null {

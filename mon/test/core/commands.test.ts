@@ -193,6 +193,17 @@ describe('osd down / out / in / reweight / rm / flags', () => {
     d.refused({ prefix: 'osd crush reweight', id: 1, weight: 1 }, 'ENOENT', /osd\.1 is not in any bucket/);
   });
 
+  it('refuses CRUSH weights that would overflow a bucket (EINVAL) instead of asserting while applying', () => {
+    const d = new Driver();
+    d.ok({ prefix: 'osd new', uuid: osdUuid(0), id: 0 });
+    d.refused({ prefix: 'osd boot', id: 0, uuid: osdUuid(0), addr: '1.2.3.4:5', host: 'h0', weight: 1e6 }, 'EINVAL', /CRUSH weight 1000000 for osd\.0 would overflow/);
+    d.ok({ prefix: 'osd boot', id: 0, uuid: osdUuid(0), addr: '1.2.3.4:5', host: 'h0', weight: 40_000 });
+    d.addOsd(1, 'h1');
+    d.refused({ prefix: 'osd crush reweight', id: 1, weight: 40_000 }, 'EINVAL', /would overflow a bucket weight/);
+    d.ok({ prefix: 'osd crush reweight', id: 0, weight: 60_000 }); // replaces its own 40000: still fits
+    d.ok({ prefix: 'osd crush reweight', id: 1, weight: 5000 });
+  });
+
   it('rm refuses an up OSD (EBUSY), removes a down one from the map and CRUSH', () => {
     const d = new Driver();
     d.addOsd(0, 'h0');

@@ -12,7 +12,7 @@ export const cmdArb: fc.Arbitrary<Record<string, unknown>> = fc.oneof(
   fc.record({ prefix: fc.constantFrom('osd down', 'osd out', 'osd in', 'osd rm'), ids: fc.array(fc.nat({ max: 6 }), { minLength: 1, maxLength: 2 }) }),
   fc.record({ prefix: fc.constant('osd out'), ids: fc.array(fc.nat({ max: 6 }), { minLength: 1, maxLength: 2 }), auto: fc.constant(true) }),
   fc.record({ prefix: fc.constant('osd reweight'), id: fc.nat({ max: 6 }), weight: fc.constantFrom(0, 0.25, 1) }),
-  fc.record({ prefix: fc.constant('osd crush reweight'), id: fc.nat({ max: 6 }), weight: fc.constantFrom(0.5, 2) }),
+  fc.record({ prefix: fc.constant('osd crush reweight'), id: fc.nat({ max: 6 }), weight: fc.constantFrom(0.5, 2, 30_000, 70_000, 1e6) }),
   fc.record({ prefix: fc.constantFrom('osd set', 'osd unset'), key: fc.constantFrom('noout', 'noup', 'nodown') }),
   fc.record({ prefix: fc.constant('osd pool create'), pool: fc.constantFrom('rbd', 'data', 'ec'), pg_num: fc.constantFrom(1, 4, 8) }),
   fc.record({ prefix: fc.constant('osd pool create'), pool: fc.constantFrom('ec', 'ec2', 'replicated_rule'), pool_type: fc.constant('erasure'), erasure_code_profile: fc.constantFrom('default', 'k3m2') }),
