@@ -3,7 +3,8 @@
  * (src/crush/CrushWrapper.cc `insert_item`, `remove_item`, `adjust_item_weight`,
  * `add_simple_rule_at`, `populate_classes`; src/tools/crushtool.cc `--build`;
  * src/osd/OSDMap.cc `build_simple_crush_map`). Every function is pure: it returns a new
- * map and leaves its argument untouched.
+ * map and leaves its argument untouched. Edits of buckets, devices or shadow trees throw
+ * AspenError E_UNSUPPORTED on a map that carries choose_args (weight sets).
  */
 import { assert } from '../assert.ts';
 import { AspenError } from '../errors.ts';
@@ -20,6 +21,17 @@ import {
   type CrushTunables,
   type CrushTypeDef,
 } from './types.ts';
+
+/**
+ * Builder edits do not maintain Ceph's weight sets (Ceph adjusts every choose_args set on
+ * each edit); Aspen never creates them, so an imported map that has them is read-only here.
+ * @throws AspenError E_UNSUPPORTED when `map` has choose_args.
+ */
+function assertNoChooseArgs(map: CrushMap): void {
+  if (map.chooseArgs && map.chooseArgs.length > 0) {
+    throw new AspenError('E_UNSUPPORTED', 'editing a CRUSH map that has choose_args (weight sets) is not supported; remove them first');
+  }
+}
 
 /** Where an item goes: type name → bucket name, e.g. `{ host: 'node1', root: 'default' }`. */
 export type CrushLocation = Readonly<Record<string, string>>;
@@ -152,6 +164,7 @@ export function crushAddSimpleRule(map: CrushMap, opts: CrushSimpleRuleOptions):
 
 /** Adds or replaces a rule verbatim. @throws AspenError EINVAL for a bad id. */
 export function crushSetRule(map: CrushMap, rule: CrushRule): CrushMap {
+  assertNoChooseArgs(map);
   if (!Number.isInteger(rule.id) || rule.id < 0 || rule.id > 255) throw new AspenError('EINVAL', `bad rule id ${rule.id}`);
   const d = new CrushDraft(map);
   d.rules.set(rule.id, rule);
@@ -170,6 +183,7 @@ export function crushSetRule(map: CrushMap, rule: CrushRule): CrushMap {
  *   unknown type name.
  */
 export function crushAddOsd(map: CrushMap, osdId: number, weight: number, location: CrushLocation, deviceClass?: string): CrushMap {
+  assertNoChooseArgs(map);
   if (!Number.isInteger(osdId) || osdId < 0) throw new AspenError('EINVAL', `bad OSD id ${osdId}`);
   if (!(weight >= 0) || !Number.isFinite(weight)) throw new AspenError('EINVAL', `bad CRUSH weight ${weight}`);
   const d = new CrushDraft(map);
@@ -209,6 +223,7 @@ export function crushAddOsd(map: CrushMap, osdId: number, weight: number, locati
  * empty buckets stay. @throws AspenError ENOENT when the OSD is not in the map.
  */
 export function crushRemoveOsd(map: CrushMap, osdId: number): CrushMap {
+  assertNoChooseArgs(map);
   const d = new CrushDraft(map);
   if (!d.devices.has(osdId) && d.parentsOf(osdId).length === 0) throw new AspenError('ENOENT', `osd.${osdId} is not in the CRUSH map`);
   for (const parent of d.parentsOf(osdId)) {
@@ -226,6 +241,7 @@ export function crushRemoveOsd(map: CrushMap, osdId: number): CrushMap {
  * bucket holding it, updating sums up the tree. @throws AspenError ENOENT / EINVAL.
  */
 export function crushReweightOsd(map: CrushMap, osdId: number, weight: number): CrushMap {
+  assertNoChooseArgs(map);
   if (!(weight >= 0) || !Number.isFinite(weight)) throw new AspenError('EINVAL', `bad CRUSH weight ${weight}`);
   const d = new CrushDraft(map);
   if (d.parentsOf(osdId).filter((b) => !b.shadowOf).length === 0) throw new AspenError('ENOENT', `osd.${osdId} is not in any bucket`);
@@ -239,6 +255,7 @@ export function crushReweightOsd(map: CrushMap, osdId: number, weight: number): 
  * (`ceph osd crush set-device-class`), rebuilding shadow trees. @throws AspenError ENOENT.
  */
 export function crushSetDeviceClass(map: CrushMap, osdId: number, deviceClass: string | undefined): CrushMap {
+  assertNoChooseArgs(map);
   const d = new CrushDraft(map);
   const dev = d.devices.get(osdId);
   if (!dev) throw new AspenError('ENOENT', `osd.${osdId} is not in the CRUSH map`);
@@ -251,6 +268,7 @@ export function crushSetDeviceClass(map: CrushMap, osdId: number, deviceClass: s
 
 /** Returns the map with its shadow trees rebuilt (Ceph `rebuild_roots_with_classes`). */
 export function crushRebuildShadowTrees(map: CrushMap): CrushMap {
+  assertNoChooseArgs(map);
   const d = new CrushDraft(map);
   d.rebuildShadowTrees();
   const out = d.finish();

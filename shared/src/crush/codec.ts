@@ -4,7 +4,8 @@
  * version live in shared/testdata/crush/ and later versions must keep reading them.
  *
  * v1 layout: tunables (8 × u32), devices, types, buckets (real and shadow), rules, classes,
- * maxDevices. Integers little-endian; ids are i32, weights u32 (16.16).
+ * maxDevices. v2 (compat 1: v1 readers skip it) appends the optional choose_args sets.
+ * Integers little-endian; ids are i32, weights u32 (16.16).
  */
 import { AspenError } from '../errors.ts';
 import { Decoder, Encoder } from '../codec.ts';
@@ -14,6 +15,8 @@ import {
   CRUSH_BUCKET_ALG_IDS,
   CRUSH_SET_OPS,
   type CrushBucket,
+  type CrushChooseArg,
+  type CrushChooseArgMap,
   type CrushDevice,
   type CrushMap,
   type CrushRule,
@@ -22,7 +25,7 @@ import {
 } from './types.ts';
 
 /** Current encoding version of a CRUSH map. */
-export const CRUSH_MAP_ENCODING_VERSION = 1;
+export const CRUSH_MAP_ENCODING_VERSION = 2;
 
 const STEP_OPS = [
   'noop',
@@ -118,6 +121,15 @@ export function encodeCrushMap(e: Encoder, map: CrushMap): Encoder {
     });
     e.array(map.classes, (e, c) => e.string(c));
     e.u32(map.maxDevices);
+    // v2
+    e.array(map.chooseArgs ?? [], (e, set) => {
+      e.i32(set.index);
+      e.array(set.args, (e2, a) => {
+        e2.i32(a.bucketId);
+        e2.optional(a.weightSet, (e3, ws) => e3.array(ws, (e4, w) => e4.array(w, (e5, v) => e5.u32(v))));
+        e2.optional(a.ids, (e3, ids) => e3.array(ids, (e4, id) => e4.i32(id)));
+      });
+    });
   });
 }
 
@@ -126,7 +138,7 @@ export function encodeCrushMap(e: Encoder, map: CrushMap): Encoder {
  * @throws AspenError E_DECODE on malformed bytes; E_UNSUPPORTED for a newer incompatible version.
  */
 export function decodeCrushMap(d: Decoder): CrushMap {
-  return d.struct(CRUSH_MAP_ENCODING_VERSION, 'CrushMap', (d) => {
+  return d.struct(CRUSH_MAP_ENCODING_VERSION, 'CrushMap', (d, version) => {
     const t: Record<string, number> = {};
     for (const k of TUNABLE_KEYS) t[k] = d.u32();
     const tunables = Object.freeze(t) as unknown as CrushTunables;
@@ -174,6 +186,19 @@ export function decodeCrushMap(d: Decoder): CrushMap {
     });
     const classes = d.array((d) => d.string());
     const maxDevices = d.u32();
+    const chooseArgs: CrushChooseArgMap[] =
+      version >= 2
+        ? d.array((d) => {
+            const index = d.i32();
+            const args = d.array((d2): CrushChooseArg => {
+              const bucketId = d2.i32();
+              const weightSet = d2.optional((d3) => Object.freeze(d3.array((d4) => Object.freeze(d4.array((d5) => d5.u32())))));
+              const ids = d2.optional((d3) => Object.freeze(d3.array((d4) => d4.i32())));
+              return Object.freeze({ bucketId, ...(weightSet ? { weightSet } : {}), ...(ids ? { ids } : {}) });
+            });
+            return Object.freeze({ index, args: Object.freeze(args) });
+          })
+        : [];
     return Object.freeze({
       tunables,
       devices: Object.freeze(devices),
@@ -182,6 +207,7 @@ export function decodeCrushMap(d: Decoder): CrushMap {
       rules: Object.freeze(rules),
       classes: Object.freeze(classes),
       maxDevices,
+      ...(chooseArgs.length > 0 ? { chooseArgs: Object.freeze(chooseArgs) } : {}),
     });
   });
 }

@@ -6,6 +6,7 @@
 import { assert } from '../assert.ts';
 import { AspenError } from '../errors.ts';
 import type {
+  CrushChooseArgMap,
   CrushBucket,
   CrushBucketAlg,
   CrushDevice,
@@ -35,7 +36,9 @@ export class CrushDraft {
   rules = new Map<number, CrushRule>();
   classes: string[];
   maxDevices: number;
+  chooseArgs: CrushChooseArgMap[] | undefined;
 
+  /** A working copy of `map` (which is left untouched). */
   constructor(map: CrushMap) {
     this.tunables = map.tunables;
     for (const d of map.devices) this.devices.set(d.id, d);
@@ -55,6 +58,7 @@ export class CrushDraft {
     for (const r of map.rules) this.rules.set(r.id, r);
     this.classes = [...map.classes];
     this.maxDevices = map.maxDevices;
+    this.chooseArgs = map.chooseArgs ? [...map.chooseArgs] : undefined;
   }
 
   /** Freezes the draft into an immutable map with sorted arrays. */
@@ -84,10 +88,14 @@ export class CrushDraft {
       rules: Object.freeze([...this.rules.values()].sort((a, b) => a.id - b.id)),
       classes: Object.freeze([...this.classes]),
       maxDevices,
+      ...(this.chooseArgs && this.chooseArgs.length > 0
+        ? { chooseArgs: Object.freeze([...this.chooseArgs].sort((a, b) => a.index - b.index)) }
+        : {}),
     };
     return Object.freeze(map);
   }
 
+  /** Type id by name, or undefined. */
   typeId(name: string): number | undefined {
     return this.types.find((t) => t.name === name)?.id;
   }
@@ -106,6 +114,7 @@ export class CrushDraft {
     return id;
   }
 
+  /** Adds a bucket with a given (negative) id. @throws AspenError EEXIST when the id is taken. */
   addBucket(b: Omit<DraftBucket, 'classIds'> & { classIds?: Map<string, number> }): DraftBucket {
     assert(b.id < 0, 'bucket ids are negative');
     if (this.buckets.has(b.id)) throw new AspenError('EEXIST', `bucket id ${b.id} already exists`);

@@ -1,10 +1,12 @@
 /**
- * Derived data of the legacy bucket algorithms, computed as Ceph's src/crush/builder.c
- * does when it makes a bucket: straw (v1) straw lengths (`crush_calc_straw`, both
- * `straw_calc_version` 0 and >= 1) and tree node weights (`crush_make_tree_bucket`).
- * Aspen's map stores only item weights, so these are recomputed from them when a map is
- * compiled for mapping, with the map's current `straw_calc_version`.
+ * The legacy bucket algorithms (straw v1, list, tree). Their derived data is computed as
+ * Ceph's src/crush/builder.c does when it makes a bucket: straw lengths (`crush_calc_straw`,
+ * `straw_calc_version` 0 and >= 1) and tree node weights (`crush_make_tree_bucket`). Aspen's
+ * map stores only item weights, so these are recomputed from them when a map is compiled
+ * for mapping, with the map's current `straw_calc_version`. The choose functions follow
+ * src/crush/mapper.c and return an index into the bucket's items.
  */
+import { crushHash32_3, crushHash32_4 } from './hash.ts';
 
 /**
  * Ceph `crush_calc_straw`: the 16.16 straw length of each item of a straw bucket.
@@ -127,4 +129,41 @@ export function mulHigh32(a: number, b: number): number {
   const q = Math.floor(hi / 65536);
   const rem = hi - q * 65536;
   return q + Math.floor((rem * 65536 + lo) / 4294967296);
+}
+
+/** `bucket_straw_choose`: the largest `(hash & 0xffff) * straw` (exact: < 2^48), first on ties. */
+export function strawChoose(items: Int32Array, straws: Float64Array, off: number, size: number, x: number, r: number): number {
+  let high = 0;
+  let highDraw = 0;
+  for (let i = 0; i < size; i++) {
+    const draw = (crushHash32_3(x, items[off + i]!, r) & 0xffff) * straws[off + i]!;
+    if (i === 0 || draw > highDraw) {
+      high = i;
+      highDraw = draw;
+    }
+  }
+  return high;
+}
+
+/** `bucket_list_choose`: from the tail, item i wins when `(hash & 0xffff) * sum_i >> 16 < w_i`. */
+export function listChoose(
+  items: Int32Array, weights: Float64Array, sums: Float64Array, off: number, size: number, id: number, x: number, r: number,
+): number {
+  for (let i = size - 1; i >= 0; i--) {
+    const h = crushHash32_4(x, items[off + i]!, r, id) & 0xffff;
+    if (Math.floor((h * sums[off + i]!) / 65536) < weights[off + i]!) return i;
+  }
+  return 0;
+}
+
+/** `bucket_tree_choose`: descend from the root, left when `(hash * w) >> 32 < w(left)`. */
+export function treeChoose(nodes: Float64Array, base: number, numNodes: number, id: number, x: number, r: number): number {
+  let n = numNodes >> 1;
+  while (!(n & 1)) {
+    const t = mulHigh32(crushHash32_4(x, n, r, id), nodes[base + n]!);
+    const h = 31 - Math.clz32(n & -n);
+    const l = n - (1 << (h - 1));
+    n = t < nodes[base + l]! ? l : n + (1 << (h - 1));
+  }
+  return n >> 1;
 }

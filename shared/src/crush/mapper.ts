@@ -10,13 +10,15 @@
  * with a generation counter instead of clearing every bucket on every call.
  *
  * Legacy `straw` (v1) and `tree` buckets get their straws and node weights from
- * legacy-buckets.ts (Ceph builder.c). Not supported: Ceph's `choose_args` weight sets.
+ * legacy-buckets.ts (Ceph builder.c). choose_args weight sets and ids apply to straw2
+ * buckets, by result position, as `get_choose_arg_weights` / `get_choose_arg_ids` do.
  */
 import { assert } from '../assert.ts';
-import { crushHash32_2, crushHash32_3, crushHash32_4 } from './hash.ts';
+import { crushHash32_2, crushHash32_3 } from './hash.ts';
 import { straw2Choose } from './straw2.ts';
+import { compileChooseArgs, type CompiledChooseArgs } from './choose-args.ts';
 import { straw2LnTable } from './ln.ts';
-import { crushCalcStraws, crushTreeNodeWeights, mulHigh32 } from './legacy-buckets.ts';
+import { crushCalcStraws, crushTreeNodeWeights, listChoose, strawChoose, treeChoose } from './legacy-buckets.ts';
 import {
   OP_CHOOSELEAF_FIRSTN,
   OP_CHOOSELEAF_INDEP,
@@ -34,6 +36,8 @@ import {
 } from './rule-code.ts';
 import {
   CRUSH_BUCKET_ALG_IDS,
+  CRUSH_DEFAULT_CHOOSE_ARGS,
+  type CrushChooseArgMap,
   CRUSH_ITEM_NONE,
   CRUSH_ITEM_UNDEF,
   CRUSH_MAX_RESULT,
@@ -87,6 +91,10 @@ export class CrushMapper {
     chooseleafStable: number;
   };
   private readonly scratch = new Int32Array(3 * CRUSH_MAX_RESULT);
+  /** choose_args sets by index, compiled on first use; `args` is the one of the current call. */
+  private readonly chooseArgSets: ReadonlyMap<number, CrushChooseArgMap>;
+  private readonly compiledArgs = new Map<number, CompiledChooseArgs>();
+  private args: CompiledChooseArgs | null = null;
   // Per-call inputs, kept in fields so the recursive choosers take fewer arguments.
   private weight: ArrayLike<number> = [];
   private weightMax = 0;
@@ -164,6 +172,22 @@ export class CrushMapper {
     }
     this.steps = Int32Array.from(steps);
     this.tun = { ...map.tunables };
+    this.chooseArgSets = new Map((map.chooseArgs ?? []).map((c) => [c.index, c]));
+  }
+
+  /** Ceph `choose_args_get_with_fallback`: the set for `index`, else the default (-1), else none. */
+  private chooseArgsFor(index: number): CompiledChooseArgs | null {
+    const set = this.chooseArgSets.get(index) ?? this.chooseArgSets.get(CRUSH_DEFAULT_CHOOSE_ARGS);
+    if (!set) return null;
+    let c = this.compiledArgs.get(set.index);
+    if (!c) {
+      c = compileChooseArgs(set, this.maxBuckets, (id) => {
+        const slot = -1 - id;
+        return slot >= 0 && slot < this.maxBuckets && this.alg[slot] !== 0 ? this.size[slot]! : -1;
+      });
+      this.compiledArgs.set(set.index, c);
+    }
+    return c;
   }
 
   /** True when rule `ruleId` exists. */
@@ -176,12 +200,14 @@ export class CrushMapper {
    * through rule `ruleId` into `result[0..n)`, returning n <= `resultMax`. Devices are
    * filtered by `weight` (16.16 per device id, Ceph's osd reweight: 0 = out, 0x10000 = in;
    * ids >= `weight.length` are out). Indep rules leave holes as {@link CRUSH_ITEM_NONE}.
-   * An unknown rule yields 0 results, as in Ceph.
+   * An unknown rule yields 0 results, as in Ceph. `chooseArgsIndex` picks the choose_args
+   * set (the OSDMap passes the pool id; crushtool passes 0), falling back to the default set.
    * @throws AssertionFailure when resultMax is outside [1, CRUSH_MAX_RESULT] or result is too short.
    */
-  doRule(ruleId: number, x: number, result: Int32Array, resultMax: number, weight: ArrayLike<number>): number {
+  doRule(ruleId: number, x: number, result: Int32Array, resultMax: number, weight: ArrayLike<number>, chooseArgsIndex = 0): number {
     assert(resultMax >= 1 && resultMax <= CRUSH_MAX_RESULT && result.length >= resultMax, `bad resultMax ${resultMax}`);
     if (!this.hasRule(ruleId)) return 0;
+    this.args = this.chooseArgSets.size > 0 ? this.chooseArgsFor(chooseArgsIndex) : null;
     x = x | 0;
     this.weight = weight;
     this.weightMax = weight.length;
@@ -293,50 +319,31 @@ export class CrushMapper {
     return (crushHash32_2(x, item) & 0xffff) >= w;
   }
 
-  /** Ceph `crush_bucket_choose` for the supported algorithms. */
-  private bucketChoose(slot: number, x: number, r: number): number {
+  /** Ceph `crush_bucket_choose`; `position` selects the choose_args weight set. */
+  private bucketChoose(slot: number, x: number, r: number, position: number): number {
     const alg = this.alg[slot]!;
     if (alg === ALG_STRAW2) {
       const off = this.off[slot]!;
-      return straw2Choose(this.items, this.iw, this.ln, off, off + this.size[slot]!, x, r);
-    }
-    if (alg === ALG_STRAW) {
-      // bucket_straw_choose: the largest (hash & 0xffff) * straw; draws < 2^48 are exact.
-      const off = this.off[slot]!;
-      const end = off + this.size[slot]!;
-      let high = off;
-      let highDraw = 0;
-      for (let i = off; i < end; i++) {
-        const draw = (crushHash32_3(x, this.items[i]!, r) & 0xffff) * this.sumw[i]!;
-        if (i === off || draw > highDraw) {
-          high = i;
-          highDraw = draw;
+      const size = this.size[slot]!;
+      const ca = this.args;
+      if (ca !== null) {
+        // get_choose_arg_weights / get_choose_arg_ids
+        const sets = ca.wsCount[slot]!;
+        const idsOff = ca.idsOff[slot]!;
+        if (sets > 0 || idsOff >= 0) {
+          const wOff = sets > 0 ? ca.wsOff[slot]! + (position < sets ? position : sets - 1) * size : off;
+          const i = straw2Choose(idsOff >= 0 ? ca.ids : this.items, idsOff >= 0 ? idsOff : off, sets > 0 ? ca.ws : this.iw, wOff, size, this.ln, x, r);
+          return this.items[off + i]!;
         }
       }
-      return this.items[high]!;
+      return this.items[off + straw2Choose(this.items, off, this.iw, off, size, this.ln, x, r)]!;
     }
+    const off = this.off[slot]!;
+    const size = this.size[slot]!;
+    if (alg === ALG_STRAW) return this.items[off + strawChoose(this.items, this.sumw, off, size, x, r)]!;
+    if (alg === ALG_LIST) return this.items[off + listChoose(this.items, this.iw, this.sumw, off, size, this.bid[slot]!, x, r)]!;
     if (alg === ALG_TREE) {
-      // bucket_tree_choose: descend from the root, left when (hash * w) >> 32 < w(left).
-      const base = this.treeOff[slot]!;
-      const id = this.bid[slot]!;
-      let n = this.treeNodes[slot]! >> 1;
-      while (!(n & 1)) {
-        const t = mulHigh32(crushHash32_4(x, n, r, id), this.treeW[base + n]!);
-        const h = 31 - Math.clz32(n & -n);
-        const l = n - (1 << (h - 1));
-        n = t < this.treeW[base + l]! ? l : n + (1 << (h - 1));
-      }
-      return this.items[this.off[slot]! + (n >> 1)]!;
-    }
-    if (alg === ALG_LIST) {
-      const off = this.off[slot]!;
-      const id = this.bid[slot]!;
-      for (let i = off + this.size[slot]! - 1; i >= off; i--) {
-        const h = crushHash32_4(x, this.items[i]!, r, id) & 0xffff;
-        const wv = Math.floor((h * this.sumw[i]!) / 65536);
-        if (wv < this.iw[i]!) return this.items[i]!;
-      }
-      return this.items[off]!;
+      return this.items[off + treeChoose(this.treeW, this.treeOff[slot]!, this.treeNodes[slot]!, this.bid[slot]!, x, r)]!;
     }
     return this.permChoose(slot, x, r);
   }
@@ -422,7 +429,7 @@ export class CrushMapper {
             if (localFallbackRetries > 0 && flocal >= inSize >> 1 && flocal > localFallbackRetries) {
               item = this.permChoose(inb, x, r);
             } else {
-              item = this.bucketChoose(inb, x, r);
+              item = this.bucketChoose(inb, x, r, outpos);
             }
             if (item >= this.maxDevices) {
               skipRep = true;
@@ -497,7 +504,7 @@ export class CrushMapper {
           if (this.alg[inb] === ALG_UNIFORM && inSize % numrep === 0) r += (numrep + 1) * ftotal;
           else r += numrep * ftotal;
           if (inSize === 0) break;
-          const item = this.bucketChoose(inb, x, r);
+          const item = this.bucketChoose(inb, x, r, outpos);
           if (item >= this.maxDevices) {
             sc[out + rep] = CRUSH_ITEM_NONE;
             if (out2 >= 0) sc[out2 + rep] = CRUSH_ITEM_NONE;

@@ -8,22 +8,23 @@
 import { CRUSH_HASH_SEED } from './hash.ts';
 
 /**
- * Returns the chosen item of the bucket whose items are `items[off..end)` with weights
- * `iw[off..end)`; `ln` is `straw2LnTable()` (ln.ts).
+ * Returns the index (in [0, size)) of the chosen item of a bucket of `size` items whose
+ * hash ids are `ids[idsOff…]` and 16.16 weights `weights[wOff…]` (the bucket's own, or a
+ * choose_args weight set and ids); `ln` is `straw2LnTable()` (ln.ts).
  */
 export function straw2Choose(
-  items: Int32Array, iw: Float64Array, ln: Float64Array, off: number, end: number, x: number, r: number,
+  ids: Int32Array, idsOff: number, weights: Float64Array, wOff: number, size: number, ln: Float64Array, x: number, r: number,
 ): number {
-  let high = off;
+  let high = 0;
   let highDraw = 0;
   const hseed = CRUSH_HASH_SEED ^ x ^ r;
-  for (let i = off; i < end; i++) {
-    const wt = iw[i]!;
+  for (let i = 0; i < size; i++) {
+    const wt = weights[wOff + i]!;
     let draw: number;
     if (wt !== 0) {
       // crush_hash32_rjenkins1_3(x, item, r), inlined (see hash.ts).
       let ha = x;
-      let hb = items[i]! | 0;
+      let hb = ids[idsOff + i]! | 0;
       let hc = r;
       let hx = 231232;
       let hy = 1232;
@@ -79,10 +80,10 @@ export function straw2Choose(
     } else {
       draw = -Infinity;
     }
-    if (i === off || draw > highDraw) {
+    if (i === 0 || draw > highDraw) {
       high = i;
       highDraw = draw;
     }
   }
-  return items[high]!;
+  return high;
 }

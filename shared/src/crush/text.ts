@@ -5,7 +5,8 @@
  * tunables unless stated, item weights `(unsigned)(strtof(w) * (float)0x10000)`, a missing
  * item weight is 1.0 for a device and the child's total for a bucket, bucket ids from the
  * text (or the lowest unused), per-class shadow ids from `id -N class C`, shadow trees
- * rebuilt as `populate_classes` does. `choose_args` (weight sets) are not supported.
+ * rebuilt as `populate_classes` does; `choose_args` sets (weight sets and ids) after the
+ * rules, checked against the buckets (shadow ones included) as CrushCompiler does.
  *
  * Every malformed input throws `AspenError('EINVAL')` whose message starts with
  * `line N:` (and whose `details.line` is N), never another kind of error.
@@ -18,6 +19,8 @@ import {
   CRUSH_TUNABLES_LEGACY,
   crushBucketWeight,
   type CrushBucketAlg,
+  type CrushChooseArg,
+  type CrushChooseArgMap,
   type CrushDevice,
   type CrushMap,
   type CrushRule,
@@ -134,6 +137,7 @@ export function parseCrushText(text: string): CrushMap {
   const buckets: ParsedBucket[] = [];
   const rules: { line: number; rule: Omit<CrushRule, 'steps'>; steps: { line: number; words: Token[] }[] }[] = [];
   const classes: string[] = [];
+  const chooseArgs: ParsedChooseArgs[] = [];
   const names = new Set<string>();
   const addClass = (c: string): void => {
     if (!classes.includes(c)) classes.push(c);
@@ -199,7 +203,7 @@ export function parseCrushText(text: string): CrushMap {
       const type: CrushRuleType = typeTok.text === 'replicated' ? 'replicated' : 'erasure';
       rules.push({ line, rule: { id, name: name || `rule${id}`, type, minSize, maxSize }, steps });
     } else if (kw === 'choose_args') {
-      throw new AspenError('E_UNSUPPORTED', `line ${head.line}: choose_args (weight sets) are not supported by Aspen`, { line: head.line });
+      chooseArgs.push(parseChooseArgs(p, head));
     } else {
       const type = types.find((t) => t.name === kw);
       if (type === undefined) return p.fail(`bucket type '${kw}' is not defined`, head);
@@ -260,7 +264,80 @@ export function parseCrushText(text: string): CrushMap {
       buckets.push(b);
     }
   }
-  return assemble(p, tunables as unknown as CrushTunables, devices, types, buckets, rules, classes);
+  const map = assemble(p, tunables as unknown as CrushTunables, devices, types, buckets, rules, classes);
+  return chooseArgs.length > 0 ? attachChooseArgs(p, map, chooseArgs) : map;
+}
+
+interface ParsedChooseArgs {
+  line: number;
+  index: number;
+  args: { line: number; bucketId: number; weightSet?: number[][]; ids?: number[] }[];
+}
+
+/** `choose_args <index> { { bucket_id N [weight_set [ [w …] … ]] [ids [i …]] } … }`. */
+function parseChooseArgs(p: Parser, head: Token): ParsedChooseArgs {
+  const idxTok = p.next('choose_args index');
+  // crushtool prints the default set (-1) as an unsigned 64-bit number.
+  const index = idxTok.text === '18446744073709551615' ? -1 : INT_RE.test(idxTok.text) ? Number(idxTok.text) : NaN;
+  if (!Number.isInteger(index) || index < -1 || index > 0x7fffffff) p.fail(`invalid choose_args index '${idxTok.text}'`, idxTok);
+  const out: ParsedChooseArgs = { line: head.line, index, args: [] };
+  p.expect('{');
+  while (p.peek() !== '}') {
+    const open = p.expect('{');
+    p.expect('bucket_id');
+    const arg: ParsedChooseArgs['args'][number] = { line: open.line, bucketId: p.int('bucket_id', -0x7fffffff, -1) };
+    while (p.peek() !== '}') {
+      const tag = p.next("'weight_set', 'ids' or '}'");
+      if (tag.text === 'weight_set' && !arg.weightSet) {
+        p.expect('[');
+        arg.weightSet = [];
+        while (p.peek() !== ']') {
+          p.expect('[');
+          const ws: number[] = [];
+          while (p.peek() !== ']') ws.push(p.weight('weight_set weight'));
+          p.expect(']');
+          arg.weightSet.push(ws);
+        }
+        p.expect(']');
+      } else if (tag.text === 'ids' && !arg.ids) {
+        p.expect('[');
+        arg.ids = [];
+        while (p.peek() !== ']') arg.ids.push(p.int('choose_args id'));
+        p.expect(']');
+      } else {
+        p.fail(`unexpected '${tag.text}' in choose_args`, tag);
+      }
+    }
+    p.expect('}');
+    out.args.push(arg);
+  }
+  p.expect('}');
+  return out;
+}
+
+function attachChooseArgs(p: Parser, map: CrushMap, sets: ParsedChooseArgs[]): CrushMap {
+  const byId = new Map(map.buckets.map((b) => [b.id, b]));
+  const out: CrushChooseArgMap[] = [];
+  for (const set of sets) {
+    if (out.some((o) => o.index === set.index)) p.fail(`choose_args ${set.index} duplicated`, { text: '', line: set.line });
+    const args: CrushChooseArg[] = [];
+    for (const a of set.args) {
+      const at = { text: '', line: a.line };
+      const b = byId.get(a.bucketId);
+      if (!b) p.fail(`choose_args bucket ${a.bucketId} does not exist`, at);
+      if (args.some((x) => x.bucketId === a.bucketId)) p.fail(`choose_args bucket ${a.bucketId} appears twice`, at);
+      if (a.weightSet?.some((ws) => ws.length !== b.items.length)) p.fail(`${a.bucketId} needs exactly ${b.items.length} weights`, at);
+      if (a.ids && a.ids.length !== b.items.length) p.fail(`${a.bucketId} needs exactly ${b.items.length} ids`, at);
+      if ((a.weightSet?.length ?? 0) === 0 && !a.ids?.length) continue;
+      args.push({
+        bucketId: a.bucketId,
+        ...(a.weightSet && a.weightSet.length > 0 ? { weightSet: a.weightSet } : {}),
+        ...(a.ids && a.ids.length > 0 ? { ids: a.ids } : {}),
+      });
+    }
+    out.push({ index: set.index, args: args.sort((x, y) => y.bucketId - x.bucketId) });
+  }
+  return Object.freeze({ ...map, chooseArgs: Object.freeze(out.sort((x, y) => x.index - y.index)) });
 }
 
 function assemble(
@@ -450,6 +527,24 @@ export function formatCrushText(map: CrushMap): string {
       }
     }
     out.push('}\n');
+  }
+  if (map.chooseArgs && map.chooseArgs.length > 0) {
+    out.push('\n# choose_args\n');
+    for (const set of map.chooseArgs) {
+      const index = set.index < 0 ? (2n ** 64n + BigInt(set.index)).toString() : String(set.index);
+      out.push(`choose_args ${index} {\n`);
+      for (const a of set.args) {
+        out.push(`  {\n    bucket_id ${a.bucketId}\n`);
+        if (a.weightSet && a.weightSet.length > 0) {
+          out.push('    weight_set [\n');
+          for (const ws of a.weightSet) out.push(`      [ ${ws.map((w) => `${formatCrushWeight(w)} `).join('')}]\n`);
+          out.push('    ]\n');
+        }
+        if (a.ids && a.ids.length > 0) out.push(`    ids [ ${a.ids.map((id) => `${id} `).join('')}]\n`);
+        out.push('  }\n');
+      }
+      out.push('}\n');
+    }
   }
   out.push('\n# end crush map\n');
   return out.join('');

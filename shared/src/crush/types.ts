@@ -15,7 +15,7 @@ export const CRUSH_ITEM_NONE = 0x7fffffff;
 export const CRUSH_ITEM_UNDEF = 0x7ffffffe;
 /** 1.0 in 16.16 fixed point. */
 export const CRUSH_WEIGHT_ONE = 0x10000;
-/** Largest number of result slots `crushDoRule` accepts (Ceph's CRUSH_MAX_RULESET/num_rep bound). */
+/** Largest result size Aspen's `crushDoRule` accepts (an Aspen bound; Ceph sizes its stack arrays by the caller's maxout). */
 export const CRUSH_MAX_RESULT = 256;
 
 /** Bucket algorithms (Ceph `CRUSH_BUCKET_*`). `tree` and `straw` are decoded but not built by Aspen. */
@@ -177,6 +177,30 @@ export interface CrushRule {
   readonly steps: readonly CrushRuleStep[];
 }
 
+/**
+ * Per-bucket overrides of one choose_args set (Ceph `struct crush_choose_arg`), used by
+ * straw2 buckets only: `weightSet[p]` replaces the item weights (16.16) when choosing for
+ * result position p (the last set serves higher positions); `ids` replace the item ids fed
+ * to the hash (the chosen item is still the bucket's own).
+ */
+export interface CrushChooseArg {
+  readonly bucketId: number;
+  readonly weightSet?: readonly (readonly number[])[];
+  readonly ids?: readonly number[];
+}
+
+/**
+ * One choose_args set (Ceph `crush_choose_arg_map`), selected by `index`: a pool id, or
+ * {@link CRUSH_DEFAULT_CHOOSE_ARGS} for every pool without its own set.
+ */
+export interface CrushChooseArgMap {
+  readonly index: number;
+  readonly args: readonly CrushChooseArg[];
+}
+
+/** Ceph `CrushWrapper::DEFAULT_CHOOSE_ARGS` (printed as 18446744073709551615 by crushtool). */
+export const CRUSH_DEFAULT_CHOOSE_ARGS = -1;
+
 /** A whole CRUSH map. Arrays are sorted: devices by id, types by id, buckets by id descending (-1 first), rules by id. */
 export interface CrushMap {
   readonly tunables: CrushTunables;
@@ -189,6 +213,8 @@ export interface CrushMap {
   readonly classes: readonly string[];
   /** Ceph's `max_devices`: one more than the largest device id (devices >= this are "bad items"). */
   readonly maxDevices: number;
+  /** Weight sets (Ceph `choose_args`, e.g. from the balancer's crush-compat mode), sorted by index. */
+  readonly chooseArgs?: readonly CrushChooseArgMap[];
 }
 
 /** Sum of a bucket's item weights (16.16), as Ceph's `bucket->weight`. */

@@ -183,7 +183,7 @@ const rawOut = new Int32Array(CRUSH_MAX_RESULT);
 
 /**
  * Ceph `_pg_to_raw_osds`: CRUSH of the PG's placement seed with the pool's rule and size
- * (weights = OSD reweights), then `_remove_nonexistent_osds` (replicated: drop; erasure:
+ * (weights = OSD reweights; choose_args set = the pool id's, else the default), then `_remove_nonexistent_osds` (replicated: drop; erasure:
  * CRUSH_ITEM_NONE). An unknown rule gives an empty set.
  */
 export function pgToRawOsds(crush: CrushMap, pool: PlacementPool, osds: PlacementOsds, seed: number): { raw: number[]; pps: number } {
@@ -192,7 +192,7 @@ export function pgToRawOsds(crush: CrushMap, pool: PlacementPool, osds: Placemen
   const pps = rawPgToPps(pool, seed);
   const raw: number[] = [];
   if (pool.crushRule >= 0 && pool.size > 0) {
-    const n = crushMapperFor(crush).doRule(pool.crushRule, pps, rawOut, pool.size, osds.weight);
+    const n = crushMapperFor(crush).doRule(pool.crushRule, pps, rawOut, pool.size, osds.weight, pool.id);
     for (let i = 0; i < n; i++) {
       const o = rawOut[i]!;
       if (exists(osds, o)) raw.push(o);
@@ -320,7 +320,7 @@ export function forEachPgMapping(
   const up = new Int32Array(Math.max(1, pool.size));
   for (let seed = 0; seed < pool.pgNum; seed++) {
     const pps = rawPgToPps(pool, seed);
-    const n = pool.crushRule >= 0 && pool.size > 0 ? mapper.doRule(pool.crushRule, pps, out, pool.size, osds.weight) : 0;
+    const n = pool.crushRule >= 0 && pool.size > 0 ? mapper.doRule(pool.crushRule, pps, out, pool.size, osds.weight, pool.id) : 0;
     let m = 0;
     for (let i = 0; i < n; i++) {
       const o = out[i]!;

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { crushMapFromBytes, crushMapToBytes } from '../../src/crush/index.ts';
-import { sampleCrushMap } from './helpers.ts';
+import { sampleCrushMap, sampleCrushMapV2 } from './helpers.ts';
 import { AspenError } from '../../src/errors.ts';
 
 const samplePath = new URL('../../testdata/crush/crushmap-v1.bin', import.meta.url);
@@ -11,10 +11,14 @@ describe('crush codec', () => {
     const m = sampleCrushMap();
     expect(crushMapFromBytes(crushMapToBytes(m))).toEqual(m);
   });
-  it('decodes the committed v1 sample bytes', () => {
+  it('decodes the committed v1 sample bytes (written before choose_args existed)', () => {
     const bytes = new Uint8Array(readFileSync(samplePath));
     expect(crushMapFromBytes(bytes)).toEqual(sampleCrushMap());
-    expect(crushMapToBytes(sampleCrushMap())).toEqual(bytes);
+  });
+  it('decodes and re-encodes the committed v2 sample bytes (with choose_args)', () => {
+    const bytes = new Uint8Array(readFileSync(new URL('../../testdata/crush/crushmap-v2.bin', import.meta.url)));
+    expect(crushMapFromBytes(bytes)).toEqual(sampleCrushMapV2());
+    expect(crushMapToBytes(sampleCrushMapV2())).toEqual(bytes);
   });
   it('rejects every truncation with E_DECODE', () => {
     const bytes = crushMapToBytes(sampleCrushMap());

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { crushDefaultWeights, crushMapperFor, formatCrushText, parseCrushText } from '../../src/crush/index.ts';
 
 const dir = new URL('../../testdata/crush/', import.meta.url);
-const FIXTURES = ['racks', 'flat', 'algs', 'mixed', 'classes', 'legacy', 'straw0', 'straw1'] as const;
+const FIXTURES = ['racks', 'flat', 'algs', 'mixed', 'classes', 'legacy', 'straw0', 'straw1', 'chooseargs'] as const;
 
 /** crushtool's `--weight dev w`: `(int)(w * 0x10000)` in float, clamped to [0, 0x10000]. */
 function testerWeight(f: number): number {

@@ -1,5 +1,6 @@
 import { crushAddOsd, crushAddSimpleRule, defaultCrushMap, type CrushMap } from '../../src/crush/index.ts';
 
+
 /** The map whose v1 bytes are committed in testdata/crush/crushmap-v1.bin. */
 export function sampleCrushMap(): CrushMap {
   let m = defaultCrushMap();
@@ -9,3 +10,16 @@ export function sampleCrushMap(): CrushMap {
   return crushAddSimpleRule(m, { name: 'ec', root: 'default', failureDomain: 'host', deviceClass: 'hdd', mode: 'indep' });
 }
 
+
+/** The map whose v2 bytes are committed in testdata/crush/crushmap-v2.bin: v1's plus choose_args. */
+export function sampleCrushMapV2(): CrushMap {
+  const m = sampleCrushMap();
+  const root = m.buckets.find((b) => b.name === 'default')!;
+  return Object.freeze({
+    ...m,
+    chooseArgs: [
+      { index: -1, args: [{ bucketId: root.id, weightSet: [root.items.map((it) => it.weight), root.items.map(() => 0x8000)] }] },
+      { index: 3, args: [{ bucketId: root.id, ids: root.items.map((it) => it.id - 100) }] },
+    ],
+  });
+}

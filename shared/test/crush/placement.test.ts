@@ -45,7 +45,7 @@ function markUpInCrush(map: CrushMap): CrushMap {
 const setOf = (s: string): number[] => (s === '' ? [] : s.split(',').map(Number));
 
 describe('PG placement matches Ceph osdmaptool', () => {
-  for (const name of ['racks', 'mixed', 'classes', 'legacy']) {
+  for (const name of ['racks', 'mixed', 'classes', 'legacy', 'chooseargs']) {
     it(`${name}: raw, up, acting and primaries of every PG of pool 1`, () => {
       const text = read(`${name}.pgs.txt`);
       const head = /^# osds (\d+) pg_bits (\d+) pgp_bits (\d+) out (\d+)$/m.exec(text)!;

@@ -106,12 +106,12 @@ for name in racks flat algs; do
   crushtool -d "$tmp/$name.bin" -o "$name.txt"
 done
 # 4. hand-written maps (mixed weights, device classes, legacy tunables) kept as source.
-for name in mixed classes legacy straw0 straw1; do
+for name in mixed classes legacy straw0 straw1 chooseargs; do
   crushtool -c "$name.src.txt" -o "$tmp/$name.bin"
   crushtool -d "$tmp/$name.bin" -o "$name.txt"
 done
 
-for name in racks flat algs mixed classes legacy straw0 straw1; do
+for name in racks flat algs mixed classes legacy straw0 straw1 chooseargs; do
   crushtool -c "$name.txt" -o "$tmp/$name.bin"
   : > "$tmp/$name.mappings"
   weights_file="$name.weights"
@@ -154,6 +154,7 @@ osdmap_fixture racks 36 4 4 3
 osdmap_fixture mixed 16 5 4 9
 osdmap_fixture classes 18 6 5 2
 osdmap_fixture legacy 20 4 3 0
+osdmap_fixture chooseargs 24 4 4 5
 crushtool -c racks.txt -o "$tmp/racks.bin"
 osdmaptool --createsimple 36 --with-default-pool --pg-bits 4 --clobber "$tmp/om" >/dev/null 2>&1
 osdmaptool "$tmp/om" --import-crush "$tmp/racks.bin" >/dev/null 2>&1
