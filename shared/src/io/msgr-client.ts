@@ -421,6 +421,7 @@ export class MsgrClient {
     }
     clearTimeout(this.handshakeTimer);
     this.handshakeTimer = undefined;
+    fs.handshakeDone();
     this.open = true;
     this.repliesSinceOpen = 0;
     this.stats.connects++;

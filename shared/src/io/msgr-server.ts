@@ -182,6 +182,7 @@ export class ServerConnection {
     }
     clearTimeout(this.handshakeTimer);
     this.handshakeTimer = undefined;
+    this.fs.handshakeDone();
     const { session, resumed } = this.server.attach(hello, this);
     this.session = session.id;
     this.fs.send({

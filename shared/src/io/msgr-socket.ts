@@ -11,6 +11,7 @@ import { AspenError } from '../errors.ts';
 import { assert } from '../assert.ts';
 import {
   DEFAULT_FRAME_LIMITS,
+  MSGR_HANDSHAKE_LIMITS,
   FrameDecoder,
   FrameType,
   encodeBanner,
@@ -91,7 +92,10 @@ export class FrameSocket {
     this.limits = options.limits ?? DEFAULT_FRAME_LIMITS;
     this.log = options.log ?? silentMsgrLog;
     this.logContext = options.logContext ?? {};
-    this.decoder = new FrameDecoder(this.limits, true);
+    this.decoder = new FrameDecoder(
+      { frameMaxBytes: Math.min(this.limits.frameMaxBytes, MSGR_HANDSHAKE_LIMITS.frameMaxBytes), metaMaxBytes: Math.min(this.limits.metaMaxBytes, MSGR_HANDSHAKE_LIMITS.metaMaxBytes) },
+      true,
+    );
     socket.setNoDelay(true);
     // Detects a peer host that vanished without a FIN/RST (requests also have deadlines).
     socket.setKeepAlive(true, MSGR_TCP_KEEPALIVE_MS);
@@ -112,6 +116,15 @@ export class FrameSocket {
   /** True once closed (no further frames are sent or delivered). */
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /**
+   * Raises the receive limits from {@link MSGR_HANDSHAKE_LIMITS} to the configured ones; call once
+   * the peer's HELLO (server) or HELLO_ACK (client) was accepted. Safe because neither side sends
+   * anything but the handshake frame before it has the other's answer.
+   */
+  handshakeDone(): void {
+    this.decoder.setLimits(this.limits);
   }
 
   /** Bytes queued in the socket's write buffer (for backpressure). */

@@ -107,6 +107,11 @@ export interface FrameLimits {
 
 /** Default {@link FrameLimits}. */
 export const DEFAULT_FRAME_LIMITS: FrameLimits = { frameMaxBytes: MSGR_FRAME_MAX_BYTES, metaMaxBytes: MSGR_META_MAX_BYTES };
+/**
+ * Limits until the handshake is done: a peer that has not said HELLO cannot make us allocate
+ * more than this per connection (HELLO/HELLO_ACK are a few hundred bytes).
+ */
+export const MSGR_HANDSHAKE_LIMITS: FrameLimits = { frameMaxBytes: 64 * 1024, metaMaxBytes: 64 * 1024 };
 
 const EMPTY = new Uint8Array(0);
 
@@ -220,12 +225,18 @@ export class FrameDecoder {
   version: number;
 
   constructor(
-    private readonly limits: FrameLimits = DEFAULT_FRAME_LIMITS,
+    private limits: FrameLimits = DEFAULT_FRAME_LIMITS,
     expectBanner = true,
     private readonly localRange = { minVersion: MSGR_PROTOCOL_VERSION_MIN, maxVersion: MSGR_PROTOCOL_VERSION_MAX },
   ) {
     this.state = expectBanner ? 'banner' : 'header';
     this.version = localRange.maxVersion;
+  }
+
+  /** Changes the limits for frames whose header has not been parsed yet (e.g. raised after the handshake). */
+  setLimits(limits: FrameLimits): void {
+    assert(limits.metaMaxBytes >= 0 && limits.frameMaxBytes >= limits.metaMaxBytes, 'bad frame limits');
+    this.limits = limits;
   }
 
   /** True after a protocol error: the decoder accepts nothing more. */

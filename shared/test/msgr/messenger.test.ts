@@ -283,17 +283,20 @@ describe('messenger: failures', () => {
       ['random', Uint8Array.from({ length: 4096 }, (_, i) => (i * 7919 + 13) & 0xff)],
       ['bad magic', bannerThen(new Uint8Array(64).fill(0x41))],
       ['oversized', bannerThen(oversized)],
+      // Within the server's 1 MiB limit, but no frame before the handshake may exceed 64 KiB.
+      ['big pre-handshake frame', bannerThen(encodeFrame({ type: FrameType.HELLO, flags: 0, msgType: 0, reqId: 0n, meta: new Uint8Array(0), data: new Uint8Array(512 << 10) }, false)[0]!)],
       ['bad header crc', bannerThen(badCrc)],
       ['frame before hello', bannerThen(encodeFrame({ type: FrameType.REQUEST, flags: 0, msgType: 1, reqId: 1n, meta: u32(1), data: new Uint8Array(0) }, true)[0]!)],
       ['silent', new Uint8Array(0)],
     ];
     const results = await Promise.all(attacks.map(async ([name, bytes]) => [name, await rawPeer(server.port, bytes)] as const));
     for (const [name, closed] of results) expect(closed, name).toBe(true);
-    expect(log.warnings.some((w) => w.includes('"reason":"oversized"'))).toBe(true);
+    expect(log.warnings.filter((w) => w.includes('"reason":"oversized"')).length).toBe(2);
     expect(log.warnings.some((w) => w.includes('"reason":"header_crc"'))).toBe(true);
     expect(log.warnings.some((w) => w.includes('"reason":"banner"'))).toBe(true);
     // The server is alive and the good client's connection was never disturbed.
     expect(readU32((await good.request(1, u32(77))).meta)).toBe(77);
+    expect((await good.request(1, u32(78), new Uint8Array(900 << 10))).data.length).toBe(900 << 10); // handshaken: full limits
     expect(good.stats.connects).toBe(1);
   });
 
