@@ -63,6 +63,7 @@ describe('state machine invariants', () => {
   it('random command sequences never assert, refusals change nothing, and the OSDMap stays well-formed (property)', () => {
     fc.assert(fc.property(fc.array(cmdArb, { minLength: 1, maxLength: 80 }), (cmds) => {
       const d = new Driver();
+      for (let i = 0; i < 3; i++) d.addOsd(i, `host${i}`); // a small live cluster the commands act on
       let seq = 0;
       for (const cmd of cmds) {
         const before = osdMapToBytes(d.map);
