@@ -4,7 +4,9 @@
  * version live in shared/testdata/crush/ and later versions must keep reading them.
  *
  * v1 layout: tunables (8 × u32), devices, types, buckets (real and shadow), rules, classes,
- * maxDevices. v2 (compat 1: v1 readers skip it) appends the optional choose_args sets.
+ * maxDevices. v2 (compat 1: v1 readers skip it) appends the choose_args sets; a map without
+ * choose_args is written as v1, byte for byte as before v2 existed (embedding structures'
+ * sample bytes stay valid).
  * Integers little-endian; ids are i32, weights u32 (16.16).
  */
 import { AspenError } from '../errors.ts';
@@ -103,7 +105,8 @@ const TUNABLE_KEYS: readonly (keyof CrushTunables)[] = [
 
 /** Appends `map` to `e` as a versioned struct. */
 export function encodeCrushMap(e: Encoder, map: CrushMap): Encoder {
-  return e.struct(CRUSH_MAP_ENCODING_VERSION, 1, (e) => {
+  const hasChooseArgs = map.chooseArgs !== undefined && map.chooseArgs.length > 0;
+  return e.struct(hasChooseArgs ? CRUSH_MAP_ENCODING_VERSION : 1, 1, (e) => {
     for (const k of TUNABLE_KEYS) e.u32(map.tunables[k]);
     e.array(map.devices, (e, dev) => {
       e.i32(dev.id).string(dev.name).optional(dev.deviceClass, (e2, c) => e2.string(c));
@@ -121,6 +124,7 @@ export function encodeCrushMap(e: Encoder, map: CrushMap): Encoder {
     });
     e.array(map.classes, (e, c) => e.string(c));
     e.u32(map.maxDevices);
+    if (!hasChooseArgs) return;
     // v2
     e.array(map.chooseArgs ?? [], (e, set) => {
       e.i32(set.index);

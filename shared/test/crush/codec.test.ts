@@ -11,9 +11,10 @@ describe('crush codec', () => {
     const m = sampleCrushMap();
     expect(crushMapFromBytes(crushMapToBytes(m))).toEqual(m);
   });
-  it('decodes the committed v1 sample bytes (written before choose_args existed)', () => {
+  it('decodes the committed v1 sample bytes, and a map without choose_args is still written as those v1 bytes', () => {
     const bytes = new Uint8Array(readFileSync(samplePath));
     expect(crushMapFromBytes(bytes)).toEqual(sampleCrushMap());
+    expect(crushMapToBytes(sampleCrushMap())).toEqual(bytes);
   });
   it('decodes and re-encodes the committed v2 sample bytes (with choose_args)', () => {
     const bytes = new Uint8Array(readFileSync(new URL('../../testdata/crush/crushmap-v2.bin', import.meta.url)));
