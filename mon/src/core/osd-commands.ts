@@ -121,7 +121,9 @@ export function prepareOsdMapCommand(map: OsdMap, cmd: OsdMapCommand, stampMs: n
         const osd = map.osds.get(id)!;
         if (auto && (osd.autoOutExempt || map.flags.has('noout') || osd.up)) continue;
         if ((target === WEIGHT_OUT) === (osd.weight === WEIGHT_OUT)) continue;
-        inc.newWeight.push({ id, weight: target, autoOutExempt: !auto && target === WEIGHT_IN });
+        // An operator's `in` of a down OSD holds until it next boots; an up OSD needs no exemption
+        // (one set now would outlive its next failure).
+        inc.newWeight.push({ id, weight: target, autoOutExempt: !auto && target === WEIGHT_IN && !osd.up });
         ids.push(id);
       }
       if (ids.length === 0) return { inc: null, message: `osd ${cmd.ids.join(',')} already ${cmd.prefix.slice(4)}`, data: { ids } };

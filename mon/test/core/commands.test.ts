@@ -180,6 +180,17 @@ describe('osd down / out / in / reweight / rm / flags', () => {
     expect(d.map.osds.get(0)!.weight).toBe(0);
   });
 
+  it('an operator `in` of an up OSD (after draining it) does not exempt its later failures from auto-out', () => {
+    const d = new Driver();
+    d.addOsd(0, 'h0');
+    d.ok({ prefix: 'osd out', ids: [0] });
+    d.ok({ prefix: 'osd in', ids: [0] });
+    expect(d.map.osds.get(0)).toMatchObject({ weight: WEIGHT_IN, autoOutExempt: false });
+    d.ok({ prefix: 'osd down', ids: [0] });
+    d.ok({ prefix: 'osd out', ids: [0], auto: true });
+    expect(d.map.osds.get(0)!.weight).toBe(0);
+  });
+
   it('reweight sets 16.16 weights; crush reweight changes the CRUSH weight', () => {
     const d = new Driver();
     d.addOsd(0, 'h0');
