@@ -81,6 +81,7 @@ export class SqliteObjectStore implements ObjectStore {
   /** Committed writes whose apply to the file failed; reads overlay them, commits retry them. */
   private unapplied = new Map<number, PendingWrite[]>();
   private enospcSeen = false;
+  private readonly counters = { commits: 0, txnsCommitted: 0, txnsFailed: 0, deferredWrites: 0, deferredBytes: 0, cowBlobs: 0 };
 
   constructor(options: StoreOptions) {
     this.path = options.path;
@@ -257,7 +258,7 @@ export class SqliteObjectStore implements ObjectStore {
   // Writes
 
   queueTransaction(tx: Transaction): Promise<void> {
-    this.st();
+    if (this.w === undefined) return Promise.reject(new AspenError('EINVAL', `object store ${this.path} is not mounted`));
     if (this.queuedBytes + tx.payloadBytes > this.opts.queueBytesMax && this.queue.length > 0) {
       return Promise.reject(new AspenError('EBUSY', `object store queue holds ${this.queuedBytes} bytes (limit ${this.opts.queueBytesMax})`));
     }
@@ -394,10 +395,27 @@ export class SqliteObjectStore implements ObjectStore {
     if (ctx.maxSeq > 0) this.lastAppliedSeq = Math.max(this.lastAppliedSeq, ctx.maxSeq);
     this.rowsSinceTrim += Math.max(0, ctx.actions.length) + Math.floor(ctx.deferredBytes / 4096);
     if (this.enospcSeen && (freed.size > 0 || ctx.actions.some((a) => a.kind === 'shrink'))) this.enospcSeen = false;
+    this.counters.commits++;
+    this.counters.deferredWrites += ctx.actions.filter((a) => a.kind === 'write').length;
+    this.counters.deferredBytes += ctx.deferredBytes;
+    this.counters.cowBlobs += ctx.newFiles.length;
     for (const q of batch) {
-      if (q.error !== undefined) q.reject(q.error);
-      else q.resolve();
+      if (q.error !== undefined) {
+        this.counters.txnsFailed++;
+        q.reject(q.error);
+      } else {
+        this.counters.txnsCommitted++;
+        q.resolve();
+      }
     }
+  }
+
+  /**
+   * Counters since mount (for metrics and tests): group commits (SQLite transactions),
+   * transactions committed/failed, deferred writes and their bytes, copy-on-write blob files.
+   */
+  stats(): Readonly<typeof this.counters> {
+    return { ...this.counters };
   }
 
   private applyActions(ctx: BatchContext, freed: ReadonlySet<number>): void {

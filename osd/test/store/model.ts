@@ -60,6 +60,11 @@ export class StoreModel {
     this.state = next;
     return undefined;
   }
+
+  /** Applies `tx` without the atomicity copy (fast for large states). @throws AspenError when an op fails, leaving the model partly changed. */
+  applyInPlace(tx: Transaction): void {
+    for (const op of tx.ops) applyOp(this.state, op);
+  }
 }
 
 function coll(s: ModelState, c: string): Map<string, ModelObject> {
