@@ -10,10 +10,10 @@ import { CrushMapper, crushDefaultWeights, formatCrushText, parseCrushText } fro
 import { AspenError } from '../../src/errors.ts';
 
 const dir = new URL('../../testdata/crush/', import.meta.url);
-const SOURCES = ['racks.txt', 'classes.txt', 'legacy.txt', 'algs.txt'].map((f) => readFileSync(new URL(f, dir), 'utf8'));
+const SOURCES = ['racks.txt', 'classes.txt', 'legacy.txt', 'algs.txt', 'chooseargs.txt', 'straw0.txt'].map((f) => readFileSync(new URL(f, dir), 'utf8'));
 const JUNK = ['{', '}', '[', ']', '#', 'id', 'item', 'weight', 'pos', 'class', 'step', 'take', 'emit', 'rule', 'type', 'device', 'host',
   'alg', 'straw2', 'uniform', 'tree', 'straw', 'chooseleaf', 'firstn', 'indep', '-1', '0', '99999999999', '-0', '1e40', '0.5', 'nan',
-  'osd.0', 'root', 'default', 'tunable', 'choose_args', 'ruleset', 'min_size', '~', 'a~b', '\t', '\n', 'toString', '__proto__', 'constructor'];
+  'osd.0', 'root', 'default', 'tunable', 'choose_args', 'bucket_id', 'weight_set', 'ids', '18446744073709551615', 'ruleset', 'min_size', '~', 'a~b', '\t', '\n', 'toString', '__proto__', 'constructor'];
 
 /** Checks the parser's contract on `text`. */
 function check(text: string): void {
