@@ -195,6 +195,10 @@ export class PgCore {
 
   // Outstanding store work.
   nextTxnId = 1;
+  /** Newest transaction reported durable (they complete in order). */
+  lastCommittedTxn = 0;
+  /** A new interval waits until every transaction of the old one is durable (Ceph's peering flush). */
+  flushUntilTxn = 0;
   pendingTxns = new Map<number, TxnTag>();
   nextReadId = 1;
   pendingReads = new Map<number, ReadTag>();
@@ -333,7 +337,7 @@ export class PgCore {
       return;
     }
     this.mapping = m;
-    if (this.role === 'primary' && this.phase !== 'active' && this.phase !== 'activating') this.peer();
+    if (this.role === 'primary' && this.phase !== 'active' && this.phase !== 'activating' && this.phase !== 'idle') this.peer();
   }
 
   /** A new interval: drop volatile state, pick the role, start peering or notify the primary. */
@@ -369,6 +373,21 @@ export class PgCore {
     this.repairing = new Set();
     this.pendingReads.clear();
     for (const [id, tag] of this.pendingTxns) if (tag.kind !== 'none') this.pendingTxns.set(id, { kind: 'none' });
+    this.flushUntilTxn = this.nextTxnId - 1;
+    if (this.flushed) this.beginPeering();
+  }
+
+  /**
+   * Whether everything submitted before this interval began is durable. Until then the
+   * member neither reports its info nor peers: what it reports must survive a crash, or a
+   * primary could build the authoritative log from entries that are about to vanish.
+   */
+  get flushed(): boolean {
+    return this.lastCommittedTxn >= this.flushUntilTxn;
+  }
+
+  private beginPeering(): void {
+    assert(this.flushed && this.phase === 'idle', 'peering starts once, after the flush');
     if (this.role === 'primary') {
       this.phase = 'getInfo';
       this.peerMetas.set(this.whoami, this.meta());
@@ -498,7 +517,7 @@ export class PgCore {
 
   private onMessage(from: number, msg: PgMessage): void {
     assert(msg.pgid === this.pgid, `message for ${msg.pgid} delivered to ${this.pgid}`);
-    if (msg.interval !== this.interval || this.mapping === undefined) return;
+    if (msg.interval !== this.interval || this.mapping === undefined || !this.flushed) return;
     switch (msg.kind) {
       case 'query': this.send(from, { kind: 'notify', meta: this.meta() }); break;
       case 'notify': this.onNotify(from, msg.meta); break;
@@ -575,6 +594,10 @@ export class PgCore {
   // ------------------------------------------------------------------ store completions
 
   private onCommitted(txnId: number): void {
+    assert(txnId > this.lastCommittedTxn && txnId < this.nextTxnId, `transactions commit in order (${txnId} after ${this.lastCommittedTxn})`);
+    const wasFlushed = this.flushed;
+    this.lastCommittedTxn = txnId;
+    if (!wasFlushed && this.flushed && this.mapping !== undefined) this.beginPeering();
     const tag = this.pendingTxns.get(txnId);
     if (tag === undefined) return;
     this.pendingTxns.delete(txnId);
@@ -632,7 +655,7 @@ export class PgCore {
   // ------------------------------------------------------------------ retries and state
 
   private retry(): void {
-    if (this.mapping === undefined) return;
+    if (this.mapping === undefined || !this.flushed) return;
     if (this.role !== 'primary') {
       if (this.nowMs - this.lastNotifyMs >= 2 * this.cfg.peerRetryMs && !this.activated) this.notifyPrimary();
       return;
