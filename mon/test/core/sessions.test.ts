@@ -84,6 +84,21 @@ describe('exactly-once sessions', () => {
     expect([...r.map.pools.values()].map((p) => p.name)).toEqual(['p1']);
   });
 
+  it('the window forgets the lowest seqs, not the first applied: a burst applied out of order refuses none of its requests', () => {
+    const d = new Driver();
+    const n = SESSION_RESULTS_MAX + 20;
+    // The highest seq of the burst commits first, then the rest in order.
+    const order = [n, ...Array.from({ length: n - 1 }, (_, i) => i + 1)];
+    for (const seq of order) {
+      const r = d.apply({ prefix: 'config set', who: 'global', name: `k${seq}`, value: 'v' }, { seq }).result;
+      expect(r.code, `seq ${seq}: ${r.message}`).toBe(0);
+    }
+    expect(d.state.config.get('global')!.size).toBe(n);
+    const session = d.state.sessions.get('client-1')!;
+    expect(session.results.has(n)).toBe(true); // the newest request's reply is still there for its retry
+    expect(session.floorSeq).toBe(n - SESSION_RESULTS_MAX); // seqs 1..20 forgotten, in order
+  });
+
   it('sessions are per client; the monitors\' own commands (clientId "") are never deduplicated', () => {
     const d = new Driver();
     const a = d.apply({ prefix: 'osd pool create', pool: 'a', pg_num: 1 }, { clientId: 'A', seq: 1 }).result;
