@@ -74,3 +74,28 @@ describe('scrub and repair under simulation', () => {
     expect(new TextDecoder().decode(data)).toBe('the original bytes');
   });
 });
+
+describe('write path guards under simulation', () => {
+  it('writes wait while the acting set is below min_size, fail with E_PG_INCOMPLETE after the timeout, and succeed once healed', () => {
+    const c = new Cluster(deriveParams(3, {
+      osds: 3, size: 3, minSize: 2, pgNum: 1, dropRate: 0, dupRate: 0, crashRate: 0, partitionRate: 0, reweightRate: 0,
+      clients: 1, clientRetryMs: 10_000, outAfterMs: 1_000_000,
+    }));
+    expect(c.settle(2000)).toBe(true);
+    const acting = c.actingOf('1.0');
+    c.crashOsd(acting[1]!, 5000);
+    c.crashOsd(acting[2]!, 5000);
+    c.settle(200, false); // the mon marks them down; acting = [primary] < min_size
+    expect(c.actingOf('1.0')).toEqual([acting[0]]);
+    expect(c.primaryOf('1.0')!.stateString).toBe('undersized+degraded+peered');
+    c.write('obj-a', new TextEncoder().encode('must not be acked'));
+    c.settle(300, false);
+    expect(c.replyLog.filter((r) => r.ok)).toEqual([]);
+    c.settle(200, false); // past clientOpBlockTimeoutMs (400 ms)
+    expect(c.replyLog.some((r) => !r.ok && r.code === 'E_PG_INCOMPLETE')).toBe(true);
+    c.crashOsd(acting[1]!, 0); // (already dead) restart both now
+    c.crashOsd(acting[2]!, 0);
+    expect(c.settle(3000)).toBe(true); // the client's retry succeeds once min_size is back
+    expect(c.replyLog.some((r) => r.ok)).toBe(true);
+  });
+});

@@ -214,6 +214,8 @@ export class Cluster {
   private readonly unhealthySinceMs = new Map<number, number>();
   private readonly autoOut = new Set<number>();
   private readonly operatorOut = new Set<number>();
+  /** Every reply clients received, in order (scenario tests). */
+  readonly replyLog: ClientReply[] = [];
   private faults = true;
   readonly trace: string[] = [];
   readonly traceOn: boolean;
@@ -388,7 +390,7 @@ export class Cluster {
   private process(osd: SimOsd, pgid: string, pg: PgCore, out: Outbox): void {
     const inc = osd.incarnation;
     for (const t of out.transactions) {
-      osd.store.submit(pgid, t.txnId, t.ops);
+      osd.store.submit(pgid, t.txnId, t.ops, pg);
       const delay = this.p.fsyncMaxMs === 0 ? 0 : this.rng.int(this.p.fsyncMaxMs + 1);
       this.at(delay, () => this.syncStore(osd, inc));
     }
@@ -424,7 +426,8 @@ export class Cluster {
     const t = osd.store.syncOne();
     if (t === undefined) return;
     const pg = osd.pgs.get(t.pgid);
-    if (pg !== undefined) this.stepPg(osd, t.pgid, pg, { kind: 'committed', txnId: t.txnId });
+    // Commits go to the instance that submitted them (a purged PG may have been re-created since).
+    if (pg !== undefined && pg === t.owner) this.stepPg(osd, t.pgid, pg, { kind: 'committed', txnId: t.txnId });
   }
 
   private reachable(a: SimOsd, b: SimOsd): boolean {
@@ -457,6 +460,13 @@ export class Cluster {
       this.stepPg(osd, msg.pgid, pg, { kind: 'map', epoch: osd.epoch });
     }
     this.stepPg(osd, msg.pgid, pg, { kind: 'message', from, msg });
+  }
+
+  /** Crashes OSD `id` now; it restarts only when `restartAtMs` passes (settle() heals nothing). */
+  crashOsd(id: number, restartAfterMs: number): void {
+    const osd = this.osds[id]!;
+    this.crash(osd);
+    osd.restartAtMs = this.nowMs + restartAfterMs;
   }
 
   private crash(osd: SimOsd): void {
@@ -581,6 +591,7 @@ export class Cluster {
   }
 
   private onReply(c: SimClient, from: number, r: ClientReply): void {
+    this.replyLog.push(r);
     const tid = r.reqid.tid;
     const prev = c.answered.get(tid);
     if (prev !== undefined && r.ok && prev !== null && evCmp(prev, r.version) !== 0 && c.op?.reqid.tid !== tid) {
@@ -774,8 +785,8 @@ export class Cluster {
 
   // ------------------------------------------------------------------ scenario helpers (tests)
 
-  /** Runs the clock without faults until converged or `limitMs` passes. */
-  settle(limitMs: number): boolean {
+  /** Runs the clock without faults until converged or `limitMs` passes (`untilConverged` false: the whole time). */
+  settle(limitMs: number, untilConverged = true): boolean {
     this.faults = false;
     const end = this.nowMs + limitMs;
     let nextTick = this.nowMs;
@@ -791,9 +802,9 @@ export class Cluster {
       nextTick += this.p.tickMs;
       this.monTick();
       this.tickOsds();
-      if (this.converged()) return true;
+      if (untilConverged && this.converged()) return true;
     }
-    return false;
+    return this.converged();
   }
 
   /** The PG core of `pgid`'s current primary. */

@@ -73,18 +73,18 @@ export class SimStore {
   applied: State = new Map();
   private durable: State = new Map();
   /** Submitted, not yet durable, in order. */
-  readonly pending: { pgid: string; ops: readonly StoreOp[]; txnId: number }[] = [];
+  readonly pending: { pgid: string; ops: readonly StoreOp[]; txnId: number; owner: unknown }[] = [];
 
   constructor(readonly osd: number, private readonly ledger: ContentLedger) {}
 
   /** Applies a transaction now; it becomes durable at {@link syncOne}. */
-  submit(pgid: string, txnId: number, ops: readonly StoreOp[]): void {
+  submit(pgid: string, txnId: number, ops: readonly StoreOp[], owner: unknown): void {
     this.apply(this.applied, pgid, ops, true);
-    this.pending.push({ pgid, ops, txnId });
+    this.pending.push({ pgid, ops, txnId, owner });
   }
 
   /** Makes the oldest pending transaction durable; returns it. */
-  syncOne(): { pgid: string; txnId: number } | undefined {
+  syncOne(): { pgid: string; txnId: number; owner: unknown } | undefined {
     const t = this.pending.shift();
     if (t === undefined) return undefined;
     this.apply(this.durable, t.pgid, t.ops, false);
