@@ -23,11 +23,12 @@
  */
 import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { assert } from '../assert.ts';
+import { assert, assertNever } from '../assert.ts';
 import { AspenError, isErrorCode } from '../errors.ts';
-import { DEFAULT_FRAME_LIMITS, FrameFlag, FrameType, type Frame, type FrameLimits } from '../msgr/frame.ts';
-import { decodeHelloAck, decodeRemoteError, encodeHello, isEntityName } from '../msgr/handshake.ts';
-import { InflightThrottle, MSGR_INFLIGHT_BYTES_MAX, MSGR_INFLIGHT_REQUESTS_MAX, type ThrottleWaiter } from '../msgr/throttle.ts';
+import { ClientSession, type ClientEffect } from '../msgr/client-session.ts';
+import { DEFAULT_FRAME_LIMITS, FrameType, type Frame, type FrameLimits } from '../msgr/frame.ts';
+import { decodeHelloAck, encodeHello, isEntityName } from '../msgr/handshake.ts';
+import { MSGR_INFLIGHT_BYTES_MAX, MSGR_INFLIGHT_REQUESTS_MAX } from '../msgr/throttle.ts';
 import { FrameSocket, silentMsgrLog, type CloseInfo, type MsgrLog } from './msgr-socket.ts';
 import type { MsgrReply } from './msgr-server.ts';
 
@@ -97,46 +98,41 @@ export interface RequestOptions {
 }
 
 interface Pending {
-  reqId: bigint;
-  readonly msgType: number;
-  readonly meta: Uint8Array;
-  readonly data: Uint8Array;
-  readonly bytes: number;
   readonly resolve: (r: MsgrResponse) => void;
   readonly reject: (e: AspenError) => void;
   timer: NodeJS.Timeout | undefined;
-  waiter: ThrottleWaiter | undefined;
-  sentOnce: boolean;
 }
 
 /** Counters for tests and metrics. */
 export interface MsgrClientStats {
-  connects: number;
-  resends: number;
-  timeouts: number;
-  lateReplies: number;
+  /** Handshakes completed. */
+  readonly connects: number;
+  /** Requests written again after a reconnect. */
+  readonly resends: number;
+  readonly timeouts: number;
+  /** Replies that arrived after their request had timed out. */
+  readonly lateReplies: number;
 }
 
-/** A lossless messenger session to one server. Also exported as `Connection`. */
+/**
+ * A lossless messenger session to one server (also exported as `Connection`): the I/O shell
+ * around the pure {@link ClientSession}, which decides what to write, when to (re)connect and how
+ * each request ends; this class owns the socket and the timers and applies those effects.
+ */
 export class MsgrClient {
   readonly host: string;
   readonly port: number;
   readonly sessionId: bigint;
-  readonly stats: MsgrClientStats = { connects: 0, resends: 0, timeouts: 0, lateReplies: 0 };
   private readonly o: Required<Omit<MsgrClientOptions, 'onMessage' | 'sessionId' | 'limits'>> & { limits: FrameLimits };
   private readonly onMessage: MsgrClientOptions['onMessage'];
-  private readonly throttle: InflightThrottle;
-  private readonly pending = new Map<bigint, Pending>();
-  private readonly onewayQueue: Frame[] = [];
+  private readonly core: ClientSession<Pending>;
   private fs: FrameSocket | undefined;
   private open = false;
   private fatal: AspenError | undefined;
-  private attempts = 0;
-  /** Replies received on the current connection: a connection that dies before its first reply counts as a failed attempt. */
-  private repliesSinceOpen = 0;
   private connectSeq = 0;
-  private nextReqId = 0n;
-  private backoffTimer: NodeJS.Timeout | undefined;
+  private connects = 0;
+  private timeouts = 0;
+  private connectTimer: NodeJS.Timeout | undefined;
   private handshakeTimer: NodeJS.Timeout | undefined;
   private closing = false;
   private closed = false;
@@ -166,7 +162,15 @@ export class MsgrClient {
       onewayQueueMax: options.onewayQueueMax ?? MSGR_ONEWAY_QUEUE_MAX,
       log: options.log ?? silentMsgrLog,
     };
-    this.throttle = new InflightThrottle(this.o.inflightRequestsMax, this.o.inflightBytesMax);
+    this.core = new ClientSession<Pending>({
+      inflightRequestsMax: this.o.inflightRequestsMax,
+      inflightBytesMax: this.o.inflightBytesMax,
+      reconnectAttemptsMax: this.o.reconnectAttemptsMax,
+      reconnectBackoffMs: this.o.reconnectBackoffMs,
+      reconnectBackoffMaxMs: MSGR_RECONNECT_BACKOFF_MAX_MS,
+      onewayQueueMax: this.o.onewayQueueMax,
+      peerAddress: this.address,
+    });
   }
 
   /** `host:port` of the server. */
@@ -175,15 +179,19 @@ export class MsgrClient {
   }
   /** Requests sent (or being resent) and not yet answered. */
   get inflightRequests(): number {
-    return this.throttle.requestsInflight;
+    return this.core.inflightRequests;
   }
   /** Request payload bytes in flight. */
   get inflightBytes(): number {
-    return this.throttle.bytesInflight;
+    return this.core.inflightBytes;
   }
   /** True while a handshaken connection is up. */
   get isOpen(): boolean {
     return this.open;
+  }
+  /** Counters (a snapshot). */
+  get stats(): MsgrClientStats {
+    return { connects: this.connects, resends: this.core.stats.resends, timeouts: this.timeouts, lateReplies: this.core.stats.lateReplies };
   }
 
   /**
@@ -197,21 +205,22 @@ export class MsgrClient {
   request(type: number, meta: Uint8Array, data: Uint8Array = EMPTY, opts: RequestOptions = {}): Promise<MsgrResponse> {
     assert(Number.isInteger(type) && type >= 0 && type <= 0xffff, `bad message type ${type}`);
     if (this.closing) return Promise.reject(new AspenError('ECONNREFUSED', `messenger client to ${this.address} is closed`));
-    const bytes = meta.length + data.length;
-    if (meta.length > this.o.limits.metaMaxBytes || bytes > this.o.limits.frameMaxBytes) {
+    if (meta.length > this.o.limits.metaMaxBytes || meta.length + data.length > this.o.limits.frameMaxBytes) {
       return Promise.reject(new AspenError('EINVAL', `request of ${meta.length}+${data.length} bytes exceeds the frame limits`));
     }
     const timeoutMs = opts.timeoutMs ?? this.o.requestTimeoutMs;
     return new Promise<MsgrResponse>((resolve, reject) => {
-      const p: Pending = { reqId: 0n, msgType: type, meta, data, bytes, resolve, reject, timer: undefined, waiter: undefined, sentOnce: false };
-      p.timer = setTimeout(() => this.onTimeout(p, timeoutMs), timeoutMs);
-      p.waiter = this.throttle.acquire(bytes, () => this.start(p));
-      if (p.waiter === undefined) this.start(p);
+      const p: Pending = { resolve, reject, timer: undefined };
+      p.timer = setTimeout(() => {
+        this.timeouts++;
+        this.apply(this.core.cancel(p, new AspenError('ETIMEDOUT', `request (type ${type}) to ${this.address} got no reply within ${timeoutMs} ms`)));
+      }, timeoutMs);
+      this.apply(this.core.submit(p, type, meta, data));
     });
   }
 
   /**
-   * Sends a one-way message (at most once: lost if the connection drops before it is written).
+   * Sends a one-way message (at most once: lost if the connection drops after it was written).
    * @throws AspenError ECONNREFUSED when closed, EBUSY when the queue of messages waiting for a
    *   connection is full, EINVAL for an oversized frame.
    */
@@ -221,14 +230,7 @@ export class MsgrClient {
     if (meta.length > this.o.limits.metaMaxBytes || meta.length + data.length > this.o.limits.frameMaxBytes) {
       throw new AspenError('EINVAL', `message of ${meta.length}+${data.length} bytes exceeds the frame limits`);
     }
-    const frame: Frame = { type: FrameType.ONEWAY, flags: 0, msgType: type, reqId: 0n, meta, data };
-    if (this.open && this.fs !== undefined) {
-      this.fs.send(frame);
-      return;
-    }
-    if (this.onewayQueue.length >= this.o.onewayQueueMax) throw new AspenError('EBUSY', `${this.onewayQueue.length} one-way messages already wait for a connection to ${this.address}`);
-    this.onewayQueue.push(frame);
-    this.ensureConnecting();
+    this.apply(this.core.sendOneway(type, meta, data));
   }
 
   /**
@@ -238,116 +240,71 @@ export class MsgrClient {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    if (this.pending.size > 0 || this.throttle.waiting > 0) {
-      await new Promise<void>((r) => (this.drained = r));
-    }
-    this.closed = true;
-    clearTimeout(this.backoffTimer);
-    clearTimeout(this.handshakeTimer);
-    this.onewayQueue.length = 0;
+    if (!this.core.isDrained) await new Promise<void>((r) => (this.drained = r));
+    this.shutdown();
+    this.apply(this.core.close(new AspenError('ECONNREFUSED', `messenger client to ${this.address} is closed`)));
     const fs = this.fs;
     this.fs = undefined;
-    this.open = false;
     fs?.close('client closing');
   }
 
   /** Abrupt close: every waiting request rejects with ECONNREFUSED; the socket is destroyed. */
   destroy(): void {
     this.closing = true;
-    this.closed = true;
-    clearTimeout(this.backoffTimer);
-    clearTimeout(this.handshakeTimer);
-    this.failAll(new AspenError('ECONNREFUSED', `messenger client to ${this.address} destroyed`));
+    this.shutdown();
+    this.apply(this.core.close(new AspenError('ECONNREFUSED', `messenger client to ${this.address} destroyed`)));
     const fs = this.fs;
     this.fs = undefined;
-    this.open = false;
     fs?.abort('client destroyed');
   }
 
-  // --- requests ---------------------------------------------------------------------------
-
-  private start(p: Pending): void {
-    p.waiter = undefined;
-    this.nextReqId += 1n;
-    p.reqId = this.nextReqId;
-    this.pending.set(p.reqId, p);
-    if (this.closed) {
-      this.settle(p);
-      p.reject(new AspenError('ECONNREFUSED', `messenger client to ${this.address} is closed`));
-    } else if (this.open) this.write(p);
-    else this.ensureConnecting();
+  private shutdown(): void {
+    this.closed = true;
+    this.open = false;
+    clearTimeout(this.connectTimer);
+    clearTimeout(this.handshakeTimer);
   }
 
-  private write(p: Pending): void {
-    const fs = this.fs;
-    assert(fs !== undefined && this.open, 'write without an open connection');
-    if (p.sentOnce) this.stats.resends++;
-    fs.send({ type: FrameType.REQUEST, flags: p.sentOnce ? FrameFlag.RESENT : 0, msgType: p.msgType, reqId: p.reqId, meta: p.meta, data: p.data });
-    p.sentOnce = true;
-  }
+  // --- applying the core's effects --------------------------------------------------------
 
-  private settle(p: Pending): void {
-    clearTimeout(p.timer);
-    if (p.waiter !== undefined) {
-      this.throttle.cancel(p.waiter);
-      p.waiter = undefined;
-    } else {
-      const had = this.pending.delete(p.reqId);
-      assert(had, 'settling a request that is not pending');
-      this.throttle.release(p.bytes);
+  private apply(effects: Array<ClientEffect<Pending>>): void {
+    for (const e of effects) {
+      switch (e.kind) {
+        case 'write':
+          assert(this.fs !== undefined && this.open, 'write effect without an open connection');
+          this.fs.send(e.frame);
+          break;
+        case 'connect':
+          assert(this.fs === undefined && this.connectTimer === undefined, 'connect effect while connecting');
+          if (this.closed) break;
+          if (e.delayMs === 0) this.connect();
+          else {
+            this.connectTimer = setTimeout(() => {
+              this.connectTimer = undefined;
+              if (!this.closed) this.connect();
+            }, e.delayMs);
+          }
+          break;
+        case 'resolve':
+          clearTimeout(e.token.timer);
+          e.token.resolve({ meta: e.meta, data: e.data });
+          break;
+        case 'reject':
+          clearTimeout(e.token.timer);
+          e.token.reject(e.error);
+          break;
+        default:
+          assertNever(e, 'client effect');
+      }
     }
-    if (this.closing && this.drained !== undefined && this.pending.size === 0 && this.throttle.waiting === 0) {
+    if (this.drained !== undefined && this.core.isDrained) {
       const d = this.drained;
       this.drained = undefined;
       d();
     }
   }
 
-  private onTimeout(p: Pending, timeoutMs: number): void {
-    this.stats.timeouts++;
-    this.settle(p);
-    p.reject(new AspenError('ETIMEDOUT', `request (type ${p.msgType}${p.reqId > 0n ? `, reqid ${p.reqId}` : ''}) to ${this.address} got no reply within ${timeoutMs} ms`));
-  }
-
-  private onReply(f: Frame): void {
-    const p = this.pending.get(f.reqId);
-    if (p === undefined) {
-      // Timed out already, or a duplicate reply after a resend.
-      this.stats.lateReplies++;
-      return;
-    }
-    this.repliesSinceOpen++;
-    this.settle(p);
-    if (f.type === FrameType.REPLY) {
-      p.resolve({ meta: f.meta, data: f.data });
-      return;
-    }
-    let err: AspenError;
-    try {
-      const r = decodeRemoteError(f.meta);
-      err = new AspenError(r.code, r.message, { remote: this.address });
-    } catch {
-      err = new AspenError('EIO', `undecodable error reply from ${this.address}`);
-    }
-    p.reject(err);
-  }
-
-  private failAll(err: AspenError): void {
-    for (const p of [...this.pending.values()]) {
-      this.settle(p);
-      p.reject(err);
-    }
-    this.onewayQueue.length = 0;
-    // Requests still waiting for capacity were granted by the settles above and are now pending
-    // again: they start a fresh connection cycle.
-  }
-
   // --- connection -------------------------------------------------------------------------
-
-  private ensureConnecting(): void {
-    if (this.closed || this.fs !== undefined || this.backoffTimer !== undefined) return;
-    this.connect();
-  }
 
   private connect(): void {
     assert(this.fs === undefined && !this.open, 'connect while connected');
@@ -385,7 +342,7 @@ export class MsgrClient {
     switch (f.type) {
       case FrameType.REPLY:
       case FrameType.REPLY_ERROR:
-        this.onReply(f);
+        this.apply(this.core.onReply(f));
         return;
       case FrameType.ONEWAY:
         this.onMessage?.({ type: f.msgType, meta: f.meta, data: f.data }, this);
@@ -423,45 +380,22 @@ export class MsgrClient {
     this.handshakeTimer = undefined;
     fs.handshakeDone();
     this.open = true;
-    this.repliesSinceOpen = 0;
-    this.stats.connects++;
-    // Resend in request-id order (Map iteration order is insertion order = reqId order).
-    for (const p of this.pending.values()) this.write(p);
-    for (const frame of this.onewayQueue.splice(0)) fs.send(frame);
+    this.connects++;
+    this.apply(this.core.onOpen());
   }
 
   private onSocketClose(fs: FrameSocket, info: CloseInfo): void {
     if (fs !== this.fs) return;
     this.fs = undefined;
-    const wasOpen = this.open;
     this.open = false;
     clearTimeout(this.handshakeTimer);
     this.handshakeTimer = undefined;
     if (this.closed) return;
-    const fatal = this.fatal ?? (wasOpen ? undefined : refusalOf(info.peerReason));
+    const fatal = this.fatal ?? refusalOf(info.peerReason);
     this.fatal = undefined;
-    if (fatal !== undefined) {
-      this.o.log.warn({ peer: this.address, err: fatal.message }, 'msgr: handshake refused');
-      this.attempts = 0;
-      this.failAll(fatal);
-      return;
-    }
-    // A connection that carried replies resets the count; one that died before any (a server that
-    // drops every connection, or a request that crashes it each time) counts, so it ends in ECONNREFUSED.
-    this.attempts = wasOpen && this.repliesSinceOpen > 0 ? 0 : this.attempts + 1;
-    this.o.log.debug({ peer: this.address, reason: info.reason, attempts: this.attempts }, 'msgr: connection lost');
-    if (this.attempts >= this.o.reconnectAttemptsMax) {
-      const err = new AspenError('ECONNREFUSED', `cannot connect to ${this.address} after ${this.attempts} attempts: ${info.reason}`);
-      this.attempts = 0;
-      this.failAll(err);
-      return;
-    }
-    if (this.pending.size === 0 && this.onewayQueue.length === 0) return; // reconnect lazily
-    const delayMs = this.attempts === 0 ? 0 : Math.min(this.o.reconnectBackoffMs * 2 ** (this.attempts - 1), MSGR_RECONNECT_BACKOFF_MAX_MS);
-    this.backoffTimer = setTimeout(() => {
-      this.backoffTimer = undefined;
-      if (!this.closed && this.fs === undefined) this.connect();
-    }, delayMs);
+    if (fatal !== undefined) this.o.log.warn({ peer: this.address, err: fatal.message }, 'msgr: handshake refused');
+    else this.o.log.debug({ peer: this.address, reason: info.reason }, 'msgr: connection lost');
+    this.apply(this.core.onClose(fatal !== undefined ? { fatal, reason: info.reason } : { reason: info.reason }));
   }
 }
 

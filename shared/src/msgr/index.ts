@@ -2,3 +2,4 @@
 export * from './frame.ts';
 export * from './handshake.ts';
 export * from './throttle.ts';
+export * from './client-session.ts';
