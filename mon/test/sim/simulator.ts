@@ -100,6 +100,7 @@ export function deriveParams(seed: number): SimParams {
 interface MutableHistoryOp {
   id: number;
   clientId: string;
+  seq: number;
   op: KvOp;
   call: number;
   ret: number;
@@ -234,6 +235,8 @@ export class Simulation {
   private readonly nodes = new Map<NodeId, SimNode>();
   private readonly clients: Client[] = [];
   private readonly history: MutableHistoryOp[] = [];
+  /** First (non-duplicate) application of every client command, by "client:seq": result and time. */
+  private readonly appliedCommands = new Map<string, { result: KvResult; atMs: number }>();
   readonly inv = new Invariants();
   private partition: Map<NodeId, number> | null = null;
   private phase: 'safety' | 'liveness' | 'quiet' = 'safety';
@@ -474,7 +477,9 @@ export class Simulation {
 
   private applyCommand(n: SimNode, data: Uint8Array): void {
     const cmd = decodeCommand(data);
-    const { result } = n.kv.apply(cmd);
+    const { result, duplicate } = n.kv.apply(cmd);
+    const key = `${cmd.clientId}:${cmd.seq}`;
+    if (!duplicate && !this.appliedCommands.has(key)) this.appliedCommands.set(key, { result, atMs: this.now });
     const p = n.waitingWrites.get(`${cmd.clientId}:${cmd.seq}`);
     // The first application answers (a retried or duplicated copy is de-duplicated).
     if (p) this.finish(p, result);
@@ -682,7 +687,7 @@ export class Simulation {
     const roll = r.int(100);
     const op: KvOp =
       roll < 40 ? { kind: 'put', key, value } : roll < 75 ? { kind: 'get', key } : { kind: 'cas', key, expected: this.guessValue(key), value };
-    const hist: MutableHistoryOp = { id: this.history.length, clientId: c.id, op, call: this.now, ret: Infinity, result: null, discarded: false };
+    const hist: MutableHistoryOp = { id: this.history.length, clientId: c.id, seq: c.seq, op, call: this.now, ret: Infinity, result: null, discarded: false };
     this.history.push(hist);
     this.attempt(c, hist, c.seq);
   }
@@ -847,8 +852,19 @@ export class Simulation {
     const hist: HistoryOp[] = [];
     for (const h of this.history) {
       if (h.discarded) continue;
-      if (h.result === null) opsUnknown++;
-      else opsOk++;
+      if (h.result === null && h.op.kind !== 'get') {
+        // A write whose client gave up: the committed log says whether it took effect. If it
+        // never did, it is not part of the history; if it did, it took effect no later than its
+        // first application anywhere, with the result computed there. (Without this, dozens of
+        // unknown writes with infinite response times make the search blow up.)
+        opsUnknown++;
+        const applied = this.appliedCommands.get(`${h.clientId}:${h.seq}`);
+        if (applied === undefined) continue;
+        h.result = applied.result;
+        h.ret = applied.atMs;
+      } else {
+        opsOk++;
+      }
       hist.push({ id: h.id, clientId: h.clientId, op: h.op, call: h.call, ret: h.ret, result: h.result });
     }
     if (violations.length === 0) {
