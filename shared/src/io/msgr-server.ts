@@ -16,7 +16,7 @@
  * socket holds more than `writeBufferMaxBytes` of unsent replies.
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { assert } from '../assert.ts';
+import { AssertionFailure, assert } from '../assert.ts';
 import { AspenError } from '../errors.ts';
 import { FrameFlag, FrameType, type Frame, type FrameLimits } from '../msgr/frame.ts';
 import { checkHello, decodeHello, encodeHelloAck, encodeRemoteError, isEntityName, type Hello } from '../msgr/handshake.ts';
@@ -63,7 +63,8 @@ export interface MsgrReply {
 /**
  * Handles one message. For a request, the returned reply (or `undefined`: an empty reply) is
  * sent back; a thrown or rejected AspenError is sent as that error; any other exception is
- * logged and sent as EIO.
+ * logged and sent as EIO, except an AssertionFailure, which is rethrown (a bug crashes the
+ * daemon).
  */
 export type MsgrHandler = (conn: ServerConnection, msg: MsgrMessage) => Promise<MsgrReply | void> | MsgrReply | void;
 
@@ -225,6 +226,8 @@ export class ServerConnection {
   }
 
   private complete(session: Session, f: Frame, bytes: number, reply: MsgrReply | undefined, err: unknown): void {
+    // A failed assertion is a bug: it crashes the daemon (CONVENTIONS.md item 6), it is not sent as EIO.
+    if (err instanceof AssertionFailure) throw err;
     this.handlerRequests--;
     this.handlerBytes -= bytes;
     assert(this.handlerRequests >= 0 && this.handlerBytes >= 0, 'handler accounting underflow');
