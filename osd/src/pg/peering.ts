@@ -120,6 +120,7 @@ export function buildPriorSet(intervals: readonly PastInterval[], current: PgMap
     if (!anyUp) blocked = true;
   }
   assert(!blocked || down.size > 0, 'a blocked prior set names down OSDs');
+  assert([...probe].every((o) => current.isUp(o)), 'only up OSDs are probed');
   return { probe, down, blocked };
 }
 
@@ -148,6 +149,7 @@ export function findBestInfo(infos: ReadonlyMap<number, PgInfo>, primary: number
     }
   }
   assert(best === undefined || infos.get(best)?.lastBackfill === null, 'the best copy is complete');
+  assert((best === undefined) === (bestInfo === undefined), 'best and its info agree');
   return best;
 }
 

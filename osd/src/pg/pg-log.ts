@@ -73,6 +73,8 @@ export function sameReqid(a: ReqId, b: ReqId): boolean {
 
 /** The version that request `reqid` got, from the log or its dups (Ceph `PGLog::get_request`). */
 export function findReqid(log: PgLogState, reqid: ReqId): Eversion | undefined {
+  assert(Number.isInteger(reqid.tid) && reqid.tid >= 0, 'request tids are non-negative integers');
+  assert(log.dups.length === 0 || log.entries.length === 0 || evCmp(log.dups[log.dups.length - 1]!.version, log.entries[0]!.version) < 0, 'dups precede the log');
   for (let i = log.entries.length - 1; i >= 0; i--) {
     const e = log.entries[i]!;
     if (e.reqid !== null && sameReqid(e.reqid, reqid)) return e.version;

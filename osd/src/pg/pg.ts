@@ -327,6 +327,7 @@ export class PgCore {
   // ------------------------------------------------------------------ maps and intervals
 
   private onMap(epoch: number): void {
+    assert(Number.isInteger(epoch) && epoch >= 1, `bad epoch ${epoch}`);
     if (epoch <= this.epoch) return;
     const m = this.history.mappingAt(this.pgid, epoch);
     if (m === undefined) return;
@@ -334,6 +335,7 @@ export class PgCore {
     const start = intervalStart(this.history, this.pgid, epoch);
     if (start !== this.interval) {
       this.startInterval(m, start);
+      assert(this.interval === start && this.epoch === epoch, 'the new interval is current');
       return;
     }
     this.mapping = m;
@@ -375,6 +377,7 @@ export class PgCore {
     for (const [id, tag] of this.pendingTxns) if (tag.kind !== 'none') this.pendingTxns.set(id, { kind: 'none' });
     this.flushUntilTxn = this.nextTxnId - 1;
     if (this.flushed) this.beginPeering();
+    assert((this.role === 'primary') === (m.actingPrimary === this.whoami), 'role follows the map');
   }
 
   /**
@@ -506,8 +509,10 @@ export class PgCore {
   }
 
   private checkActivated(): void {
+    assert(this.role === 'primary', 'only a primary activates others');
     if (this.phase !== 'activating' || !this.activationCommitted) return;
     if (!this.writePeers().every((p) => this.peerActivated.has(p))) return;
+    assert(this.inflight.length === 0, 'no write is ordered before activation completes');
     this.phase = 'active';
     this.info = { ...this.info, history: { ...this.info.history, lastEpochStarted: this.interval } };
     this.persist([], { kind: 'none' });
@@ -546,6 +551,8 @@ export class PgCore {
   }
 
   private onNotify(from: number, meta: PgMeta): void {
+    assert(meta.info.pgid === this.pgid, `notify for ${meta.info.pgid} reached ${this.pgid}`);
+    assert(from !== this.whoami, 'a PG does not notify itself');
     if (this.role !== 'primary') return;
     const known = this.peerMetas.has(from);
     if (this.phase === 'active' || this.phase === 'activating') {
@@ -582,10 +589,13 @@ export class PgCore {
     this.role = 'replica';
     this.activated = true;
     this.persist(ops, { kind: 'replicaActivate', interval: this.interval, primary: from, backfill: msg.backfill });
+    assert(evCmp(this.log.head, msg.log.head) === 0, 'an activated replica has the primary\'s log');
   }
 
   private onPurge(from: number): void {
     if (this.role !== 'stray' || this.activated || from !== this.mapping!.actingPrimary) return;
+    assert(this.inflight.length === 0 && this.recovering.size === 0, 'a stray has no work in flight');
+    assert(!this.mapping!.acting.includes(this.whoami) && !this.mapping!.up.includes(this.whoami), 'only strays are purged');
     this.out.transactions.push({ txnId: this.nextTxnId++, ops: [{ kind: 'removePg' }] });
     this.objects.clear();
     this.out.deleted = true;
@@ -675,6 +685,8 @@ export class PgCore {
 
   /** Common tail of step/tick: run what became runnable, expire ops, report the state. */
   private finish(): Outbox {
+    assert(this.role === 'primary' || this.inflight.length === 0, 'only a primary has writes in flight');
+    assert(this.phase === 'idle' || this.role === 'primary', 'only a primary has a peering phase');
     if (this.role === 'primary' && this.phase === 'active') {
       executeWaiting(this);
       kickRecovery(this);

@@ -34,6 +34,7 @@ export interface InflightOp {
 /** Handles a client op delivered to this OSD for this PG. */
 export function onClientOp(pg: PgCore, op: ClientOp): void {
   assert(op.object.length > 0, 'object names are non-empty');
+  assert(op.reqid.client.length > 0 && op.reqid.tid >= 0, 'a client op has a request id');
   if (pg.role !== 'primary') {
     pg.out.replies.push({ reqid: op.reqid, ok: false, code: 'ESTALE', message: `osd.${pg.whoami} is not the primary of ${pg.pgid} at epoch ${pg.epoch}` });
     return;
@@ -148,6 +149,8 @@ function assertNeverBody(body: never): never {
 
 /** The primary's own transaction for `version` is durable. */
 export function onWriteCommitted(pg: PgCore, version: Eversion): void {
+  assert(pg.role === 'primary', 'only a primary commits client writes');
+  assert(evCmp(version, pg.log.head) <= 0, 'a committed write is in the log');
   const f = pg.inflight.find((x) => evCmp(x.entry.version, version) === 0);
   if (f === undefined) return;
   f.waiting.delete(pg.whoami);
@@ -161,10 +164,12 @@ export function onWriteCommitted(pg: PgCore, version: Eversion): void {
 
 /** A replica reported `version` durable. */
 export function onRepopAck(pg: PgCore, from: number, version: Eversion): void {
+  assert(from !== pg.whoami, 'a primary does not ack itself over the wire');
   if (pg.role !== 'primary') return;
   const f = pg.inflight.find((x) => evCmp(x.entry.version, version) === 0);
   if (f === undefined) return;
   f.waiting.delete(from);
+  assert(!f.waiting.has(from), 'ack recorded');
   completeInOrder(pg);
 }
 

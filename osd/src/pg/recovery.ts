@@ -102,6 +102,8 @@ function recoveryLimit(pg: PgCore): number {
 /** Starts whatever recovery or backfill the throttles allow. Primary, active only. */
 export function kickRecovery(pg: PgCore): void {
   if (pg.role !== 'primary' || pg.phase !== 'active') return;
+  assert(pg.activationCommitted && pg.mapping !== undefined, 'an active primary has durably activated');
+  assert(pg.tokensBytes <= pg.cfg.recoveryBytesPerSec, 'the token bucket holds at most one second');
   refill(pg);
   const limit = recoveryLimit(pg);
   // Objects clients wait for go first.
@@ -266,6 +268,7 @@ export function onPush(
 
 /** Primary: a push (recovery or backfill) is durable on `from`. */
 export function onPushAck(pg: PgCore, from: number, object: string, mode: PushMode): void {
+  assert(object.length > 0 && from !== pg.whoami, 'push acks name an object and come from a peer');
   if (pg.role !== 'primary') return;
   if (mode === 'backfill') {
     const b = pg.backfill.get(from);
@@ -277,6 +280,7 @@ export function onPushAck(pg: PgCore, from: number, object: string, mode: PushMo
   pg.peerMissing.get(from)?.delete(object);
   if (rec === undefined || rec.kind !== 'push') return;
   rec.waiting.delete(from);
+  assert(!(pg.peerMissing.get(from)?.has(object) ?? false), 'an acked push leaves the peer complete for the object');
   if (rec.waiting.size === 0) {
     pg.recovering.delete(object);
     pg.repairing.delete(object);
@@ -308,6 +312,7 @@ function startBatch(pg: PgCore, target: number, b: BackfillState): void {
 /** Backfill target: list its objects in (after, upTo]. */
 export function onBackfillScan(pg: PgCore, from: number, after: string, upTo: string | null): void {
   if (pg.role !== 'replica' || !pg.activated || from !== pg.mapping!.actingPrimary) return;
+  assert(upTo === null || upTo > after, 'a scan range is non-empty');
   if (pg.info.lastBackfill === null) return;
   if (pg.backfillScanned === null || after > pg.backfillScanned) pg.backfillScanned = after;
   const objects: (readonly [string, Eversion])[] = [];
@@ -320,6 +325,7 @@ export function onBackfillScan(pg: PgCore, from: number, after: string, upTo: st
 export function onBackfillScanReply(pg: PgCore, from: number, after: string, objects: readonly (readonly [string, Eversion])[]): void {
   const b = pg.backfill.get(from);
   if (pg.role !== 'primary' || b === undefined || b.phase !== 'scanning' || b.watermark !== after) return;
+  assert(b.pending.size === 0, 'no pushes outstanding while scanning');
   const inRange = (n: string): boolean => n > after && (b.upTo === null || n <= b.upTo);
   const theirs = new Map(objects.filter(([n]) => inRange(n)));
   b.phase = 'pushing';
@@ -337,6 +343,7 @@ export function onBackfillScanReply(pg: PgCore, from: number, after: string, obj
     pg.send(from, { kind: 'push', object: n, version: pg.log.head, data: null, mode: 'backfill' });
   }
   if (b.pending.size === 0) advanceBackfill(pg, from, b);
+  assert((b.phase as BackfillState['phase']) !== 'scanning', 'a scan reply moves the batch on');
 }
 
 function advanceBackfill(pg: PgCore, target: number, b: BackfillState): void {
@@ -355,15 +362,17 @@ function advanceBackfill(pg: PgCore, target: number, b: BackfillState): void {
 /** Backfill target: everything is copied; the copy is complete. */
 export function onBackfillDone(pg: PgCore, from: number): void {
   if (pg.role !== 'replica' || !pg.activated || from !== pg.mapping!.actingPrimary) return;
+  assert(pg.missing.size === 0, 'a backfill target tracks no missing objects');
   pg.info = { ...pg.info, lastBackfill: null };
-  pg.missing.clear();
   pg.persist([], { kind: 'backfillDone', interval: pg.interval, primary: from });
+  assert(pg.info.lastBackfill === null, 'backfill complete is persisted');
 }
 
 /** Primary: a target finished; once all have, give the slot back and ask to drop pg_temp. */
 export function onBackfillDoneAck(pg: PgCore, from: number): void {
   const b = pg.backfill.get(from);
   if (pg.role !== 'primary' || b === undefined || b.phase !== 'finishing') return;
+  assert(b.pending.size === 0 && b.watermark === null, 'a finished backfill covered everything');
   b.phase = 'done';
   if ([...pg.backfill.values()].every((x) => x.phase === 'done')) {
     if (pg.reserved) pg.reserver.release(pg.pgid);
@@ -374,6 +383,8 @@ export function onBackfillDoneAck(pg: PgCore, from: number): void {
 
 /** Tick work of an active primary: resend what went unanswered. */
 export function retryRecovery(pg: PgCore): void {
+  assert(pg.role === 'primary' && pg.phase === 'active', 'only an active primary recovers');
+  assert(pg.activationCommitted, 'an active primary has durably activated');
   resendRepops(pg);
   const stale = (t: number): boolean => pg.nowMs - t >= pg.cfg.peerRetryMs;
   for (const [o, rec] of pg.recovering) {

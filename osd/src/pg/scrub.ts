@@ -80,6 +80,7 @@ export function compareScrubMaps(
     const authVersion = authOsd === null ? null : byOsd.get(authOsd)!.get(name)!.version;
     out.set(name, { authOsd, authVersion, bad });
   }
+  assert(out.size <= names.size, 'at most one finding per object');
   return out;
 }
 
@@ -109,6 +110,7 @@ export function maybeStartScrub(pg: PgCore): void {
   const { deep, repair: repairAfter } = pg.scrubWanted;
   pg.scrubWanted = null;
   pg.scrub = { scrubId: pg.nextScrubId++, deep, maps: new Map(), repairAfter, sentAtMs: pg.nowMs };
+  assert(pg.scrub.maps.size === 0 && pg.inflight.length === 0, 'a scrub starts with no maps and no writes in flight');
   for (const p of pg.actingPeers()) pg.send(p, { kind: 'scrubReq', deep, scrubId: pg.scrub.scrubId });
   pg.list(deep, { kind: 'scrub', interval: pg.interval, scrubId: pg.scrub.scrubId, to: pg.whoami });
 }
@@ -129,6 +131,7 @@ export function onScrubListDone(pg: PgCore, scrubId: number, to: number, objects
 export function onScrubMap(pg: PgCore, from: number, scrubId: number, objects: readonly ScrubObject[]): void {
   const s = pg.scrub;
   if (pg.role !== 'primary' || s === undefined || s.scrubId !== scrubId) return;
+  assert(pg.actingPeers().includes(from) || from === pg.whoami, 'scrub maps come from acting members');
   s.maps.set(from, objects);
   const members = [pg.whoami, ...pg.actingPeers()];
   if (!members.every((o) => s.maps.has(o))) return;
