@@ -85,6 +85,25 @@ export interface MsgrServerOptions {
   readonly log?: MsgrLog;
 }
 
+/** Counters of a {@link MsgrServer} (for metrics and tests). */
+export interface MsgrServerStats {
+  /** TCP connections accepted. */
+  accepted: number;
+  /** Handshakes completed. */
+  handshakes: number;
+  /** Handshakes refused (other cluster, wrong peer, unsupported auth). */
+  refused: number;
+  /** Connections closed for a protocol violation (bad bytes, oversized frame, unexpected frame, handshake timeout). */
+  protocolErrors: number;
+  /** Requests delivered to the handler, and those of them flagged RESENT. */
+  requests: number;
+  resentRequests: number;
+  /** Resends of requests still running, not delivered again. */
+  joinedResends: number;
+  /** One-way messages delivered. */
+  oneways: number;
+}
+
 interface Session {
   readonly key: string;
   readonly id: MsgrSession;
@@ -111,7 +130,7 @@ export class ServerConnection {
     readonly remoteAddress: string,
   ) {
     this.fs = new FrameSocket(socket, { onFrame: (f) => this.onFrame(f), onClose: (i) => this.onClose(i) }, server.socketOptions({ peer: remoteAddress }));
-    this.handshakeTimer = setTimeout(() => this.fs.abort('handshake timeout'), server.handshakeTimeoutMs);
+    this.handshakeTimer = setTimeout(() => this.fs.abort('handshake timeout', new AspenError('ETIMEDOUT', `no HELLO within ${server.handshakeTimeoutMs} ms`)), server.handshakeTimeoutMs);
     socket.on('drain', () => this.maybeResume());
   }
 
@@ -170,13 +189,14 @@ export class ServerConnection {
       if (f.type !== FrameType.HELLO) throw new AspenError('E_DECODE', `expected HELLO, got frame type ${f.type}`);
       hello = decodeHello(f.meta);
     } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
-      this.server.log.warn({ peer: this.remoteAddress, err: reason }, 'msgr: bad handshake; closing');
-      this.fs.abort(reason);
+      const e = err instanceof AspenError ? err : new AspenError('E_DECODE', String(err));
+      this.server.log.warn({ peer: this.remoteAddress, err: e.message }, 'msgr: bad handshake; closing');
+      this.fs.abort(e.message, e);
       return;
     }
     const refusal = checkHello(hello, this.server);
     if (refusal !== undefined) {
+      this.server.stats.refused++;
       this.server.log.warn({ peer: this.remoteAddress, entity: hello.entity, err: refusal.message }, 'msgr: handshake refused');
       this.fs.close(`${refusal.code}: ${refusal.message}`);
       return;
@@ -184,6 +204,7 @@ export class ServerConnection {
     clearTimeout(this.handshakeTimer);
     this.handshakeTimer = undefined;
     this.fs.handshakeDone();
+    this.server.stats.handshakes++;
     const { session, resumed } = this.server.attach(hello, this);
     this.session = session.id;
     this.fs.send({
@@ -202,8 +223,15 @@ export class ServerConnection {
     const oneway = f.type === FrameType.ONEWAY;
     if (!oneway && session.running.has(f.reqId)) {
       // A resend of a request still being handled: its reply will go to this (current) connection.
+      this.server.stats.joinedResends++;
       this.server.log.debug({ peer: this.remoteAddress, reqId: f.reqId.toString() }, 'msgr: resent request still in progress; not delivered again');
       return;
+    }
+    const stats = this.server.stats;
+    if (oneway) stats.oneways++;
+    else {
+      stats.requests++;
+      if ((f.flags & FrameFlag.RESENT) !== 0) stats.resentRequests++;
     }
     const bytes = f.meta.length + f.data.length;
     const msg: MsgrMessage = { type: f.msgType, meta: f.meta, data: f.data, oneway, reqId: oneway ? 0n : f.reqId, session: this.session, resent: (f.flags & FrameFlag.RESENT) !== 0 };
@@ -314,6 +342,8 @@ export class MsgrServer {
   private readonly sessions = new Map<string, Session>();
   private readonly sessionByConn = new Map<ServerConnection, Session>();
   private closing = false;
+  /** Counters since start. */
+  readonly stats: MsgrServerStats = { accepted: 0, handshakes: 0, refused: 0, protocolErrors: 0, requests: 0, resentRequests: 0, joinedResends: 0, oneways: 0 };
 
   constructor(options: MsgrServerOptions) {
     assert(isEntityName(options.entity), `invalid entity name ${options.entity}`);
@@ -390,6 +420,7 @@ export class MsgrServer {
     }
     const conn = new ServerConnection(this, socket, remote);
     this.conns.add(conn);
+    this.stats.accepted++;
   }
 
   /** @internal Binds a handshaken connection to its session (replacing an older connection). */
@@ -425,7 +456,10 @@ export class MsgrServer {
     this.conns.delete(conn);
     const session = this.sessionByConn.get(conn);
     this.sessionByConn.delete(conn);
-    if (info.error !== undefined && info.error.code !== 'ECONNREFUSED') this.log.warn({ peer: conn.remoteAddress, reason: info.reason }, 'msgr: connection closed');
+    if (info.error !== undefined && info.error.code !== 'ECONNREFUSED') {
+      this.stats.protocolErrors++;
+      this.log.warn({ peer: conn.remoteAddress, reason: info.reason }, 'msgr: connection closed');
+    }
     else this.log.debug({ peer: conn.remoteAddress, reason: info.reason, orderly: info.orderly }, 'msgr: connection closed');
     if (session === undefined) return;
     if (session.conn === conn) session.conn = undefined;

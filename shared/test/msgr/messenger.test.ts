@@ -204,6 +204,7 @@ describe('messenger: failures', () => {
     const dups = [...seen.entries()].filter(([, flags]) => flags.length > 1);
     expect(dups.map(([k]) => k)).toContain(`client.test/${c.sessionId}/500`);
     for (const [, flags] of dups) expect(flags).toEqual([false, true]);
+    expect(server.stats.resentRequests).toBe([...seen.values()].filter((f) => f.at(-1) === true).length);
     // Requests the server never saw before the drop may arrive flagged too (they were written to the
     // dead socket): `resent` means "maybe a duplicate"; a request seen twice is always flagged the second time.
     expect([...seen.values()].filter((f) => f.length === 1 && !f[0]).length).toBeGreaterThan(0);
@@ -266,6 +267,7 @@ describe('messenger: failures', () => {
     release();
     expect(readU32((await p).meta)).toBe(42);
     expect(calls).toBe(1);
+    expect(server.stats.joinedResends).toBe(1);
   });
 
   it('garbage, oversized and silent peers on raw sockets are closed with a logged reason while the server keeps serving others', async () => {
@@ -298,6 +300,8 @@ describe('messenger: failures', () => {
     expect(readU32((await good.request(1, u32(77))).meta)).toBe(77);
     expect((await good.request(1, u32(78), new Uint8Array(900 << 10))).data.length).toBe(900 << 10); // handshaken: full limits
     expect(good.stats.connects).toBe(1);
+    expect(server.stats.protocolErrors).toBe(attacks.length); // every hostile connection, counted
+    expect(server.stats.handshakes).toBe(1);
   });
 
   it('orderly close: the client drains its in-flight requests first; a closed server makes new requests fail with ECONNREFUSED', async () => {
