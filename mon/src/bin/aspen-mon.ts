@@ -78,7 +78,7 @@ const program = new Command('aspen-mon')
   .option('--log-level <level>', 'pino log level', 'info')
   .option('--tick-ms <ms>', 'Raft tick interval', positiveInt, 100)
   .option('--election-ticks <n>', 'Raft election timeout in ticks', positiveInt, 10)
-  .option('--snapshot-every <entries>', 'snapshot the state and compact the log every N entries', positiveInt, 10_000)
+  .option('--snapshot-every <entries>', 'snapshot the state and compact the log every N entries', positiveInt, 50_000)
   .showHelpAfterError();
 
 function fail(log: pino.Logger, err: unknown): never {

@@ -14,6 +14,35 @@ import { prepareOsdMapCommand, type OsdMapCommandOptions } from './osd-commands.
 import { CLIENT_SESSIONS_MAX, INCREMENTALS_KEPT_MAX, SESSION_RESULTS_MAX, type MonState, type PgStat } from './state.ts';
 import * as crushOps from './crush-ops.ts';
 
+/**
+ * The state machine's part of a membership change (the `context` of a Raft ConfChange):
+ * the member's address and the proposer's clock, JSON. A bare address (no JSON) is accepted.
+ */
+export interface ConfChangeContext {
+  addr: string;
+  stampMs: number;
+}
+
+/** Encodes a ConfChange context. */
+export function encodeConfChangeContext(ctx: ConfChangeContext): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(ctx));
+}
+
+/** Decodes a ConfChange context; malformed input yields an empty address and `fallbackStampMs`. */
+export function decodeConfChangeContext(bytes: Uint8Array, fallbackStampMs: number): ConfChangeContext {
+  const text = new TextDecoder().decode(bytes);
+  if (!text.startsWith('{')) return { addr: text, stampMs: fallbackStampMs };
+  try {
+    const v = JSON.parse(text) as Partial<ConfChangeContext>;
+    return {
+      addr: typeof v.addr === 'string' ? v.addr : '',
+      stampMs: typeof v.stampMs === 'number' && Number.isSafeInteger(v.stampMs) && v.stampMs >= 0 ? v.stampMs : fallbackStampMs,
+    };
+  } catch {
+    return { addr: '', stampMs: fallbackStampMs };
+  }
+}
+
 /** Effects of applying one entry that the daemon acts on (notify subscribers etc.). */
 export interface ApplyEffects {
   /** New OSDMap incrementals, in epoch order. */
@@ -131,6 +160,7 @@ export class MonStateMachine {
     session.results.set(seq, JSON.stringify(result));
     session.lastUsedIndex = index;
     if (session.results.size > SESSION_RESULTS_MAX) {
+      // Drop the lowest seq (not the first applied: a window may apply out of order).
       let min = Infinity;
       for (const s of session.results.keys()) min = Math.min(min, s);
       session.results.delete(min);
@@ -207,15 +237,17 @@ export class MonStateMachine {
    * Applies a committed membership change at Raft `index`: updates the MonMap
    * (context = the new member's address as UTF-8).
    */
-  applyConfChange(index: number, cc: ConfChange, stampMs: number): ApplyEffects {
+  applyConfChange(index: number, cc: ConfChange): ApplyEffects {
     assert(index === this.state.appliedIndex + 1, `apply index ${index} after ${this.state.appliedIndex}`);
     this.state.appliedIndex = index;
     const monMap = this.state.monMap;
+    const ctx = decodeConfChangeContext(cc.context, monMap.modifiedMs);
+    const stampMs = ctx.stampMs;
     const mons = monMap.mons.filter((m) => m.name !== cc.nodeId);
     switch (cc.type) {
       case 'add_voter':
       case 'add_learner': {
-        const addr = new TextDecoder().decode(cc.context);
+        const addr = ctx.addr;
         const old = monMap.mons.find((m) => m.name === cc.nodeId);
         mons.push({ name: cc.nodeId, addr: addr !== '' ? addr : old?.addr ?? '' });
         mons.sort((a, b) => a.name.localeCompare(b.name));

@@ -322,7 +322,7 @@ export class MonNode {
 
   private handleReady(rd: Ready): void {
     // 1. Persist (fsync) before anything leaves this node.
-    this.opts.storage.saveReady({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
+    this.opts.storage.saveReady({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, sync: rd.mustSync });
     // 2. Send.
     if (rd.messages.length > 0) this.opts.transport.send(rd.messages);
     // 3. Apply.
@@ -362,7 +362,7 @@ export class MonNode {
     if (type === 'conf_change') {
       const cc = decodeConfChange(data);
       this.confState = applyConfChangeToConfState(this.confState, cc);
-      if (this.sm) this.emit(this.sm.applyConfChange(index, cc, this.sm.state.monMap.modifiedMs));
+      if (this.sm) this.emit(this.sm.applyConfChange(index, cc));
       this.applied = index;
       this.updatePeers();
       const key = `${cc.type}:${cc.nodeId}`;

@@ -13,6 +13,7 @@ import { monClientService, type CommandReply, type CommandRequest, type MapUpdat
 import { INTERNAL_PREFIXES, isReadPrefix, parseCommand, type CommandResult } from '../core/command.ts';
 import { DEFAULT_LIVENESS_OPTIONS, OsdLiveness, type LivenessOptions } from '../core/liveness.ts';
 import type { MonState } from '../core/state.ts';
+import { encodeConfChangeContext } from '../core/state-machine.ts';
 import { executeRead } from '../core/read-commands.ts';
 import type { MonNode } from './mon-node.ts';
 import type { MonMetrics } from './metrics.ts';
@@ -207,7 +208,7 @@ export class MonServer {
       const addr = String(command.addr ?? '');
       if (!/^[A-Za-z0-9.:[\]-]+:\d{1,5}$/.test(addr)) throw new AspenError('EINVAL', `invalid address '${addr}' (expected host:port)`);
       if (members.voters.includes(name)) return { code: 0, message: `mon.${name} at ${addr} already exists`, data: {} };
-      await node.changeMembership({ type: 'add_voter', nodeId: name, context: new TextEncoder().encode(addr) });
+      await node.changeMembership({ type: 'add_voter', nodeId: name, context: encodeConfChangeContext({ addr, stampMs: this.o.clock() }) });
       return { code: 0, message: `adding mon.${name} at ${addr}`, data: {} };
     }
     if (!members.voters.includes(name) && !members.learners.includes(name)) throw new AspenError('ENOENT', `mon.${name} does not exist`);
@@ -218,7 +219,7 @@ export class MonServer {
       node.transferLeadership(other);
       throw new AspenError('ENOT_LEADER', `mon.${name} is handing leadership to mon.${other}; retry`);
     }
-    await node.changeMembership({ type: 'remove_node', nodeId: name, context: new Uint8Array(0) });
+    await node.changeMembership({ type: 'remove_node', nodeId: name, context: encodeConfChangeContext({ addr: '', stampMs: this.o.clock() }) });
     return { code: 0, message: `removing mon.${name}`, data: {} };
   }
 

@@ -61,6 +61,13 @@ export interface ReadyToSave {
   readonly hardState: HardState | null;
   readonly entries: readonly Entry[];
   readonly snapshot: Snapshot | null;
+  /**
+   * False when the Ready's `mustSync` is false (only the commit index changed): the
+   * transaction commits without an fsync (SQLite `synchronous=NORMAL` for it). It is still
+   * atomic, and the next synced commit makes it durable; Raft does not need the commit index
+   * durable (the core tolerates a lagging commit hint on restart). Default true.
+   */
+  readonly sync?: boolean;
 }
 
 /** Default {@link SqliteRaftStorageOptions.entryCacheMaxBytes}. */
@@ -398,6 +405,9 @@ export class SqliteRaftStorage implements RaftStorage {
     if (ready.hardState !== null) this.checkHardState(ready.hardState);
     if (snap === null && entries.length === 0 && ready.hardState === null) return;
 
+    const relaxed = ready.sync === false && snap === null && entries.length === 0;
+    if (relaxed) this.db.pragma('synchronous = NORMAL');
+    try {
     this.transaction(() => {
       if (snap !== null) {
         this.stmts.deleteAll.run();
@@ -413,6 +423,9 @@ export class SqliteRaftStorage implements RaftStorage {
       }
       if (ready.hardState !== null) this.putState('hard_state', encodeHardState(ready.hardState));
     }, 'saving ready');
+    } finally {
+      if (relaxed) this.db.pragma('synchronous = FULL');
+    }
 
     // Committed: now mirror it in memory.
     if (snap !== null) {

@@ -7,6 +7,7 @@ import { AspenError, AssertionFailure } from '@aspen/shared';
 import { WEIGHT_IN } from '@aspen/shared/osdmap/types.ts';
 import { decodeEnvelope, encodeEnvelope, isReadPrefix, parseCommand, parseReadCommand } from '../../src/core/command.ts';
 import { Driver, T0, osdUuid } from './helpers.ts';
+import { encodeConfChangeContext } from '../../src/core/state-machine.ts';
 
 const crushWeightOf = (d: Driver, id: number): number | undefined => {
   for (const b of d.map.crush.buckets) for (const it of b.items) if (it.id === id && !b.shadowOf) return it.weight;
@@ -478,10 +479,13 @@ describe('membership changes update the MonMap', () => {
   it('add_voter adds (sorted, with its address), remove_node removes, each bumping the epoch', () => {
     const d = new Driver();
     const e = d.state.monMap.epoch;
-    d.sm.applyConfChange(1, { type: 'add_voter', nodeId: 'd', context: new TextEncoder().encode('127.0.0.1:7000') }, T0 + 1);
+    d.sm.applyConfChange(1, { type: 'add_voter', nodeId: 'd', context: encodeConfChangeContext({ addr: '127.0.0.1:7000', stampMs: T0 + 1 }) });
     expect(d.state.monMap.mons.map((m) => `${m.name}=${m.addr}`)).toEqual(['a=127.0.0.1:6789', 'b=127.0.0.1:6790', 'c=127.0.0.1:6791', 'd=127.0.0.1:7000']);
-    d.sm.applyConfChange(2, { type: 'remove_node', nodeId: 'b', context: new Uint8Array(0) }, T0 + 2);
-    expect(d.state.monMap).toMatchObject({ epoch: e + 2, modifiedMs: T0 + 2 });
+    d.sm.applyConfChange(2, { type: 'remove_node', nodeId: 'b', context: encodeConfChangeContext({ addr: '', stampMs: T0 + 2 }) });
+    // A bare address (no JSON) is accepted; the stamp then stays.
+    d.sm.applyConfChange(3, { type: 'add_voter', nodeId: 'e', context: new TextEncoder().encode('127.0.0.1:7001') });
+    expect(d.state.monMap).toMatchObject({ epoch: e + 3, modifiedMs: T0 + 2 });
+    d.sm.applyConfChange(4, { type: 'remove_node', nodeId: 'e', context: new Uint8Array(0) });
     expect(d.state.monMap.mons.map((m) => m.name)).toEqual(['a', 'c', 'd']);
   });
 });

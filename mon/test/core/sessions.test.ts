@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import type { CommandResult } from '../../src/core/command.ts';
 import { parseCommand } from '../../src/core/command.ts';
 import { decodeMonState, encodeMonState } from '../../src/core/snapshot.ts';
-import { MonStateMachine } from '../../src/core/state-machine.ts';
+import { encodeConfChangeContext, MonStateMachine } from '../../src/core/state-machine.ts';
 import { CLIENT_SESSIONS_MAX, SESSION_RESULTS_MAX } from '../../src/core/state.ts';
 import { Driver, T0, osdUuid } from './helpers.ts';
 import { cmdArb } from './gen.ts';
@@ -167,7 +167,7 @@ function applyEntry(sm: MonStateMachine, index: number, e: ReturnType<typeof res
     case 'env': return sm.applyCommand(index, { clientId: e.clientId, seq: e.seq, stampMs: e.stampMs, command: parseCommand(e.cmd) }).result;
     case 'noop': sm.applyNoop(index); return null;
     case 'conf':
-      sm.applyConfChange(index, { type: e.add ? 'add_voter' : 'remove_node', nodeId: e.name, context: new TextEncoder().encode(e.add ? `127.0.0.1:${7000 + index}` : '') }, T0 + index);
+      sm.applyConfChange(index, { type: e.add ? 'add_voter' : 'remove_node', nodeId: e.name, context: encodeConfChangeContext({ addr: e.add ? `127.0.0.1:${7000 + index}` : '', stampMs: T0 + index }) });
       return null;
   }
 }
