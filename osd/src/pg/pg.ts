@@ -155,8 +155,8 @@ export class PgCore {
   activated = false;
   activationCommitted = false;
   pendingRepops = new Set<string>();
-  /** Backfill target: the watermark of the newest scan seen (pushes at or below it are late duplicates). */
-  backfillScanned: string | null = null;
+  /** Replica: the newest version each object got from a repop with data this interval (push staleness). */
+  writtenThisInterval = new Map<string, Eversion>();
   lastNotifyMs = 0;
 
   // Primary peering.
@@ -355,7 +355,7 @@ export class PgCore {
     this.activated = false;
     this.activationCommitted = false;
     this.pendingRepops.clear();
-    this.backfillScanned = null;
+    this.writtenThisInterval = new Map();
     this.phase = 'idle';
     this.peerMetas = new Map();
     this.cachedIntervals = undefined;

@@ -220,6 +220,7 @@ export function onRepop(pg: PgCore, from: number, msg: Extract<PgMessage, { kind
   // The primary holds writes to objects missing anywhere until they are recovered.
   assert(!msg.applyData || !pg.missing.has(e.object), `repop for ${e.object}, which this replica is missing`);
   const ops = msg.applyData ? applyBody(pg, e, msg.body) : [];
+  if (msg.applyData) pg.writtenThisInterval.set(e.object, e.version);
   pg.pendingRepops.add(evStr(e.version));
   pg.persist(ops, { kind: 'repop', interval: pg.interval, version: e.version, primary: from });
   assert(evCmp(pg.log.head, e.version) === 0, 'repop appended');

@@ -231,11 +231,14 @@ function replyRead(pg: PgCore, op: ClientOp, result: Extract<StoreReadResult, { 
  * network reorders and duplicates, and the primary resends unacknowledged pushes).
  */
 function pushIsStale(pg: PgCore, msg: { object: string; version: Eversion; mode: PushMode }): boolean {
+  // A write of this interval newer than the pushed copy (or than the removal decision) wins.
+  const written = pg.writtenThisInterval.get(msg.object);
+  if (written !== undefined && evCmp(written, msg.version) > 0) return true;
   switch (msg.mode) {
     case 'recovery':
       return !pg.missing.has(msg.object);
     case 'backfill':
-      return pg.info.lastBackfill === null || (pg.backfillScanned !== null && msg.object <= pg.backfillScanned);
+      return pg.info.lastBackfill === null;
     case 'repair': {
       const cur = pg.objects.get(msg.object);
       const fence = evMax(msg.version, { epoch: pg.interval, version: 0 });
@@ -314,7 +317,6 @@ export function onBackfillScan(pg: PgCore, from: number, after: string, upTo: st
   if (pg.role !== 'replica' || !pg.activated || from !== pg.mapping!.actingPrimary) return;
   assert(upTo === null || upTo > after, 'a scan range is non-empty');
   if (pg.info.lastBackfill === null) return;
-  if (pg.backfillScanned === null || after > pg.backfillScanned) pg.backfillScanned = after;
   const objects: (readonly [string, Eversion])[] = [];
   for (const [n, s] of pg.objects) if (n > after && (upTo === null || n <= upTo)) objects.push([n, s.version]);
   objects.sort((a, b) => (a[0] < b[0] ? -1 : 1));

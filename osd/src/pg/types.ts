@@ -203,9 +203,9 @@ export type PgMessage =
   | (MsgBase & { readonly kind: 'pullReply'; readonly object: string; readonly version: Eversion | null; readonly data: Uint8Array | null })
   /**
    * A full copy of an object at `version`, or (data null) its removal decided when the
-   * primary's log head was `version`. `mode` says why, and how a late duplicate is told
-   * apart: recovery pushes apply only to objects still missing, backfill pushes only above
-   * the target's scanned watermark, repair pushes only when no newer write reached the copy.
+   * primary's log head was `version`. A late duplicate is ignored: never over a newer write
+   * of this interval; recovery pushes only to objects still missing, backfill pushes only
+   * before the backfill completes, repair pushes only when the copy is not newer.
    */
   | (MsgBase & { readonly kind: 'push'; readonly object: string; readonly version: Eversion; readonly data: Uint8Array | null; readonly mode: PushMode })
   | (MsgBase & { readonly kind: 'pushAck'; readonly object: string; readonly mode: PushMode })

@@ -453,6 +453,7 @@ export class Cluster {
   }
 
   private deliverMessage(osd: SimOsd, from: number, msg: PgMessage): void {
+    if (this.traceOn) this.log(`deliver osd.${from} -> osd.${osd.id} ${msg.pgid}/${msg.interval} ${describeMessage(msg)}`);
     let pg = osd.pgs.get(msg.pgid);
     if (pg === undefined) {
       if (msg.kind !== 'query' || osd.epoch === 0) return;
@@ -666,7 +667,11 @@ export class Cluster {
     for (const [pgid, m] of this.mappings[this.map.epoch]!) {
       if (m.acting.length !== this.p.size || m.actingPrimary < 0) return false;
       const pg = this.osds[m.actingPrimary]!.pgs.get(pgid);
-      if (pg === undefined || pg.stateString !== 'active+clean') return false;
+      if (pg === undefined || pg.stateString !== 'active+clean' || pg.inflight.length > 0 || pg.waitingOps.length > 0) return false;
+      for (const o of m.acting) {
+        const member = this.osds[o]!.pgs.get(pgid);
+        if (member === undefined || evCmp(member.log.head, pg.log.head) !== 0) return false;
+      }
       for (const osd of this.osds) {
         if (m.acting.includes(osd.id)) continue;
         if ((osd.store.applied.get(pgid)?.objects.size ?? 0) > 0 || osd.pgs.has(pgid)) return false;
@@ -833,6 +838,22 @@ export class Cluster {
     const tid = ++c.tid;
     c.op = { reqid: { client: c.name, tid }, object, body: { kind: 'writeFull', data }, firstSentMs: this.nowMs, ackedBefore: undefined, timer: 0 };
     this.sendOp(c);
+  }
+}
+
+function describeMessage(msg: PgMessage): string {
+  switch (msg.kind) {
+    case 'repop': return `repop ${msg.entry.op} ${msg.entry.object}@${evStr(msg.entry.version)} prev ${evStr(msg.prev)} data=${msg.applyData}`;
+    case 'repopAck': return `repopAck ${evStr(msg.version)}`;
+    case 'push': return `push(${msg.mode}) ${msg.object}@${evStr(msg.version)}${msg.data === null ? ' remove' : ''}`;
+    case 'pushAck': return `pushAck(${msg.mode}) ${msg.object}`;
+    case 'pull': return `pull ${msg.object}@${evStr(msg.need)}`;
+    case 'pullReply': return `pullReply ${msg.object}@${msg.version === null ? 'none' : evStr(msg.version)}`;
+    case 'backfillScan': return `backfillScan (${msg.after}, ${msg.upTo ?? 'MAX'}]`;
+    case 'backfillScanReply': return `backfillScanReply after ${msg.after}: ${msg.objects.map(([n, v]) => `${n}@${evStr(v)}`).join(',')}`;
+    case 'activate': return `activate head ${evStr(msg.log.head)} backfill=${msg.backfill}`;
+    case 'notify': return `notify lu ${evStr(msg.meta.info.lastUpdate)} les ${msg.meta.info.lastEpochStarted} lb ${msg.meta.info.lastBackfill}`;
+    default: return msg.kind;
   }
 }
 
