@@ -225,7 +225,6 @@ function replyRead(pg: PgCore, op: ClientOp, result: Extract<StoreReadResult, { 
   pg.out.replies.push({ reqid: op.reqid, ok: true, version: result.version, data: result.data });
 }
 
-/** Replica or backfill target: store a pushed copy (or remove), ack once durable. */
 /**
  * Whether a push is a late duplicate that a newer write may already have superseded (the
  * network reorders and duplicates, and the primary resends unacknowledged pushes).
@@ -250,6 +249,7 @@ function pushIsStale(pg: PgCore, msg: { object: string; version: Eversion; mode:
   }
 }
 
+/** Replica or backfill target: store a pushed copy (or remove it) unless stale; ack once durable. */
 export function onPush(
   pg: PgCore, from: number, msg: { object: string; version: Eversion; data: Uint8Array | null; mode: PushMode },
 ): void {

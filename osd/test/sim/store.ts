@@ -8,7 +8,7 @@
  * ({@link ContentLedger}): any later store that applies the same version must produce the
  * same bytes, and every acknowledged version's bytes are known.
  */
-import { crc32c } from '@aspen/shared';
+import { assertNever, crc32c } from '@aspen/shared';
 import type { Eversion, ObjectStat, PgMeta, ScrubObject, StoreOp, StoreReadResult, StoreRead } from '../../src/pg/types.ts';
 
 /** One stored object. Immutable: writes replace it. */
@@ -140,6 +140,8 @@ export class SimStore {
         }
         return { kind: 'list', objects };
       }
+      default:
+        return assertNever(r, 'store read');
     }
   }
 
@@ -180,6 +182,8 @@ export class SimStore {
           s.delete(pgid);
           c = undefined;
           break;
+        default:
+          assertNever(op, 'store op');
       }
     }
   }
