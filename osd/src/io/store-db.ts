@@ -195,6 +195,8 @@ export function openStoreDb(path: string, options: { create: boolean; reader: bo
     db.pragma('synchronous = FULL');
     // Large deferred-write batches: checkpoint less often than every 1000 pages.
     db.pragma('wal_autocheckpoint = 4096');
+    // Give a grown WAL's space back after checkpoints (a full device needs it for deletes).
+    db.pragma('journal_size_limit = 16777216');
     if (options.reader) db.pragma('query_only = 1');
     else db.exec(SCHEMA);
     return db;

@@ -243,3 +243,48 @@ export class BlobFiles {
     this.fds.clear();
   }
 }
+
+/**
+ * Grows the space-reserve file at `path` towards `targetBytes` with zeros (allocated space that
+ * {@link emptyReserve} can hand back so deletes can commit on a full device). Best effort:
+ * stops quietly at ENOSPC. Returns the reserve's size.
+ */
+export function fillReserve(path: string, targetBytes: number): number {
+  assert(targetBytes >= 0, 'fillReserve: negative size');
+  let fd: number;
+  try {
+    fd = openSync(path, 'a+');
+  } catch {
+    return 0;
+  }
+  try {
+    let size = fstatSync(fd).size;
+    const zeros = new Uint8Array(64 * 1024);
+    while (size < targetBytes) {
+      try {
+        size += writeSync(fd, zeros, 0, Math.min(zeros.length, targetBytes - size), size);
+      } catch {
+        break;
+      }
+    }
+    return size;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Frees the reserve's space (truncates it to 0). Returns whether it held any. */
+export function emptyReserve(path: string): boolean {
+  try {
+    const fd = openSync(path, 'r+');
+    try {
+      const had = fstatSync(fd).size > 0;
+      ftruncateSync(fd, 0);
+      return had;
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
+}

@@ -22,7 +22,7 @@ import { checkCollectionName, normalizeOid } from '../store/oid.ts';
 import { onlyFreesSpace, type Transaction } from '../store/transaction.ts';
 import type { ObjectListPage, ObjectStat, ObjectStore, OmapKeysPage, OmapValuesPage, SparseReadResult, StoreStatfs, StoreUsage, VerifyError, VerifyResult } from '../store/types.ts';
 import { buf, omapKey, openStoreDb, sqliteError, STORE_FORMAT_VERSION, StoreStatements } from './store-db.ts';
-import { BlobFiles, fsError, fsyncDir, statfsBytes } from './store-files.ts';
+import { BlobFiles, emptyReserve, fillReserve, fsError, fsyncDir, statfsBytes } from './store-files.ts';
 import { readBlobBlocks } from './store-read.ts';
 import { BatchContext } from './store-txn.ts';
 
@@ -44,6 +44,12 @@ export interface StoreOptions {
   readonly queueBytesMax?: number;
   /** Deferred rows (or bytes / 4 KiB) since the last cleanup that trigger one. Default 4096. */
   readonly deferredTrimRows?: number;
+  /**
+   * Bytes kept allocated in a `reserve` file and released when a transaction that only frees
+   * space (a delete) hits ENOSPC, so deletes commit on a full device. Default 1% of the
+   * filesystem, clamped to [256 KiB, 64 MiB].
+   */
+  readonly reserveBytes?: number;
   /** Cluster fsid recorded at mkfs; default a random UUID. */
   readonly fsid?: string;
 }
@@ -60,7 +66,7 @@ const mountedPaths = new Set<string>();
 /** The object store on SQLite + blob files. See the module comment. */
 export class SqliteObjectStore implements ObjectStore {
   readonly path: string;
-  private readonly opts: Required<Omit<StoreOptions, 'fsid' | 'blockSizeBytes'>> & { fsid: string | undefined };
+  private readonly opts: Required<Omit<StoreOptions, 'fsid' | 'blockSizeBytes' | 'reserveBytes'>> & { fsid: string | undefined; reserveBytes: number | undefined };
   private blockSizeBytes: number;
   private readonly files: BlobFiles;
   private writer: Database.Database | undefined;
@@ -96,6 +102,7 @@ export class SqliteObjectStore implements ObjectStore {
       queueBytesMax: options.queueBytesMax ?? 1024 * 1024 * 1024,
       deferredTrimRows: options.deferredTrimRows ?? 4096,
       fsid: options.fsid,
+      reserveBytes: options.reserveBytes,
     };
     assert(this.opts.fullRatio > 0 && this.opts.fullRatio <= 1, 'fullRatio must be in (0, 1]');
     assert(this.opts.batchTxnsMax >= 1 && this.opts.batchBytesMax >= 1, 'batch limits must be positive');
@@ -151,6 +158,7 @@ export class SqliteObjectStore implements ObjectStore {
       this.removeOrphans();
       this.reader = openStoreDb(this.dbPath, { create: false, reader: true });
       this.r = new StoreStatements(this.reader);
+      this.refillReserve();
     } catch (err) {
       this.closeAll();
       throw err;
@@ -240,6 +248,16 @@ export class SqliteObjectStore implements ObjectStore {
   // ------------------------------------------------------------------------------------------
   // Space
 
+  private get reservePath(): string {
+    return join(this.path, 'reserve');
+  }
+
+  private refillReserve(): void {
+    const s = this.statfs();
+    const target = this.opts.reserveBytes ?? Math.min(64 << 20, Math.max(256 << 10, Math.floor(s.totalBytes / 100)));
+    fillReserve(this.reservePath, target);
+  }
+
   statfs(): StoreStatfs {
     return statfsBytes(this.path);
   }
@@ -300,7 +318,12 @@ export class SqliteObjectStore implements ObjectStore {
     return new Promise((res) => this.idle.push(res));
   }
 
-  private async commitBatch(batch: Queued[]): Promise<void> {
+  /**
+   * One group commit. `reserveReleased`: this is the retry of a batch whose space-freeing
+   * transactions hit ENOSPC, after the reserve file was emptied; allocating transactions are
+   * refused in it so the reserve goes to deletes only.
+   */
+  private async commitBatch(batch: Queued[], reserveReleased = false): Promise<void> {
     const db = this.writer!;
     this.retryUnapplied();
     const ctx = new BatchContext({
@@ -315,7 +338,7 @@ export class SqliteObjectStore implements ObjectStore {
     let fatal: unknown;
     db.exec('BEGIN IMMEDIATE');
     for (const q of batch) {
-      if (full && !onlyFreesSpace(q.tx)) {
+      if ((full || reserveReleased) && !onlyFreesSpace(q.tx)) {
         q.error = new AspenError('ENOSPC', `object store is full (used >= ${this.opts.fullRatio} of the device or the device returned ENOSPC)`, { full: true });
         continue;
       }
@@ -347,6 +370,13 @@ export class SqliteObjectStore implements ObjectStore {
         }
       }
     }
+    const freeingHitEnospc = (): boolean => batch.some((q) => onlyFreesSpace(q.tx) && q.error instanceof AspenError && q.error.code === 'ENOSPC');
+    if (fatal === undefined && !reserveReleased && freeingHitEnospc() && emptyReserve(this.reservePath)) {
+      db.exec('ROLLBACK');
+      this.discard(ctx);
+      for (const q of batch) delete q.error;
+      return this.commitBatch(batch, true);
+    }
     const trim = fatal === undefined && this.unapplied.size === 0 && this.rowsSinceTrim >= this.opts.deferredTrimRows ? this.trimSnapshot() : undefined;
     try {
       if (fatal !== undefined) throw fatal;
@@ -363,8 +393,7 @@ export class SqliteObjectStore implements ObjectStore {
       db.exec('COMMIT');
     } catch (err) {
       if (db.inTransaction) db.exec('ROLLBACK');
-      for (const id of ctx.newFiles) this.files.unlink(id);
-      for (const id of ctx.createdUnsynced) this.files.unlink(id);
+      this.discard(ctx);
       let mapped: unknown = err;
       if (!(err instanceof AspenError)) {
         try {
@@ -373,7 +402,14 @@ export class SqliteObjectStore implements ObjectStore {
           mapped = m;
         }
       }
-      if (mapped instanceof AspenError && mapped.code === 'ENOSPC') this.enospcSeen = true;
+      if (mapped instanceof AspenError && mapped.code === 'ENOSPC') {
+        this.enospcSeen = true;
+        const freeing = batch.some((q) => q.error === undefined && onlyFreesSpace(q.tx));
+        if (fatal === undefined && !reserveReleased && freeing && emptyReserve(this.reservePath)) {
+          for (const q of batch) delete q.error;
+          return this.commitBatch(batch, true);
+        }
+      }
       for (const q of batch) q.reject(q.error ?? mapped);
       if (fatal !== undefined) throw fatal;
       return;
@@ -394,7 +430,10 @@ export class SqliteObjectStore implements ObjectStore {
     }
     if (ctx.maxSeq > 0) this.lastAppliedSeq = Math.max(this.lastAppliedSeq, ctx.maxSeq);
     this.rowsSinceTrim += Math.max(0, ctx.actions.length) + Math.floor(ctx.deferredBytes / 4096);
-    if (this.enospcSeen && (freed.size > 0 || ctx.actions.some((a) => a.kind === 'shrink'))) this.enospcSeen = false;
+    if (freed.size > 0 || ctx.actions.some((a) => a.kind === 'shrink')) {
+      this.enospcSeen = false;
+      this.refillReserve();
+    }
     this.counters.commits++;
     this.counters.deferredWrites += ctx.actions.filter((a) => a.kind === 'write').length;
     this.counters.deferredBytes += ctx.deferredBytes;
@@ -416,6 +455,12 @@ export class SqliteObjectStore implements ObjectStore {
    */
   stats(): Readonly<typeof this.counters> {
     return { ...this.counters };
+  }
+
+  /** Forgets the files of a batch that did not commit. */
+  private discard(ctx: BatchContext): void {
+    for (const id of ctx.newFiles) this.files.unlink(id);
+    for (const id of ctx.createdUnsynced) this.files.unlink(id);
   }
 
   private applyActions(ctx: BatchContext, freed: ReadonlySet<number>): void {

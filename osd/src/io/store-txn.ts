@@ -294,13 +294,21 @@ export class BatchContext {
       if (tail !== 0 && rec.map.isAllocated(keepBlocks - 1)) {
         o = this.writeData(o, sizeBytes, new Uint8Array(bs - tail));
       }
-      this.actions.push({ kind: 'shrink', blobId: o.blobId, lengthBytes: keepBlocks * bs });
+      // Give the space back: at once for this transaction's own new file (later direct writes
+      // to it land after), else after the COMMIT in order with the batch's deferred writes.
+      if (this.ownFile(o.blobId)) this.env.files.truncate(o.blobId, keepBlocks * bs);
+      else this.actions.push({ kind: 'shrink', blobId: o.blobId, lengthBytes: keepBlocks * bs });
     }
     this.env.st.putOnode(coll, k, { sizeBytes, blobId: o.blobId });
   }
 
   // ------------------------------------------------------------------------------------------
   // Data
+
+  /** True when blob `id`'s file was created by the transaction being applied (so it may be changed in place). */
+  private ownFile(id: number): boolean {
+    return id !== 0 && this.newFiles.indexOf(id, this.txnNewFilesFrom) >= 0;
+  }
 
   private blob(id: number): BlobRecord {
     const rec = this.env.st.getBlob(id);
@@ -374,7 +382,7 @@ export class BatchContext {
     const { first, end } = blockSpan(offsetBytes, data.length, bs);
     const old = o.blobId === 0 ? undefined : this.blob(o.blobId);
     // A file this transaction created and nobody else refers to may be written in place (a rollback unlinks it).
-    const inThisTxn = old !== undefined && old.refs === 1 && this.newFiles.indexOf(o.blobId, this.txnNewFilesFrom) >= 0;
+    const inThisTxn = old !== undefined && old.refs === 1 && this.ownFile(o.blobId);
     const deferred = !inThisTxn && data.length < this.env.deferredMaxBytes && (old === undefined || old.refs === 1);
     // Merged edge blocks (read-modify-write of partial blocks).
     const headPartial = offsetBytes % bs !== 0;

@@ -111,7 +111,12 @@ describe('object store crash safety (process kill -9)', () => {
       const store = new SqliteObjectStore({ path });
       await store.mount();
       try {
-        const actual = await storeDigest(store);
+        let actual: string;
+        try {
+          actual = await storeDigest(store);
+        } catch (err) {
+          expect.fail(`${ctx}: reading the store after the crash failed: ${String(err)}`);
+        }
         // Find the prefix: all acknowledged transactions, plus possibly some issued after them.
         for (let i = 0; i < res.acked; i++) model.applyInPlace(crashTransaction(roundSeed, i));
         let n = res.acked;

@@ -21,7 +21,7 @@ export const memoryBase = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
 
 /** mkfs + mount a store in `dir/store`. */
 export async function newStore(dir: string, options: Partial<StoreOptions> = {}): Promise<SqliteObjectStore> {
-  const store = new SqliteObjectStore({ path: join(dir, 'store'), ...options });
+  const store = new SqliteObjectStore({ path: join(dir, 'store'), reserveBytes: 256 * 1024, ...options });
   await store.mkfs();
   await store.mount();
   return store;

@@ -13,6 +13,7 @@ import type { ObjectId } from '../../src/store/oid.ts';
 import { Transaction } from '../../src/store/transaction.ts';
 import { diffStoreModel, memoryBase, newStore, tempDir } from './helpers.ts';
 import { StoreModel } from './model.ts';
+import { CRASH_COLL, crashTransaction, modelDigest, storeDigest } from './crash-workload.ts';
 
 const BS = 512;
 const COLLS = ['1.0_head', '1.1_head'];
@@ -137,4 +138,30 @@ describe('object store vs in-memory model', () => {
       { numRuns: Number(process.env['ASPEN_STORE_RUNS'] ?? 60), ...(process.env['ASPEN_SEED'] === undefined ? {} : { seed: Number(process.env['ASPEN_SEED']) }) },
     );
   }, 240_000);
+});
+
+describe('object store vs model on the crash workload (4 KiB blocks, objects to 1 MiB, snapshot clones)', () => {
+  it('equals the model after every group of 8 concurrently queued transactions, for 3 seeds', async () => {
+    const base = Number(process.env['ASPEN_SEED'] ?? 1);
+    for (const seed of [base, base + 1, base + 2]) {
+      const { dir, cleanup } = tempDir('aspen-store-workload-', memoryBase);
+      cleanups.push(cleanup);
+      const store = await newStore(dir, { deferredTrimRows: 64 });
+      const model = new StoreModel();
+      const create = new Transaction().createCollection(CRASH_COLL);
+      await store.queueTransaction(create);
+      model.applyInPlace(create);
+      let i = 0;
+      try {
+        for (let round = 0; round < 30; round++) {
+          const txs = Array.from({ length: 8 }, () => crashTransaction(seed, i++));
+          await Promise.all(txs.map((t) => store.queueTransaction(t)));
+          for (const t of txs) model.applyInPlace(t);
+          expect(await storeDigest(store), `reproduce: ASPEN_SEED=${seed}, after transaction ${i - 1}`).toBe(modelDigest(model));
+        }
+      } finally {
+        await store.umount();
+      }
+    }
+  }, 120_000);
 });
