@@ -19,6 +19,7 @@ import { mapObjectToPg, mapPg } from '../../../shared/src/osdmap/map-placement.t
 import { WEIGHT_IN, emptyIncremental, type OsdMap, type Pool } from '../../../shared/src/osdmap/types.ts';
 import { PgCore, type PgConfig } from '../../src/pg/pg.ts';
 import { LocalReserver } from '../../src/pg/recovery.ts';
+import { decodePgMeta, encodePgMeta } from '../../src/pg/codec.ts';
 import { evCmp, evStr, type ClientOpBody, type ClientReply, type Eversion, type MapHistory, type Outbox, type PgInput, type PgMapping, type PgMessage, type ReqId } from '../../src/pg/types.ts';
 import { Prng } from './prng.ts';
 import { ContentLedger, SimStore, bytesEqual } from './store.ts';
@@ -434,8 +435,10 @@ export class Cluster {
     return a.isolatedUntilMs <= this.nowMs && b.isolatedUntilMs <= this.nowMs;
   }
 
-  private sendOsd(from: SimOsd, to: number, msg: PgMessage): void {
+  private sendOsd(from: SimOsd, to: number, msg0: PgMessage): void {
     this.stats.messages++;
+    // Peering payloads cross the wire through their codecs (and never alias the sender's state).
+    const msg: PgMessage = msg0.kind === 'notify' ? { ...msg0, meta: decodePgMeta(encodePgMeta(msg0.meta)) } : msg0;
     const target = this.osds[to];
     if (target === undefined) return;
     const copies = this.faults && this.rng.chance(this.p.dupRate) ? 2 : 1;
