@@ -61,8 +61,18 @@ export class CrushDraft {
     this.chooseArgs = map.chooseArgs ? [...map.chooseArgs] : undefined;
   }
 
-  /** Freezes the draft into an immutable map with sorted arrays. */
+  /**
+   * Freezes the draft into an immutable map with sorted arrays.
+   * @throws AssertionFailure when a bucket refers to a missing item or has a bad id/weight.
+   */
   finish(): CrushMap {
+    for (const b of this.buckets.values()) {
+      assert(b.id < 0 && this.types.some((t) => t.id === b.typeId), `bucket ${b.name}: bad id ${b.id} or type ${b.typeId}`);
+      for (const it of b.items) {
+        assert(it.id < 0 ? this.buckets.has(it.id) : this.devices.has(it.id), `bucket ${b.name}: missing item ${it.id}`);
+        assert(Number.isInteger(it.weight) && it.weight >= 0 && it.weight <= 0xffffffff, `bucket ${b.name}: bad weight ${it.weight}`);
+      }
+    }
     const buckets: CrushBucket[] = [...this.buckets.values()]
       .sort((a, b) => b.id - a.id)
       .map((b) => {
