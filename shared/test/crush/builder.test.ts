@@ -99,5 +99,11 @@ describe('crush builder', () => {
     expect(formatCrushText(crushReweightOsd(m, 7, 0.25))).toBe(fixture('build-36-reweight.txt'));
     // crushtool --remove-item osd.4
     expect(formatCrushText(crushRemoveOsd(m, 4))).toBe(fixture('build-36-remove.txt'));
+    // crushtool --set-subtree-class host0 ssd --set-subtree-class rack1 hdd --reclassify:
+    // the same classes and the same shadow bucket ids.
+    let c = m;
+    for (const o of [0, 1, 2]) c = crushSetDeviceClass(c, o, 'ssd');
+    for (let o = 12; o < 24; o++) c = crushSetDeviceClass(c, o, 'hdd');
+    expect(formatCrushText(c)).toBe(fixture('build-36-classes.txt'));
   });
 });

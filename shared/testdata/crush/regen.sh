@@ -138,6 +138,9 @@ crushtool -i "$tmp/build.bin" --reweight-item osd.7 0.25 -o "$tmp/rw.bin"
 crushtool -d "$tmp/rw.bin" -o build-36-reweight.txt
 crushtool -i "$tmp/build.bin" --remove-item osd.4 -o "$tmp/rm.bin"
 crushtool -d "$tmp/rm.bin" -o build-36-remove.txt
+# Device classes set on a subtree (shadow trees rebuilt), for crushSetDeviceClass.
+crushtool -i "$tmp/build.bin" --set-subtree-class host0 ssd --set-subtree-class rack1 hdd --reclassify -o "$tmp/cls.bin"
+crushtool -d "$tmp/cls.bin" -o build-36-classes.txt
 # PG mappings from osdmaptool: an OSDMap with one replicated pool ('rbd', id 1, hashpspool)
 # whose CRUSH map is imported from a fixture; all OSDs up and in except `--mark-out`.
 # NAME.pgs.txt = `--test-map-pgs-dump-all` (raw, up, acting per PG), after a header line
