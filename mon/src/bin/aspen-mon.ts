@@ -16,7 +16,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { pino } from 'pino';
 import { AspenError } from '@aspen/shared';
 import { discoverConfigPath, loadConfig, type ConfigValues } from '@aspen/shared/io/config.ts';
-import { bootstrapSnapshot } from '../raft/confchange.ts';
+import { BOOTSTRAP_HARD_STATE, bootstrapSnapshot } from '../raft/confchange.ts';
 import { SqliteRaftStorage } from '../io/raft-storage.ts';
 import { RAFT_GRPC_SERVER_OPTIONS, RaftTransport } from '../io/raft-transport.ts';
 import { MonNode } from '../io/mon-node.ts';
@@ -114,7 +114,10 @@ async function mkfs(o: Options, log: pino.Logger): Promise<void> {
     // used to address peers until this mon has the MonMap.
     storage.setMeta('initial_members', JSON.stringify(knownMons));
     storage.setMeta('bootstrap', o.join ? 'join' : 'initial');
-    if (!o.join) storage.applySnapshot(bootstrapSnapshot(knownMons.map((m) => m.name)));
+    if (!o.join) {
+      storage.applySnapshot(bootstrapSnapshot(knownMons.map((m) => m.name)));
+      storage.setHardState(BOOTSTRAP_HARD_STATE);
+    }
   } finally {
     storage.close();
   }

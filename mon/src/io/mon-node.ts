@@ -50,6 +50,9 @@ export interface MonNodeOptions {
   proposalTimeoutMs: number;
 }
 
+/** Message types a leader sends before its own write is durable (thesis §10.2.1). */
+const LEADER_EARLY_TYPES: ReadonlySet<Message['type']> = new Set(['MsgApp', 'MsgHeartbeat', 'MsgSnap']);
+
 /** Outstanding requests this node tracks at most (beyond: EBUSY). */
 export const PENDING_REQUESTS_MAX = 100_000;
 
@@ -321,10 +324,24 @@ export class MonNode {
   }
 
   private handleReady(rd: Ready): void {
-    // 1. Persist (fsync) before anything leaves this node.
+    // A leader may send its appends before writing them to its own disk (Raft thesis
+    // §10.2.1): followers then persist in parallel with it. It is safe here because the
+    // persist below is synchronous: no acknowledgement can be processed (and nothing can
+    // be committed or applied) before this node's own write is durable. Everything else
+    // (votes, append responses) waits for the fsync, as the Ready contract requires.
+    const isLeader = (rd.softState?.role ?? this.softState.role) === 'leader';
+    let later: readonly Message[] = rd.messages;
+    if (isLeader && rd.messages.length > 0) {
+      const early = rd.messages.filter((m) => LEADER_EARLY_TYPES.has(m.type));
+      if (early.length > 0) {
+        this.opts.transport.send(early);
+        later = early.length === rd.messages.length ? [] : rd.messages.filter((m) => !LEADER_EARLY_TYPES.has(m.type));
+      }
+    }
+    // 1. Persist (fsync when the Ready requires it).
     this.opts.storage.saveReady({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, sync: rd.mustSync });
     // 2. Send.
-    if (rd.messages.length > 0) this.opts.transport.send(rd.messages);
+    if (later.length > 0) this.opts.transport.send(later);
     // 3. Apply.
     if (rd.softState !== null) this.onSoftState(rd.softState);
     if (rd.snapshot !== null && rd.snapshot.metadata.index > this.applied) {
