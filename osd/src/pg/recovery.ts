@@ -145,7 +145,10 @@ function chooseSource(pg: PgCore, object: string, need: Eversion): number | unde
     if (!ok(o) || meta.info.lastBackfill !== null || meta.missing.has(object)) continue;
     if (evCmp(meta.info.lastUpdate, need) >= 0) return o;
   }
-  return undefined;
+  // Unfound among the likely holders: ask everyone else in turn (Ceph `discover_all_missing`);
+  // the pulled version is checked, so an incomplete or stale member cannot supply a wrong copy.
+  const others = new Set([...pg.peerMetas.keys(), ...pg.backfillTargets, ...pg.actingPeers()]);
+  return [...others].sort((a, b) => a - b).find(ok);
 }
 
 /** Any member: serve a pull by reading the object. */
