@@ -190,12 +190,23 @@ export class BlobFiles {
     }
   }
 
-  /** fsync of blob `id`'s data. */
+  /**
+   * fsync of blob `id`'s data. Uses its own descriptor: a cached one may be closed by the LRU
+   * while the fsync runs on the thread pool (and its number reused by another file).
+   */
   async sync(id: number): Promise<void> {
+    let fd: number;
     try {
-      await fsyncAsync(this.fd(id));
+      fd = openSync(this.path(id), 'r');
     } catch (err) {
       throw fsError(err, `fsync of blob ${id}`);
+    }
+    try {
+      await fsyncAsync(fd);
+    } catch (err) {
+      throw fsError(err, `fsync of blob ${id}`);
+    } finally {
+      closeSync(fd);
     }
   }
 
