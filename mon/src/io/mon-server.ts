@@ -169,7 +169,8 @@ export class MonServer {
       if (err instanceof AspenError && err.code === 'ENOT_LEADER') return this.notLeader();
       throw err;
     }
-    return { code: result.code, message: result.message, data: result.data };
+    // Point the client at the leader: its next writes then skip the forwarding hop.
+    return { code: result.code, message: result.message, data: result.data, leaderHint: node.isLeader ? undefined : this.leaderHint() };
   }
 
   private handleLiveness(command: Record<string, unknown>, now: number): CommandReply {

@@ -99,6 +99,11 @@ export class MonClient {
       const addr = this.addrs[this.preferred % this.addrs.length]!;
       const attemptDeadline = Math.min(deadline, Date.now() + Math.max(2_000, (deadline - Date.now()) / 2));
       const rep = await this.call(addr, req, attemptDeadline);
+      if (rep.code === 0 && rep.leaderHint?.addr && rep.leaderHint.addr !== addr) {
+        // A follower served it; send later requests to the leader directly.
+        if (!this.addrs.includes(rep.leaderHint.addr)) this.addrs.push(rep.leaderHint.addr);
+        this.preferred = this.addrs.indexOf(rep.leaderHint.addr);
+      }
       if (rep.code === 0 || !RETRYABLE.has(rep.code)) return rep;
       last = rep.message;
       const hint = rep.leaderHint?.addr;
