@@ -389,7 +389,7 @@ function report(samples: Map<System, Map<number, Sample[]>>, etcdNote: string, l
   const lines = [
     '## Monitors: committed proposals, Aspen vs etcd 3.4',
     '',
-    `3 \`aspen-mon\` processes on loopback (test/src/mon-cluster.ts, default flags: tick 100 ms, snapshot every 10,000 entries, SQLite WAL store with synchronous=FULL), leader mon.${leader}. ` +
+    `3 \`aspen-mon\` processes on loopback (test/src/mon-cluster.ts, default flags: tick 100 ms, snapshot every 50,000 entries, SQLite WAL store with synchronous=FULL), leader mon.${leader}. ` +
     `Load, in the bench process: \`config set\` (who \`client.bench…\`, name \`k<i mod ${KEYS_PER_CLIENT}>\`, a ${PAYLOAD_BYTES}-character value) back to back from each concurrent client; ` +
     '"Aspen" = one MonClient (own session and gRPC channel) per concurrent client, the headline figure; "Aspen, 1 MonClient" = all concurrent clients on one shared MonClient (one session, one channel), like the anchor\'s single etcd3 client. ' +
     `Anchor: etcd 3.4 (anchors/etcd: up.sh, 3 members on loopback; bench.mjs: ${PAYLOAD_BYTES}-byte puts through one \`etcd3\` client in its own node process). ` +
