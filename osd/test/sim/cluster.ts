@@ -63,7 +63,7 @@ export function deriveParams(seed: number, overrides: Partial<SimParams> = {}): 
   const base: SimParams = {
     seed, osds, size, minSize,
     pgNum: r.pick([2, 4, 4, 8]),
-    safetyMs: r.range(800, 2500),
+    safetyMs: r.range(1500, 5000),
     livenessMs: 4000,
     tickMs: 10,
     dropRate: r.pick([0, 0.01, 0.05, 0.15]),
@@ -75,7 +75,7 @@ export function deriveParams(seed: number, overrides: Partial<SimParams> = {}): 
     reweightRate: r.pick([0, 0.003, 0.01]),
     downDetectMs: r.range(20, 80),
     outAfterMs: r.pick([150, 400, 100_000]),
-    clients: r.range(1, 6),
+    clients: r.range(1, 8),
     objects: r.pick([4, 10, 24]),
     clientRetryMs: r.pick([80, 200]),
     pg: {

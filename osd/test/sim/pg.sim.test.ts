@@ -42,7 +42,8 @@ if (REPLAY !== undefined) {
 } else {
   describe('pg simulation', () => {
     it(`property (${RUNS} seeds): ${PROPERTY}`, () => {
-      fc.assert(fc.property(fc.integer({ min: 0, max: 2 ** 31 - 1 }), (seed) => checkSeed(seed)), {
+      // noBias: uniform seeds (fast-check otherwise favours small and extreme integers, repeating schedules).
+      fc.assert(fc.property(fc.noBias(fc.integer({ min: 0, max: 2 ** 31 - 1 })), (seed) => checkSeed(seed)), {
         numRuns: RUNS,
         endOnFailure: true,
       });
