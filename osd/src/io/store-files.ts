@@ -210,6 +210,15 @@ export class BlobFiles {
     }
   }
 
+  /** fsync of a directory of blob files (makes created/removed names durable). */
+  async syncDir(path: string): Promise<void> {
+    try {
+      await fsyncDir(path);
+    } catch (err) {
+      throw fsError(err, `fsync of directory ${path}`);
+    }
+  }
+
   /** Removes blob `id`'s file (missing is fine). */
   unlink(id: number): void {
     this.close(id);

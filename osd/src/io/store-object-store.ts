@@ -50,6 +50,8 @@ export interface StoreOptions {
    * filesystem, clamped to [256 KiB, 64 MiB].
    */
   readonly reserveBytes?: number;
+  /** Builds the blob file layer (fault injection in tests); default `new BlobFiles(root)`. */
+  readonly blobFiles?: (root: string) => BlobFiles;
   /** Cluster fsid recorded at mkfs; default a random UUID. */
   readonly fsid?: string;
 }
@@ -66,7 +68,7 @@ const mountedPaths = new Set<string>();
 /** The object store on SQLite + blob files. See the module comment. */
 export class SqliteObjectStore implements ObjectStore {
   readonly path: string;
-  private readonly opts: Required<Omit<StoreOptions, 'fsid' | 'blockSizeBytes' | 'reserveBytes'>> & { fsid: string | undefined; reserveBytes: number | undefined };
+  private readonly opts: Required<Omit<StoreOptions, 'fsid' | 'blockSizeBytes' | 'reserveBytes' | 'blobFiles'>> & { fsid: string | undefined; reserveBytes: number | undefined };
   private blockSizeBytes: number;
   private readonly files: BlobFiles;
   private writer: Database.Database | undefined;
@@ -106,7 +108,7 @@ export class SqliteObjectStore implements ObjectStore {
     };
     assert(this.opts.fullRatio > 0 && this.opts.fullRatio <= 1, 'fullRatio must be in (0, 1]');
     assert(this.opts.batchTxnsMax >= 1 && this.opts.batchBytesMax >= 1, 'batch limits must be positive');
-    this.files = new BlobFiles(this.path);
+    this.files = options.blobFiles?.(this.path) ?? new BlobFiles(this.path);
   }
 
   private get dbPath(): string {
@@ -172,6 +174,16 @@ export class SqliteObjectStore implements ObjectStore {
     this.closeAll();
   }
 
+  /**
+   * Closes without flushing anything, as a crash would (for fault-injection tests): the
+   * deferred journal is not cleaned up and nothing is fsynced. Call it with no transaction in
+   * flight.
+   */
+  abandon(): void {
+    assert(!this.running && this.queue.length === 0, 'abandon: transactions in flight');
+    this.closeAll();
+  }
+
   /** The fsid recorded at mkfs. */
   fsid(): string {
     const v = this.st().getMeta('fsid');
@@ -226,7 +238,7 @@ export class SqliteObjectStore implements ObjectStore {
     }
     if (touched.size === 0) return;
     await Promise.all([...touched].map((id) => this.files.sync(id)));
-    await Promise.all([...new Set([...touched].map((id) => this.files.subdir(id)))].map((d) => fsyncDir(d)));
+    await Promise.all([...new Set([...touched].map((id) => this.files.subdir(id)))].map((d) => this.files.syncDir(d)));
     w.deferredDelUpTo.run(Number.MAX_SAFE_INTEGER);
   }
 
@@ -387,7 +399,7 @@ export class SqliteObjectStore implements ObjectStore {
         for (const id of trim.blobs) syncs.push(this.files.sync(id));
         for (const id of trim.names) dirs.add(this.files.subdir(id));
       }
-      for (const d of dirs) syncs.push(fsyncDir(d));
+      for (const d of dirs) syncs.push(this.files.syncDir(d));
       await Promise.all(syncs);
       if (trim !== undefined) this.w!.deferredDelUpTo.run(trim.seq);
       db.exec('COMMIT');
@@ -506,7 +518,7 @@ export class SqliteObjectStore implements ObjectStore {
     if (this.unapplied.size > 0) return;
     const t = this.trimSnapshot();
     await Promise.all(t.blobs.map((id) => this.files.sync(id)));
-    await Promise.all([...new Set(t.names.map((id) => this.files.subdir(id)))].map((d) => fsyncDir(d)));
+    await Promise.all([...new Set(t.names.map((id) => this.files.subdir(id)))].map((d) => this.files.syncDir(d)));
     try {
       this.w!.deferredDelUpTo.run(t.seq);
     } catch (err) {
