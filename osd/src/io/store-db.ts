@@ -13,7 +13,7 @@ import Database from 'better-sqlite3';
 import { assert } from '@aspen/shared/assert.ts';
 import { crc32c } from '@aspen/shared/checksum.ts';
 import { AspenError } from '@aspen/shared/errors.ts';
-import { checkRecord, decodeBlobRecord, decodeOnode, encodeBlobRecord, encodeOnode, type BlobRecord, type Onode } from '../store/blocks.ts';
+import { BlockMap, checkRecord, decodeBlobHeader, decodeOnode, encodeBlobHeader, encodeOnode, type BlobRecord, type Onode } from '../store/blocks.ts';
 
 /** On-disk format version of the store (meta key `format`). */
 export const STORE_FORMAT_VERSION = 1;
@@ -23,6 +23,7 @@ const SCHEMA = `
   CREATE TABLE IF NOT EXISTS colls (cid TEXT PRIMARY KEY);
   CREATE TABLE IF NOT EXISTS onodes (cid TEXT NOT NULL, okey BLOB NOT NULL, body BLOB NOT NULL, crc INTEGER NOT NULL, PRIMARY KEY (cid, okey)) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS blobs (id INTEGER PRIMARY KEY, body BLOB NOT NULL, crc INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS csums (blob INTEGER NOT NULL, chunk INTEGER NOT NULL, body BLOB NOT NULL, crc INTEGER NOT NULL, PRIMARY KEY (blob, chunk)) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS xattrs (cid TEXT NOT NULL, okey BLOB NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL, crc INTEGER NOT NULL, PRIMARY KEY (cid, okey, name)) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS omap (cid TEXT NOT NULL, okey BLOB NOT NULL, k BLOB NOT NULL, v BLOB NOT NULL, crc INTEGER NOT NULL, PRIMARY KEY (cid, okey, k)) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS omap_header (cid TEXT NOT NULL, okey BLOB NOT NULL, v BLOB NOT NULL, crc INTEGER NOT NULL, PRIMARY KEY (cid, okey)) WITHOUT ROWID;
@@ -63,6 +64,9 @@ export class StoreStatements {
   readonly getBlobStmt: Database.Statement<[number], { body: Buffer; crc: number }>;
   readonly putBlobStmt: Database.Statement<[number, Buffer, number]>;
   readonly delBlobStmt: Database.Statement<[number]>;
+  readonly getChunks: Database.Statement<[number], { chunk: number; body: Buffer; crc: number }>;
+  readonly putChunk: Database.Statement<[number, number, Buffer, number]>;
+  readonly delChunksFrom: Database.Statement<[number, number]>;
   readonly getXattr: Database.Statement<[string, Buffer, string], { value: Buffer; crc: number }>;
   readonly getXattrs: Database.Statement<K, { name: string; value: Buffer; crc: number }>;
   readonly putXattr: Database.Statement<[string, Buffer, string, Buffer, number]>;
@@ -109,6 +113,9 @@ export class StoreStatements {
     this.getBlobStmt = db.prepare('SELECT body, crc FROM blobs WHERE id = ?');
     this.putBlobStmt = db.prepare('INSERT OR REPLACE INTO blobs (id, body, crc) VALUES (?, ?, ?)');
     this.delBlobStmt = db.prepare('DELETE FROM blobs WHERE id = ?');
+    this.getChunks = db.prepare('SELECT chunk, body, crc FROM csums WHERE blob = ? ORDER BY chunk');
+    this.putChunk = db.prepare('INSERT OR REPLACE INTO csums (blob, chunk, body, crc) VALUES (?, ?, ?, ?)');
+    this.delChunksFrom = db.prepare('DELETE FROM csums WHERE blob = ? AND chunk >= ?');
     this.getXattr = db.prepare('SELECT value, crc FROM xattrs WHERE cid = ? AND okey = ? AND name = ?');
     this.getXattrs = db.prepare('SELECT name, value, crc FROM xattrs WHERE cid = ? AND okey = ? ORDER BY name');
     this.putXattr = db.prepare('INSERT OR REPLACE INTO xattrs (cid, okey, name, value, crc) VALUES (?, ?, ?, ?, ?)');
@@ -159,17 +166,40 @@ export class StoreStatements {
     const body = encodeOnode(o);
     this.putOnodeStmt.run(cid, okey, buf(body), crc32c(body));
   }
-  /** The blob record, or undefined. @throws AspenError E_CORRUPT. */
+  /** The blob record with its block map, or undefined. @throws AspenError E_CORRUPT. */
   getBlob(id: number): BlobRecord | undefined {
     assert(id > 0, 'getBlob: blob id 0 means none');
     const row = this.getBlobStmt.get(id);
     if (row === undefined) return undefined;
-    return decodeBlobRecord(checkRecord(row.body, row.crc, `blob ${id}`));
+    const h = decodeBlobHeader(checkRecord(row.body, row.crc, `blob ${id}`));
+    const chunks: Uint8Array[] = [];
+    for (const c of this.getChunks.iterate(id)) {
+      if (c.chunk !== chunks.length) throw new AspenError('E_CORRUPT', `blob ${id}: block map chunk ${chunks.length} missing`, { blobId: id });
+      chunks.push(checkRecord(c.body, c.crc, `blob ${id} block map chunk ${c.chunk}`));
+    }
+    try {
+      return { refs: h.refs, map: BlockMap.fromChunks(h.blockCount, chunks) };
+    } catch (err) {
+      if (err instanceof AspenError && err.code === 'E_DECODE') throw new AspenError('E_CORRUPT', `blob ${id}: ${err.message}`, { blobId: id });
+      throw err;
+    }
   }
+  /** Stores the blob row and the block-map chunks changed since the map was loaded. */
   putBlob(id: number, r: BlobRecord): void {
     assert(id > 0, 'putBlob: blob id must be positive');
-    const body = encodeBlobRecord(r);
+    const body = encodeBlobHeader(r.refs, r.map.count);
     this.putBlobStmt.run(id, buf(body), crc32c(body));
+    const changes = r.map.takeChanges();
+    for (const c of changes.write) {
+      const chunk = r.map.encodeChunk(c);
+      this.putChunk.run(id, c, buf(chunk), crc32c(chunk));
+    }
+    if (changes.deleteFrom !== null) this.delChunksFrom.run(id, changes.deleteFrom);
+  }
+  /** Deletes the blob row and its block map. */
+  delBlob(id: number): void {
+    this.delBlobStmt.run(id);
+    this.delChunksFrom.run(id, 0);
   }
   getMeta(key: string): Uint8Array | undefined {
     const row = this.metaGet.get(key);

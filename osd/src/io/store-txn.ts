@@ -323,7 +323,7 @@ export class BatchContext {
       this.env.st.putBlob(id, { refs: rec.refs - 1, map: rec.map });
       return;
     }
-    this.env.st.delBlobStmt.run(id);
+    this.env.st.delBlob(id);
     this.env.st.deferredDelBlob.run(id);
     this.freed.push(id);
   }

@@ -27,24 +27,38 @@ export function blockSpan(offsetBytes: number, lengthBytes: number, blockSizeByt
   return { first: Math.floor(offsetBytes / blockSizeBytes), end: Math.ceil((offsetBytes + lengthBytes) / blockSizeBytes) };
 }
 
+/** Blocks per stored chunk of a block map (64 blocks = 256 KiB of data at 4 KiB blocks). */
+export const MAP_CHUNK_BLOCKS = 64;
+
 /**
  * Checksums and allocation of a blob's blocks. Block i is allocated iff `alloc[i] === 1`; then
  * `crcs[i]` is the crc32c of its `blockSizeBytes` bytes. Blocks at or beyond `count` are holes.
+ *
+ * Stored as chunks of {@link MAP_CHUNK_BLOCKS} blocks, so a small write rewrites ~330 bytes of
+ * metadata instead of the whole map; the map tracks which chunks changed since it was loaded
+ * ({@link takeChanges}).
  */
 export class BlockMap {
+  private dirty = new Set<number>();
   private constructor(
     private crcs: Uint32Array,
     private alloc: Uint8Array,
     private n: number,
+    /** Chunk rows that exist in the store for this map (0 for a new or copied map). */
+    private storedChunks: number,
   ) {}
 
   static empty(): BlockMap {
-    return new BlockMap(new Uint32Array(16), new Uint8Array(16), 0);
+    return new BlockMap(new Uint32Array(16), new Uint8Array(16), 0, 0);
   }
 
   /** Number of block slots (the last allocated block is below it). */
   get count(): number {
     return this.n;
+  }
+  /** Chunks needed for `count` blocks. */
+  get chunkCount(): number {
+    return Math.ceil(this.n / MAP_CHUNK_BLOCKS);
   }
   isAllocated(i: number): boolean {
     return i < this.n && this.alloc[i] === 1;
@@ -72,6 +86,14 @@ export class BlockMap {
       this.crcs = crcs;
       this.alloc = alloc;
     }
+    this.resized(n);
+  }
+
+  /** Sets the block count; the chunks holding the old and the new last block change length. */
+  private resized(n: number): void {
+    if (n === this.n) return;
+    if (this.n > 0) this.dirty.add(Math.floor((this.n - 1) / MAP_CHUNK_BLOCKS));
+    if (n > 0) this.dirty.add(Math.floor((n - 1) / MAP_CHUNK_BLOCKS));
     this.n = n;
   }
 
@@ -82,12 +104,14 @@ export class BlockMap {
     this.grow(i + 1);
     this.crcs[i] = crc;
     this.alloc[i] = 1;
+    this.dirty.add(Math.floor(i / MAP_CHUNK_BLOCKS));
   }
   /** Makes block i a hole. */
   punch(i: number): void {
     if (i >= this.n) return;
     this.alloc[i] = 0;
     this.crcs[i] = 0;
+    this.dirty.add(Math.floor(i / MAP_CHUNK_BLOCKS));
   }
   /** Drops every block at index >= `blocks` (they become holes); trims trailing holes. */
   truncateBlocks(blocks: number): void {
@@ -95,43 +119,73 @@ export class BlockMap {
     for (let i = blocks; i < this.n; i++) this.punch(i);
     let n = Math.min(this.n, blocks);
     while (n > 0 && this.alloc[n - 1] === 0) n--;
-    this.n = n;
+    this.resized(n);
   }
+  /** A copy for a new blob: every chunk is to be written. */
   copy(): BlockMap {
-    return new BlockMap(this.crcs.slice(), this.alloc.slice(), this.n);
+    const m = new BlockMap(this.crcs.slice(), this.alloc.slice(), this.n, 0);
+    for (let c = 0; c < m.chunkCount; c++) m.dirty.add(c);
+    return m;
   }
 
-  /** Versioned encoding: `struct v1 { u32 count; u8 alloc[count]; u32 crc[count] }`. */
-  encode(): Uint8Array {
-    const e = new Encoder(16 + this.n * 5);
+  /**
+   * What must be stored since the map was loaded or last stored: the chunks to (re)write and
+   * the first chunk index whose rows must be deleted (null when none). Resets the tracking.
+   */
+  takeChanges(): { write: number[]; deleteFrom: number | null } {
+    const chunks = this.chunkCount;
+    // Chunks beyond the stored ones are new (even all-hole ones: every chunk below chunkCount is stored).
+    for (let c = this.storedChunks; c < chunks; c++) this.dirty.add(c);
+    const write = [...this.dirty].filter((c) => c < chunks).sort((a, b) => a - b);
+    const deleteFrom = this.storedChunks > chunks ? chunks : null;
+    this.dirty.clear();
+    this.storedChunks = chunks;
+    return { write, deleteFrom };
+  }
+
+  /** Chunk `c`: `struct v1 { u32 count; u8 alloc[count]; u32 crc[count] }` for blocks [c*64, min(count, c*64+64)). */
+  encodeChunk(c: number): Uint8Array {
+    assert(c >= 0 && c < this.chunkCount, `encodeChunk: chunk ${c} out of range`);
+    const first = c * MAP_CHUNK_BLOCKS;
+    const k = Math.min(this.n, first + MAP_CHUNK_BLOCKS) - first;
+    const e = new Encoder(16 + k * 5);
     e.struct(1, 1, (s) => {
-      s.u32(this.n);
-      s.raw(this.alloc.subarray(0, this.n));
-      const crcBytes = new Uint8Array(this.n * 4);
+      s.u32(k);
+      s.raw(this.alloc.subarray(first, first + k));
+      const crcBytes = new Uint8Array(k * 4);
       const view = new DataView(crcBytes.buffer);
-      for (let i = 0; i < this.n; i++) view.setUint32(i * 4, this.crcs[i]!, true);
+      for (let i = 0; i < k; i++) view.setUint32(i * 4, this.crcs[first + i]!, true);
       s.raw(crcBytes);
     });
     return e.finish();
   }
-  /** @throws AspenError E_DECODE on malformed bytes. */
-  static decode(b: Uint8Array): BlockMap {
-    const d = new Decoder(b);
-    const m = d.struct(1, 'block map', (s) => {
-      const n = s.u32();
-      if (n * 5 > s.remainingBytes) throw new AspenError('E_DECODE', `block map count ${n} exceeds its body`);
-      const cap = Math.max(16, n);
-      const alloc = new Uint8Array(cap);
-      alloc.set(s.raw(n));
-      const crcRaw = s.raw(n * 4);
-      const view = new DataView(crcRaw.buffer, crcRaw.byteOffset, crcRaw.byteLength);
-      const crcs = new Uint32Array(cap);
-      for (let i = 0; i < n; i++) crcs[i] = view.getUint32(i * 4, true);
-      for (let i = 0; i < n; i++) if (alloc[i]! > 1) throw new AspenError('E_DECODE', `block map alloc byte ${alloc[i]} at ${i}`);
-      return new BlockMap(crcs, alloc, n);
+
+  /**
+   * Rebuilds a map of `count` blocks from its stored chunks (`chunks[c]` = body of chunk c).
+   * @throws AspenError E_DECODE on malformed or missing chunks.
+   */
+  static fromChunks(count: number, chunks: readonly Uint8Array[]): BlockMap {
+    const expected = Math.ceil(count / MAP_CHUNK_BLOCKS);
+    if (chunks.length !== expected) throw new AspenError('E_DECODE', `block map of ${count} blocks has ${chunks.length} chunks, expected ${expected}`);
+    const cap = Math.max(16, count);
+    const alloc = new Uint8Array(cap);
+    const crcs = new Uint32Array(cap);
+    chunks.forEach((body, c) => {
+      const first = c * MAP_CHUNK_BLOCKS;
+      const want = Math.min(count, first + MAP_CHUNK_BLOCKS) - first;
+      const d = new Decoder(body);
+      d.struct(1, 'block map chunk', (s) => {
+        const k = s.u32();
+        if (k !== want) throw new AspenError('E_DECODE', `block map chunk ${c} holds ${k} blocks, expected ${want}`);
+        alloc.set(s.raw(k), first);
+        const raw = s.raw(k * 4);
+        const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+        for (let i = 0; i < k; i++) crcs[first + i] = view.getUint32(i * 4, true);
+      });
+      d.done('block map chunk');
     });
-    d.done('block map');
-    return m;
+    for (let i = 0; i < count; i++) if (alloc[i]! > 1) throw new AspenError('E_DECODE', `block map alloc byte ${alloc[i]} at ${i}`);
+    return new BlockMap(crcs, alloc, count, expected);
   }
 }
 
@@ -228,17 +282,17 @@ export interface BlobRecord {
   readonly map: BlockMap;
 }
 
-/** `struct v1 { u32 refs; bytes blockMap }`. */
-export function encodeBlobRecord(r: BlobRecord): Uint8Array {
-  assert(Number.isInteger(r.refs) && r.refs >= 1, `blob refs must be >= 1, got ${r.refs}`);
-  const map = r.map.encode();
-  return new Encoder(map.length + 16).struct(1, 1, (s) => s.u32(r.refs).bytes(map)).finish();
+/** The blob row: `struct v1 { u32 refs; u32 blockCount }` (the map's chunks are rows of their own). */
+export function encodeBlobHeader(refs: number, blockCount: number): Uint8Array {
+  assert(Number.isInteger(refs) && refs >= 1, `blob refs must be >= 1, got ${refs}`);
+  assert(Number.isInteger(blockCount) && blockCount >= 0, 'blob block count');
+  return new Encoder(16).struct(1, 1, (s) => s.u32(refs).u32(blockCount)).finish();
 }
 
 /** @throws AspenError E_DECODE on malformed bytes. */
-export function decodeBlobRecord(b: Uint8Array): BlobRecord {
+export function decodeBlobHeader(b: Uint8Array): { refs: number; blockCount: number } {
   const d = new Decoder(b);
-  const r = d.struct(1, 'blob record', (s) => ({ refs: s.u32(), map: BlockMap.decode(s.bytes()) }));
+  const r = d.struct(1, 'blob record', (s) => ({ refs: s.u32(), blockCount: s.u32() }));
   d.done('blob record');
   if (r.refs < 1) throw new AspenError('E_DECODE', `blob record with ${r.refs} refs`);
   return r;
