@@ -103,7 +103,7 @@ describe('object keys', () => {
           for (let i = 0; i < x.length; i++) {
             const p = x[i]!;
             const q = y[i]!;
-            const c = Buffer.isBuffer(p) ? Buffer.compare(p, q as Buffer) : p < q ? -1 : p > q ? 1 : 0;
+            const c = Buffer.isBuffer(p) ? Buffer.compare(p, q as Buffer) : BigInt(p) < BigInt(q as bigint | number) ? -1 : BigInt(p) > BigInt(q as bigint | number) ? 1 : 0;
             if (c !== 0) return c;
           }
           return 0;
