@@ -89,6 +89,8 @@ export class SqliteObjectStore implements ObjectStore {
   /** Committed writes whose apply to the file failed; reads overlay them, commits retry them. */
   private unapplied = new Map<number, PendingWrite[]>();
   private enospcSeen = false;
+  /** Set by umount: no new transactions are accepted. */
+  private closing = false;
   private readonly counters = { commits: 0, txnsCommitted: 0, txnsFailed: 0, deferredWrites: 0, deferredBytes: 0, cowBlobs: 0 };
 
   constructor(options: StoreOptions) {
@@ -156,6 +158,7 @@ export class SqliteObjectStore implements ObjectStore {
       const bs = this.w.getMeta('block_size');
       assert(bs !== undefined, 'store has no block_size');
       this.blockSizeBytes = readU32(bs);
+      assert(this.blockSizeBytes >= 512 && (this.blockSizeBytes & (this.blockSizeBytes - 1)) === 0, `store block size ${this.blockSizeBytes} is not a power of two >= 512`);
       await this.replayDeferred();
       this.removeOrphans();
       this.reader = openStoreDb(this.dbPath, { create: false, reader: true });
@@ -169,6 +172,7 @@ export class SqliteObjectStore implements ObjectStore {
 
   async umount(): Promise<void> {
     if (this.writer === undefined) return;
+    this.closing = true;
     await this.drain();
     await this.trimDeferred();
     this.closeAll();
@@ -197,6 +201,7 @@ export class SqliteObjectStore implements ObjectStore {
     this.writer?.close();
     this.reader = this.writer = undefined;
     this.r = this.w = undefined;
+    this.closing = false;
     this.dirty.clear();
     this.unsyncedNames.clear();
     this.unapplied.clear();
@@ -231,8 +236,14 @@ export class SqliteObjectStore implements ObjectStore {
   private async replayDeferred(): Promise<void> {
     const w = this.w!;
     const touched = new Set<number>();
+    let prevSeq = 0;
     for (const row of w.deferredAll.iterate()) {
+      assert(row.seq > prevSeq, 'replayDeferred: journal rows out of order');
+      prevSeq = row.seq;
       checkRecord(row.data, row.crc, `deferred write ${row.seq}`);
+      if (row.off % this.blockSizeBytes !== 0 || row.data.length % this.blockSizeBytes !== 0) {
+        throw new AspenError('E_CORRUPT', `deferred write ${row.seq} is not whole blocks`, { seq: row.seq });
+      }
       this.files.write(row.blob, row.off, row.data, true);
       touched.add(row.blob);
     }
@@ -288,7 +299,7 @@ export class SqliteObjectStore implements ObjectStore {
   // Writes
 
   queueTransaction(tx: Transaction): Promise<void> {
-    if (this.w === undefined) return Promise.reject(new AspenError('EINVAL', `object store ${this.path} is not mounted`));
+    if (this.w === undefined || this.closing) return Promise.reject(new AspenError('EINVAL', `object store ${this.path} is not mounted`));
     if (this.queuedBytes + tx.payloadBytes > this.opts.queueBytesMax && this.queue.length > 0) {
       return Promise.reject(new AspenError('EBUSY', `object store queue holds ${this.queuedBytes} bytes (limit ${this.opts.queueBytesMax})`));
     }
@@ -336,7 +347,10 @@ export class SqliteObjectStore implements ObjectStore {
    * refused in it so the reserve goes to deletes only.
    */
   private async commitBatch(batch: Queued[], reserveReleased = false): Promise<void> {
-    const db = this.writer!;
+    const db = this.writer;
+    assert(db !== undefined, 'commitBatch: store closed under a running commit');
+    assert(batch.length > 0 && batch.length <= this.opts.batchTxnsMax, `commitBatch: batch of ${batch.length}`);
+    assert(!db.inTransaction, 'commitBatch: a write transaction is already open');
     this.retryUnapplied();
     const ctx = new BatchContext({
       st: this.w!,
@@ -426,6 +440,7 @@ export class SqliteObjectStore implements ObjectStore {
       if (fatal !== undefined) throw fatal;
       return;
     }
+    assert(!db.inTransaction, 'commitBatch: COMMIT left a transaction open');
     // Committed. Cleanup bookkeeping, then apply the deferred writes (synchronously, so no read sees the new checksums before the new bytes).
     if (trim !== undefined) {
       for (const id of trim.blobs) this.dirty.delete(id);

@@ -103,6 +103,7 @@ export class BatchContext {
   /** Applies one op. @throws AspenError (ENOENT, EEXIST, ENOTEMPTY, ENOSPC, EIO) — the caller rolls the transaction back. */
   apply(op: TxOp): void {
     const st = this.env.st;
+    assert(st.getOnodeStmt.database.inTransaction, 'apply: ops run inside the batch transaction');
     switch (op.op) {
       case 'createCollection':
         if (st.collExists.get(op.coll) !== undefined) throw new AspenError('EEXIST', `collection ${op.coll} exists`, { coll: op.coll });
@@ -251,6 +252,7 @@ export class BatchContext {
     let o = this.env.st.getOnode(coll, k) ?? { sizeBytes: 0, blobId: 0 };
     if (data.length > 0) o = this.writeData(o, offsetBytes, data);
     const sizeBytes = Math.max(o.sizeBytes, offsetBytes + data.length);
+    assert(data.length === 0 || o.blobId !== 0, 'write: data written without a blob');
     this.env.st.putOnode(coll, k, { sizeBytes: data.length > 0 ? sizeBytes : o.sizeBytes, blobId: o.blobId });
   }
 

@@ -198,6 +198,42 @@ describe('large objects', () => {
     expect(store.deferredBacklog()).toBe(0);
   });
 
+  it('reads during a group commit see the last committed state, never the uncommitted one', async () => {
+    const real = tempDir('aspen-store-isolation-');
+    const s = await newStore(real.dir);
+    try {
+      const o = { name: 'obj' };
+      const v1 = bytes(4 << 20, 1);
+      const v2 = bytes(4 << 20, 2);
+      await s.queueTransaction(new Transaction().createCollection(C).write(C, o, 0, v1).setattr(C, o, 'v', enc('1')));
+      let committed = false;
+      const p = s.queueTransaction(new Transaction().write(C, o, 0, v2).setattr(C, o, 'v', enc('2')).write(C, o, 100, enc('small')));
+      void p.then(() => (committed = true));
+      let sawOld = 0;
+      for (let i = 0; i < 50 && !committed; i++) {
+        await new Promise((r) => setImmediate(r));
+        const wasCommitted = committed;
+        const data = Buffer.from(await s.read(C, o, 0, 4 << 20));
+        const attr = dec(await s.getattr(C, o, 'v'));
+        if (!wasCommitted && !committed) {
+          // The transaction is planned (its new file written) but not committed: old state only.
+          expect(attr).toBe('1');
+          expect(data.equals(Buffer.from(v1))).toBe(true);
+          sawOld++;
+        }
+      }
+      await p;
+      const expected = Buffer.from(v2);
+      expected.write('small', 100);
+      expect(Buffer.from(await s.read(C, o, 0, 4 << 20)).equals(expected)).toBe(true);
+      expect(dec(await s.getattr(C, o, 'v'))).toBe('2');
+      expect(sawOld).toBeGreaterThan(0);
+    } finally {
+      await s.umount();
+      real.cleanup();
+    }
+  });
+
   it('batches concurrently queued transactions into few group commits', async () => {
     const before = store.stats().commits;
     await Promise.all(Array.from({ length: 200 }, (_, i) => store.queueTransaction(new Transaction().write(C, { name: `o${i}` }, 0, bytes(4096, i)))));
