@@ -34,6 +34,11 @@ export interface StoreOptions {
   readonly blockSizeBytes?: number;
   /** Writes shorter than this go through the deferred journal; longer ones copy-on-write. Default 64 KiB (BlueStore's bluestore_prefer_deferred_size_hdd). */
   readonly deferredMaxBytes?: number;
+  /**
+   * Partial overwrites up to this size covering at most half of the object are deferred too
+   * (copy-on-write would copy the rest of the object). Default 1 MiB; 0 disables.
+   */
+  readonly deferredPartialMaxBytes?: number;
   /** Fraction of the filesystem in use at which the store reports full and refuses allocating transactions. Default 0.95 (Ceph mon_osd_full_ratio). */
   readonly fullRatio?: number;
   /** Transactions per group commit. Default 512. */
@@ -100,6 +105,7 @@ export class SqliteObjectStore implements ObjectStore {
     this.opts = {
       path: options.path,
       deferredMaxBytes: options.deferredMaxBytes ?? 64 * 1024,
+      deferredPartialMaxBytes: options.deferredPartialMaxBytes ?? 1024 * 1024,
       fullRatio: options.fullRatio ?? 0.95,
       batchTxnsMax: options.batchTxnsMax ?? 512,
       batchBytesMax: options.batchBytesMax ?? 64 * 1024 * 1024,
@@ -357,6 +363,7 @@ export class SqliteObjectStore implements ObjectStore {
       files: this.files,
       blockSizeBytes: this.blockSizeBytes,
       deferredMaxBytes: this.opts.deferredMaxBytes,
+      deferredPartialMaxBytes: this.opts.deferredPartialMaxBytes,
       allocBlobId: () => this.nextBlobId++,
       unappliedFor: (id) => this.unapplied.get(id) ?? [],
     });

@@ -36,6 +36,11 @@ export interface BatchEnv {
   readonly blockSizeBytes: number;
   /** Writes shorter than this (and not into a shared blob) take the deferred path. */
   readonly deferredMaxBytes: number;
+  /**
+   * Partial overwrites up to this size that cover at most half of the object are deferred too:
+   * journaling them twice costs less than copying the rest of the object.
+   */
+  readonly deferredPartialMaxBytes: number;
   /** A fresh blob id (never reused while mounted). */
   allocBlobId(): number;
   /** Committed writes not yet in blob `id`'s file (after a failed apply). */
@@ -385,7 +390,8 @@ export class BatchContext {
     const old = o.blobId === 0 ? undefined : this.blob(o.blobId);
     // A file this transaction created and nobody else refers to may be written in place (a rollback unlinks it).
     const inThisTxn = old !== undefined && old.refs === 1 && this.ownFile(o.blobId);
-    const deferred = !inThisTxn && data.length < this.env.deferredMaxBytes && (old === undefined || old.refs === 1);
+    const partial = old !== undefined && data.length <= this.env.deferredPartialMaxBytes && data.length * 2 <= o.sizeBytes;
+    const deferred = !inThisTxn && (data.length < this.env.deferredMaxBytes || partial) && (old === undefined || old.refs === 1);
     // Merged edge blocks (read-modify-write of partial blocks).
     const headPartial = offsetBytes % bs !== 0;
     const tailPartial = (offsetBytes + data.length) % bs !== 0;

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { SqliteObjectStore } from '../../src/io/store-object-store.ts';
 import { Transaction } from '../../src/store/transaction.ts';
 
-const base = process.argv[2] ?? mkdtempSync(join(tmpdir(), 'aspen-store-bench-'));
+const base = process.argv[2] || mkdtempSync(join(tmpdir(), 'aspen-store-bench-'));
 const seconds = Number(process.argv[3] ?? 5);
 const C = '1.0_head';
 const MiB = 1024 * 1024;
@@ -64,6 +64,13 @@ const block = payload(4096, 7);
 const r1 = await timed(64, seconds * 1000, () => store.queueTransaction(new Transaction().write(C, { name: `rbd_data.${rand(objects)}` }, rand(1024) * 4096, block)));
 const s1 = store.stats();
 console.log(`4 KiB random overwrites (deferred), 64 in flight: ${Math.round(r1.ops / r1.secs)} ops/s (${r1.ops} ops; ${s1.commits} group commits so far)`);
+
+for (const kib of [64, 512]) {
+  const chunk = payload(kib * 1024, kib);
+  const slots = (4 * 1024) / kib;
+  const r = await timed(16, seconds * 1000, () => store.queueTransaction(new Transaction().write(C, { name: `rbd_data.${rand(objects)}` }, rand(slots) * kib * 1024, chunk)));
+  console.log(`${kib} KiB random overwrites into 4 MiB objects, 16 in flight: ${Math.round(r.ops / r.secs)} ops/s, ${Math.round((r.ops * kib) / 1024 / r.secs)} MiB/s`);
+}
 
 const r2 = await timed(64, seconds * 1000, (i) => store.queueTransaction(new Transaction().write(C, { name: `small.${i}` }, 0, block)));
 console.log(`4 KiB new-object writes, 64 in flight: ${Math.round(r2.ops / r2.secs)} ops/s`);
@@ -117,4 +124,4 @@ const cpu = process.cpuUsage(cpu0);
 console.log(`CPU: ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s user+sys; stats ${JSON.stringify(store.stats())}`);
 
 await store.umount();
-if (process.argv[2] === undefined) rmSync(base, { recursive: true, force: true });
+if (!process.argv[2]) rmSync(base, { recursive: true, force: true });
