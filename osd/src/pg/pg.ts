@@ -28,6 +28,7 @@ import {
   type StoreReadResult,
 } from './types.ts';
 import { emptyLog } from './pg-log.ts';
+import { expireWaiting, pgStateString, purgeStrays } from './state.ts';
 import { executeWaiting, onClientOp, onRepop, onRepopAck, onWriteCommitted, requeueOrReject, type InflightOp } from './primary.ts';
 import {
   kickRecovery, onBackfillDone, onBackfillDoneAck, onBackfillScan, onBackfillScanReply, onPull, onPullReply, onPush,
@@ -255,7 +256,7 @@ export class PgCore {
 
   /** The Ceph-style state string (e.g. `active+clean`, `peering`, `down`). */
   get stateString(): string {
-    return this.computeState();
+    return pgStateString(this);
   }
 
   /** What this member would persist now. */
@@ -692,74 +693,15 @@ export class PgCore {
       kickRecovery(this);
       maybeStartScrub(this);
     }
-    this.expireWaiting();
-    const s = this.computeState();
-    if (s === 'active+clean') this.purgeStrays();
+    expireWaiting(this);
+    const s = pgStateString(this);
+    if (s === 'active+clean') purgeStrays(this);
     if (s !== this.lastState) {
       this.lastState = s;
       this.out.state = s;
       if (s === 'active+clean') this.info = { ...this.info, history: { ...this.info.history, lastEpochClean: this.epoch } };
     }
     return this.out;
-  }
-
-  /** Once clean, strays (members of old intervals that reported in) delete their copies. */
-  private purgeStrays(): void {
-    const m = this.mapping!;
-    for (const o of this.peerMetas.keys()) {
-      if (o === this.whoami || m.acting.includes(o) || m.up.includes(o) || this.purged.has(o)) continue;
-      this.purged.add(o);
-      this.send(o, { kind: 'purge' });
-    }
-  }
-
-  private expireWaiting(): void {
-    if (this.waitingOps.length === 0) return;
-    const keep: typeof this.waitingOps = [];
-    const m = this.mapping;
-    const undersized = m !== undefined && m.acting.length < m.minSize;
-    for (const w of this.waitingOps) {
-      if (w.deadlineMs > this.nowMs) {
-        keep.push(w);
-        continue;
-      }
-      const incomplete = undersized || this.phase === 'down' || this.phase === 'incomplete' || this.phase === 'peered';
-      this.out.replies.push(incomplete
-        ? { reqid: w.op.reqid, ok: false, code: 'E_PG_INCOMPLETE', message: `pg ${this.pgid} is ${this.computeState()}: fewer than min_size members can serve` }
-        : { reqid: w.op.reqid, ok: false, code: 'ETIMEDOUT', message: `pg ${this.pgid} could not serve the op in time (${this.computeState()})` });
-    }
-    this.waitingOps = keep;
-  }
-
-  private computeState(): string {
-    const m = this.mapping;
-    if (m === undefined) return 'unknown';
-    if (this.role !== 'primary') return this.activated ? 'replica' : 'stray';
-    switch (this.phase) {
-      case 'idle': case 'getInfo': return 'peering';
-      case 'down': return 'down';
-      case 'incomplete': return 'incomplete';
-      case 'peered': return 'undersized+degraded+peered';
-      case 'waitActing': return 'remapped+peering';
-      case 'activating': return 'activating';
-      case 'active': break;
-      default: assertNever(this.phase, 'peering phase');
-    }
-    const parts = ['active'];
-    let missingAny = this.missing.size > 0;
-    for (const pm of this.peerMissing.values()) if (pm.size > 0) missingAny = true;
-    const undersized = m.acting.length < m.size;
-    const remapped = !sameOsds(m.acting, m.up);
-    const backfilling = [...this.backfill.values()].some((b) => b.phase !== 'done');
-    if (missingAny) parts.push(this.recovering.size > 0 ? 'recovering' : 'recovery_wait');
-    if (backfilling) parts.push(this.reserved ? 'backfilling' : 'backfill_wait');
-    if (undersized) parts.push('undersized');
-    if (missingAny || undersized) parts.push('degraded');
-    if (remapped) parts.push('remapped');
-    if (!missingAny && !undersized && !remapped && !backfilling) parts.push('clean');
-    if (this.scrub !== undefined) parts.push(this.scrub.deep ? 'scrubbing+deep' : 'scrubbing');
-    if (this.inconsistent.size > 0) parts.push('inconsistent');
-    return parts.join('+');
   }
 }
 
