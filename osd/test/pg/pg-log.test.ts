@@ -167,3 +167,29 @@ function decodePgInfoSample() {
     history: { epochCreated: 1, lastEpochStarted: 1, lastEpochClean: 1, sameIntervalSince: 1 },
   };
 }
+
+describe('pg_meta v1 sample bytes (later versions must still read them)', () => {
+  const sample = {
+    info: {
+      pgid: '1.a', lastUpdate: ev(7, 12), lastComplete: ev(7, 11), logTail: ev(5, 9), lastEpochStarted: 7, lastBackfill: null,
+      history: { epochCreated: 1, lastEpochStarted: 7, lastEpochClean: 6, sameIntervalSince: 7 },
+    },
+    log: {
+      tail: ev(5, 9), head: ev(7, 12), entries: [
+        { version: ev(5, 10), op: 'modify' as const, object: 'rbd_data.1', priorVersion: EVERSION_ZERO, reqid: { client: 'client.4', tid: 1 } },
+        { version: ev(7, 11), op: 'delete' as const, object: 'rbd_data.1', priorVersion: ev(5, 10), reqid: null },
+        { version: ev(7, 12), op: 'modify' as const, object: 'obj', priorVersion: EVERSION_ZERO, reqid: { client: 'client.4', tid: 3 } },
+      ],
+      dups: [{ reqid: { client: 'client.2', tid: 9 }, version: ev(5, 9) }],
+    },
+    missing: new Map([['obj', { need: ev(7, 12), have: EVERSION_ZERO }]]),
+  };
+  const V1_HEX =
+    '01016601000001014600000003000000312e61070000000c00000000000000070000000b000000000000000500000009000000000000000700000000010110000000010000000700000006000000070000000101eb000000050000000900000000000000070000000c000000000000000300000001013c000000050000000a00000000000000000a0000007262645f646174612e310000000000000000000000000108000000636c69656e742e340100000000000000010128000000070000000b00000000000000010a0000007262645f646174612e31050000000a0000000000000000010135000000070000000c0000000000000000030000006f626a0000000000000000000000000108000000636c69656e742e3403000000000000000100000008000000636c69656e742e32090000000000000005000000090000000000000001012300000001000000030000006f626a070000000c00000000000000000000000000000000000000';
+
+  it('decodes the committed v1 bytes and encodes the sample to exactly them', () => {
+    const bytes = Uint8Array.from(Buffer.from(V1_HEX, 'hex'));
+    expect(decodePgMeta(bytes)).toEqual(sample);
+    expect(Buffer.from(encodePgMeta(sample)).toString('hex')).toBe(V1_HEX);
+  });
+});
