@@ -70,6 +70,9 @@ interface Queued {
 
 const mountedPaths = new Set<string>();
 
+/** Free space that must appear after a device ENOSPC before the store stops reporting full, bytes. */
+const ENOSPC_CLEAR_BYTES = 1024 * 1024;
+
 /** The object store on SQLite + blob files. See the module comment. */
 export class SqliteObjectStore implements ObjectStore {
   readonly path: string;
@@ -94,6 +97,9 @@ export class SqliteObjectStore implements ObjectStore {
   /** Committed writes whose apply to the file failed; reads overlay them, commits retry them. */
   private unapplied = new Map<number, PendingWrite[]>();
   private enospcSeen = false;
+  private reserveTargetBytes = 0;
+  /** availBytes when the device last returned ENOSPC (after the failed work was rolled back). */
+  private availAtEnospc = 0;
   /** Set by umount: no new transactions are accepted. */
   private closing = false;
   private readonly counters = { commits: 0, txnsCommitted: 0, txnsFailed: 0, deferredWrites: 0, deferredBytes: 0, cowBlobs: 0 };
@@ -277,6 +283,23 @@ export class SqliteObjectStore implements ObjectStore {
   // ------------------------------------------------------------------------------------------
   // Space
 
+  /**
+   * After a device ENOSPC (and the rollback of what failed): the store is full only if little
+   * space is actually left — one oversized write failing on a roomy device does not make it full.
+   */
+  private noteEnospc(): void {
+    let avail = 0;
+    try {
+      avail = this.statfs().availBytes;
+    } catch {
+      // unknown: assume none
+    }
+    if (avail < this.reserveTargetBytes + ENOSPC_CLEAR_BYTES) {
+      this.enospcSeen = true;
+      this.availAtEnospc = avail;
+    }
+  }
+
   private get reservePath(): string {
     return join(this.path, 'reserve');
   }
@@ -284,6 +307,7 @@ export class SqliteObjectStore implements ObjectStore {
   private refillReserve(): void {
     const s = this.statfs();
     const target = this.opts.reserveBytes ?? Math.min(64 << 20, Math.max(256 << 10, Math.floor(s.totalBytes / 100)));
+    this.reserveTargetBytes = target;
     fillReserve(this.reservePath, target);
   }
 
@@ -293,6 +317,8 @@ export class SqliteObjectStore implements ObjectStore {
 
   usage(): StoreUsage {
     const s = this.statfs();
+    // Space freed by anyone (at least 1 MiB since the ENOSPC) ends the device-full state too.
+    if (this.enospcSeen && s.availBytes >= this.availAtEnospc + ENOSPC_CLEAR_BYTES) this.enospcSeen = false;
     const full = this.enospcSeen || (s.totalBytes > 0 && s.usedBytes / s.totalBytes >= this.opts.fullRatio);
     return { ...s, full, fullRatio: this.opts.fullRatio };
   }
@@ -310,7 +336,19 @@ export class SqliteObjectStore implements ObjectStore {
       return Promise.reject(new AspenError('EBUSY', `object store queue holds ${this.queuedBytes} bytes (limit ${this.opts.queueBytesMax})`));
     }
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ tx, resolve, reject });
+      // Settle once: a batch that fails after some of its transactions were marked keeps the first outcome.
+      let settled = false;
+      this.queue.push({
+        tx,
+        resolve: () => {
+          if (!settled) resolve();
+          settled = true;
+        },
+        reject: (err) => {
+          if (!settled) reject(err);
+          settled = true;
+        },
+      });
       this.queuedBytes += tx.payloadBytes;
       if (!this.running) {
         this.running = true;
@@ -332,6 +370,10 @@ export class SqliteObjectStore implements ObjectStore {
         const batch = this.queue.splice(0, n);
         try {
           await this.commitBatch(batch);
+        } catch (err) {
+          // Never leave a caller waiting: whatever failed, every transaction of the batch settles.
+          for (const q of batch) q.reject(err);
+          if (!(err instanceof AspenError)) throw err; // a bug (assertion): crash loudly
         } finally {
           this.queuedBytes -= bytes;
         }
@@ -369,6 +411,7 @@ export class SqliteObjectStore implements ObjectStore {
     });
     const full = this.isFull();
     let fatal: unknown;
+    let lost: unknown;
     db.exec('BEGIN IMMEDIATE');
     for (const q of batch) {
       if ((full || reserveReleased) && !onlyFreesSpace(q.tx)) {
@@ -381,12 +424,21 @@ export class SqliteObjectStore implements ObjectStore {
         for (const op of q.tx.ops) ctx.apply(op);
         db.exec('RELEASE tx');
       } catch (err) {
-        db.exec('ROLLBACK TO tx');
-        db.exec('RELEASE tx');
+        try {
+          db.exec('ROLLBACK TO tx');
+          db.exec('RELEASE tx');
+        } catch {
+          // SQLite rolled the whole transaction back itself (it may on SQLITE_FULL/IOERR).
+        }
         ctx.rollback(mark);
+        if (!db.inTransaction) {
+          // Every transaction of the batch so far is lost with it: fail (or retry) the batch as a whole.
+          lost = err;
+          break;
+        }
         if (err instanceof AspenError) {
           q.error = err;
-          if (err.code === 'ENOSPC') this.enospcSeen = true;
+          if (err.code === 'ENOSPC') this.noteEnospc();
         } else {
           const code = (err as { code?: unknown } | null)?.code;
           if (typeof code === 'string' && code.startsWith('SQLITE_')) {
@@ -394,7 +446,7 @@ export class SqliteObjectStore implements ObjectStore {
               sqliteError(err, 'applying a transaction');
             } catch (mapped) {
               q.error = mapped;
-              if (mapped instanceof AspenError && mapped.code === 'ENOSPC') this.enospcSeen = true;
+              if (mapped instanceof AspenError && mapped.code === 'ENOSPC') this.noteEnospc();
             }
           } else {
             fatal = err; // a bug (assertion): fail the batch and rethrow
@@ -404,7 +456,7 @@ export class SqliteObjectStore implements ObjectStore {
       }
     }
     const freeingHitEnospc = (): boolean => batch.some((q) => onlyFreesSpace(q.tx) && q.error instanceof AspenError && q.error.code === 'ENOSPC');
-    if (fatal === undefined && !reserveReleased && freeingHitEnospc() && emptyReserve(this.reservePath)) {
+    if (lost === undefined && fatal === undefined && !reserveReleased && freeingHitEnospc() && emptyReserve(this.reservePath)) {
       db.exec('ROLLBACK');
       this.discard(ctx);
       for (const q of batch) delete q.error;
@@ -413,6 +465,7 @@ export class SqliteObjectStore implements ObjectStore {
     const trim = fatal === undefined && this.unapplied.size === 0 && this.rowsSinceTrim >= this.opts.deferredTrimRows ? this.trimSnapshot() : undefined;
     try {
       if (fatal !== undefined) throw fatal;
+      if (lost !== undefined) throw lost;
       // Data before metadata: every new file and its name is durable before the COMMIT that points at it.
       const syncs: Promise<void>[] = ctx.newFiles.map((id) => this.files.sync(id));
       const dirs = new Set(ctx.newFiles.map((id) => this.files.subdir(id)));
@@ -436,14 +489,15 @@ export class SqliteObjectStore implements ObjectStore {
         }
       }
       if (mapped instanceof AspenError && mapped.code === 'ENOSPC') {
-        this.enospcSeen = true;
-        const freeing = batch.some((q) => q.error === undefined && onlyFreesSpace(q.tx));
+        this.noteEnospc();
+        const freeing = batch.some((q) => onlyFreesSpace(q.tx) && (q.error === undefined || (q.error instanceof AspenError && q.error.code === 'ENOSPC')));
         if (fatal === undefined && !reserveReleased && freeing && emptyReserve(this.reservePath)) {
           for (const q of batch) delete q.error;
           return this.commitBatch(batch, true);
         }
       }
-      for (const q of batch) q.reject(q.error ?? mapped);
+      // After a lost transaction, even the batch's earlier "successful" transactions were rolled back.
+      for (const q of batch) q.reject(lost === undefined ? (q.error ?? mapped) : mapped);
       if (fatal !== undefined) throw fatal;
       return;
     }

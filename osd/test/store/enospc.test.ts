@@ -131,6 +131,21 @@ describe.skipIf(!haveTmpfs)('full device (8 MiB tmpfs)', () => {
     });
   }
 
+  it('one write larger than the free space fails with ENOSPC but does not make a roomy store full', async () => {
+    const path = join(mnt, 'osd', 'store');
+    const store = openStore(path, 1);
+    await store.mkfs();
+    await store.mount();
+    await store.queueTransaction(new Transaction().createCollection(C).write(C, { name: 'a' }, 0, pattern(1000, 1)));
+    const huge = await outcome(store.queueTransaction(new Transaction().write(C, { name: 'huge' }, 0, pattern(12 * 1024 * 1024, 2))));
+    expect(huge !== 'ok' && huge.code).toBe('ENOSPC');
+    expect(await store.exists(C, { name: 'huge' })).toBe(false);
+    expect(store.isFull()).toBe(false);
+    expect(await outcome(store.queueTransaction(new Transaction().write(C, { name: 'b' }, 0, pattern(100_000, 3))))).toBe('ok');
+    expect(Buffer.from(await store.read(C, { name: 'a' }, 0, 1000)).equals(Buffer.from(pattern(1000, 1)))).toBe(true);
+    await store.umount();
+  });
+
   it('fullRatio: refuses allocating transactions with ENOSPC at the threshold, reports full, lets deletes through', async () => {
     const path = join(mnt, 'osd', 'store');
     const store = openStore(path, 0.5);
