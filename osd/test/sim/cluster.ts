@@ -91,7 +91,7 @@ export function deriveParams(seed: number, overrides: Partial<SimParams> = {}): 
     osdMaxBackfills: r.pick([1, 2]),
     unsafeAck: false,
   };
-  const p = { ...base, ...overrides };
+  const p = { ...base, ...overrides, pg: { ...base.pg, ...(overrides.pg ?? {}) } };
   return p.unsafeAck ? { ...p, pg: { ...p.pg, debugUnsafeAckOnPrimaryCommit: true } } : p;
 }
 
