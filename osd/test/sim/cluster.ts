@@ -211,6 +211,8 @@ export class Cluster {
   private readonly acks = new Map<string, AckRecord[]>();
   private readonly pendingInc = { down: new Set<number>(), up: new Set<number>(), out: new Set<number>(), in: new Set<number>(), pgTemp: new Map<string, number[]>() };
   private commitScheduled = false;
+  /** The newest map the clients have. */
+  private clientEpoch = 1;
   private readonly downSinceMs = new Map<number, number>();
   private readonly unhealthySinceMs = new Map<number, number>();
   private readonly autoOut = new Set<number>();
@@ -316,6 +318,10 @@ export class Cluster {
     this.recordMappings();
     this.log(`mon: epoch ${this.map.epoch} down=[${inc.newDown}] up=[${inc.newUp.map((u) => u.id)}] weight=${JSON.stringify(inc.newWeight.map((w) => [w.id, w.weight]))} pgTemp=${JSON.stringify(inc.newPgTemp)}`);
     const epoch = this.map.epoch;
+    // Clients learn maps late (Objecter): ops go to an old primary for a while.
+    this.at(1 + this.rng.int(20), () => {
+      this.clientEpoch = Math.max(this.clientEpoch, epoch);
+    });
     for (const osd of this.osds) {
       if (!osd.alive) continue;
       const inc0 = osd.incarnation;
@@ -568,7 +574,7 @@ export class Cluster {
     const op = c.op;
     if (op === undefined) return;
     const pgid = mapObjectToPg(this.pool, op.object);
-    const primary = this.mappings[this.map.epoch]!.get(pgid)!.actingPrimary;
+    const primary = this.mappings[this.clientEpoch]!.get(pgid)!.actingPrimary;
     const timer = ++op.timer;
     this.at(this.p.clientRetryMs, () => {
       if (c.op === op && op.timer === timer) this.sendOp(c);
