@@ -11,10 +11,16 @@ describe('pg simulation checker', () => {
   it('finds a lost acknowledged write when the primary acks before its replicas persist', () => {
     const lost: string[] = [];
     for (let seed = 0; seed < 80 && lost.length === 0; seed++) {
-      const r = runSeed(seed, { overrides: { unsafeAck: true, crashRate: 0.01, dropRate: 0.05 } });
+      // The online ack-rule check is off: this test proves the end-to-end lost-write detection.
+      const r = runSeed(seed, { overrides: { unsafeAck: true, checkAckRule: false, crashRate: 0.01, dropRate: 0.05 } });
       lost.push(...r.violations.filter((v) => /lost write|lost delete/.test(v)).map((v) => `seed ${seed}: ${v}`));
     }
     expect(lost.length).toBeGreaterThan(0);
+  });
+
+  it('the online check names the broken rule at the first early acknowledgement', () => {
+    const r = runSeed(0, { overrides: { unsafeAck: true } });
+    expect(r.violations[0]).toMatch(/acknowledged \d+'\d+ before acting osd\.\d+ persisted it/);
   });
 
   it('the same seeds pass with the rule intact', () => {

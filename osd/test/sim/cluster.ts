@@ -8,10 +8,11 @@
  *
  * A run has a safety phase (faults on) and a liveness phase (every OSD restarted and
  * reconnected, no more faults) that must end with every PG active+clean with `size`
- * identical copies, strays purged and every client op answered. Checked throughout: reads
- * never miss an acknowledged write; no (object, version) is ever stored with two different
- * contents; a resent op never gets two different versions. Checked at the end: every
- * acknowledged write (or a later version) is on every copy.
+ * identical copies, strays purged and every client op answered. Checked throughout: at every
+ * acknowledgement each acting member has the entry on disk; reads never miss an acknowledged
+ * write; no (object, version) is ever stored with two different contents; a resent op never
+ * gets two different versions. Checked at the end: every acknowledged write (or a later
+ * version) is on every copy.
  */
 import { assert, assertNever, buildCrushMap } from '@aspen/shared';
 import { applyIncremental, newOsdInfo } from '../../../shared/src/osdmap/incremental.ts';
@@ -52,6 +53,8 @@ export interface SimParams {
   readonly osdMaxBackfills: number;
   /** Checker self-test: the core acks after the primary's own commit only. */
   readonly unsafeAck: boolean;
+  /** Check at every acknowledgement that each acting member has the entry on disk. */
+  readonly checkAckRule: boolean;
 }
 
 /** Derives a run's parameters from its seed. */
@@ -90,6 +93,7 @@ export function deriveParams(seed: number, overrides: Partial<SimParams> = {}): 
     },
     osdMaxBackfills: r.pick([1, 2]),
     unsafeAck: false,
+    checkAckRule: true,
   };
   const p = { ...base, ...overrides, pg: { ...base.pg, ...(overrides.pg ?? {}) } };
   return p.unsafeAck ? { ...p, pg: { ...p.pg, debugUnsafeAckOnPrimaryCommit: true } } : p;
@@ -409,7 +413,10 @@ export class Cluster {
       });
     }
     for (const m of out.messages) this.sendOsd(osd, m.to, m.msg);
-    for (const r of out.replies) this.sendReply(osd, r);
+    for (const r of out.replies) {
+      if (r.ok && r.data === undefined && this.p.checkAckRule) this.checkAckDurable(pgid, pg, r.version);
+      this.sendReply(osd, r);
+    }
     for (const t of out.pgTemp) {
       this.stats.pgTemps++;
       this.at(1 + this.rng.int(3), () => {
@@ -425,6 +432,16 @@ export class Cluster {
     if (out.deleted) {
       osd.pgs.delete(pgid);
       this.log(`osd.${osd.id} pg ${pgid}: purged`);
+    }
+  }
+
+  /** The write rule itself: when a write is acknowledged, every acting member has its log entry on disk. */
+  private checkAckDurable(pgid: string, pg: PgCore, v: Eversion): void {
+    for (const o of pg.mapping?.acting ?? []) {
+      const meta = this.osds[o]!.store.durableMeta(pgid);
+      const has = meta !== undefined && evCmp(meta.log.head, v) >= 0 &&
+        (evCmp(meta.log.tail, v) >= 0 || meta.log.entries.some((e) => evCmp(e.version, v) === 0));
+      if (!has) this.violations.push(`pg ${pgid}: osd.${pg.whoami} acknowledged ${evStr(v)} before acting osd.${o} persisted it`);
     }
   }
 

@@ -91,6 +91,11 @@ export class SimStore {
     return t;
   }
 
+  /** The PG meta as on disk now (what survives a crash). */
+  durableMeta(pgid: string): PgMeta | undefined {
+    return this.durable.get(pgid)?.meta;
+  }
+
   /** Power loss: everything not synced is gone. */
   crash(): void {
     this.pending.length = 0;
