@@ -81,7 +81,7 @@ export type PgRole = 'primary' | 'replica' | 'stray';
 
 /** The primary's peering phase (Ceph PeeringState states, collapsed). */
 export type PeeringPhase =
-  | 'idle' | 'getInfo' | 'down' | 'incomplete' | 'peered' | 'waitActing' | 'activating' | 'active';
+  | 'idle' | 'getInfo' | 'down' | 'incomplete' | 'waitActing' | 'activating' | 'active';
 
 /** What a transaction's commit means (its continuation, as data). */
 export type TxnTag =
@@ -315,6 +315,12 @@ export class PgCore {
     if (evCmp(to, this.log.tail) > 0 && evCmp(to, this.log.head) <= 0) this.log = trimLog(this.log, to, this.cfg.pgLogDupsMax);
   }
 
+  /** Whether the acting set is below min_size: the PG may recover but not serve I/O. */
+  isPeered(): boolean {
+    const m = this.mapping;
+    return m !== undefined && m.acting.length < m.minSize;
+  }
+
   /** Acting members other than this one. */
   actingPeers(): number[] {
     return (this.mapping?.acting ?? []).filter((o) => o !== this.whoami);
@@ -444,11 +450,9 @@ export class PgCore {
       this.phase = 'incomplete';
       return;
     }
+    // Fewer than min_size usable members still activate, "peered": they recover and backfill
+    // but serve no client I/O and do not advance last_epoch_started (Ceph since Octopus).
     const choice = chooseActing(m, this.peerMetas, auth, m.size);
-    if (choice.want.length < m.minSize) {
-      this.phase = m.acting.length < m.minSize ? 'peered' : 'incomplete';
-      return;
-    }
     if (!sameOsds(choice.want, m.acting)) {
       this.phase = 'waitActing';
       this.requestPgTemp(sameOsds(choice.want, m.up) ? [] : choice.want);
@@ -474,8 +478,10 @@ export class PgCore {
       assert(auth !== undefined, 'authoritative meta present');
       this.applyMerge(mergeLog(this.log, this.missing, auth.log), ops);
     }
+    // A peered interval (acting below min_size) accepts no writes: it must not look like one that did.
+    const authLes = this.peerMetas.get(authOsd)!.info.lastEpochStarted;
     this.info = {
-      ...this.info, lastEpochStarted: this.interval,
+      ...this.info, lastEpochStarted: this.isPeered() ? Math.max(authLes, this.info.lastEpochStarted) : this.interval,
       history: { ...this.info.history, lastEpochStarted: Math.max(this.knownLes(), this.info.history.lastEpochStarted) },
     };
     this.backfillTargets = [...backfill];
@@ -503,7 +509,7 @@ export class PgCore {
     for (const p of this.writePeers()) {
       if (this.peerActivated.has(p)) continue;
       this.send(p, {
-        kind: 'activate', log: this.log, lastEpochStarted: this.interval,
+        kind: 'activate', log: this.log, lastEpochStarted: this.info.lastEpochStarted,
         backfill: this.backfillTargets.includes(p), history: this.info.history,
       });
     }
@@ -515,7 +521,7 @@ export class PgCore {
     if (!this.writePeers().every((p) => this.peerActivated.has(p))) return;
     assert(this.inflight.length === 0, 'no write is ordered before activation completes');
     this.phase = 'active';
-    this.info = { ...this.info, history: { ...this.info.history, lastEpochStarted: this.interval } };
+    if (!this.isPeered()) this.info = { ...this.info, history: { ...this.info.history, lastEpochStarted: this.interval } };
     this.persist([], { kind: 'none' });
   }
 
@@ -672,7 +678,7 @@ export class PgCore {
       return;
     }
     switch (this.phase) {
-      case 'getInfo': case 'down': case 'incomplete': case 'peered': this.peer(); break;
+      case 'getInfo': case 'down': case 'incomplete': this.peer(); break;
       case 'waitActing': if (this.pgTempWanted !== null) this.requestPgTemp(this.pgTempWanted); break;
       case 'activating': this.sendActivations(); break;
       case 'active':
@@ -689,7 +695,7 @@ export class PgCore {
     assert(this.role === 'primary' || this.inflight.length === 0, 'only a primary has writes in flight');
     assert(this.phase === 'idle' || this.role === 'primary', 'only a primary has a peering phase');
     if (this.role === 'primary' && this.phase === 'active') {
-      executeWaiting(this);
+      if (!this.isPeered()) executeWaiting(this);
       kickRecovery(this);
       maybeStartScrub(this);
     }

@@ -28,7 +28,7 @@ export function expireWaiting(pg: PgCore): void {
       keep.push(w);
       continue;
     }
-    const incomplete = undersized || pg.phase === 'down' || pg.phase === 'incomplete' || pg.phase === 'peered';
+    const incomplete = undersized || pg.phase === 'down' || pg.phase === 'incomplete';
     pg.out.replies.push(incomplete
       ? { reqid: w.op.reqid, ok: false, code: 'E_PG_INCOMPLETE', message: `pg ${pg.pgid} is ${pgStateString(pg)}: fewer than min_size members can serve` }
       : { reqid: w.op.reqid, ok: false, code: 'ETIMEDOUT', message: `pg ${pg.pgid} could not serve the op in time (${pgStateString(pg)})` });
@@ -46,13 +46,12 @@ export function pgStateString(pg: PgCore): string {
     case 'idle': case 'getInfo': return 'peering';
     case 'down': return 'down';
     case 'incomplete': return 'incomplete';
-    case 'peered': return 'undersized+degraded+peered';
     case 'waitActing': return 'remapped+peering';
     case 'activating': return 'activating';
     case 'active': break;
     default: assertNever(pg.phase, 'peering phase');
   }
-  const parts = ['active'];
+  const parts = [pg.isPeered() ? 'peered' : 'active'];
   let missingAny = pg.missing.size > 0;
   for (const pm of pg.peerMissing.values()) if (pm.size > 0) missingAny = true;
   const undersized = m.acting.length < m.size;

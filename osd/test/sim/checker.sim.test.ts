@@ -93,7 +93,7 @@ describe('write path guards under simulation', () => {
     c.crashOsd(acting[2]!, 5000);
     c.settle(200, false); // the mon marks them down; acting = [primary] < min_size
     expect(c.actingOf('1.0')).toEqual([acting[0]]);
-    expect(c.primaryOf('1.0')!.stateString).toBe('undersized+degraded+peered');
+    expect(c.primaryOf('1.0')!.stateString).toBe('peered+undersized+degraded');
     c.write('obj-a', new TextEncoder().encode('must not be acked'));
     c.settle(300, false);
     expect(c.replyLog.filter((r) => r.ok)).toEqual([]);
