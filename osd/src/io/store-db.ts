@@ -13,7 +13,7 @@ import Database from 'better-sqlite3';
 import { assert } from '@aspen/shared/assert.ts';
 import { crc32c } from '@aspen/shared/checksum.ts';
 import { AspenError } from '@aspen/shared/errors.ts';
-import { BlockMap, checkRecord, decodeBlobHeader, decodeOnode, encodeBlobHeader, encodeOnode, type BlobRecord, type Onode } from '../store/blocks.ts';
+import { BlockMap, checkRecord, MAP_CHUNK_BLOCKS, decodeBlobHeader, decodeOnode, encodeBlobHeader, encodeOnode, type BlobRecord, type Onode } from '../store/blocks.ts';
 
 /** On-disk format version of the store (meta key `format`). */
 export const STORE_FORMAT_VERSION = 1;
@@ -67,6 +67,7 @@ export class StoreStatements {
   readonly getChunks: Database.Statement<[number], { chunk: number; body: Buffer; crc: number }>;
   readonly putChunk: Database.Statement<[number, number, Buffer, number]>;
   readonly delChunksFrom: Database.Statement<[number, number]>;
+  readonly getChunkRange: Database.Statement<[number, number, number, number], { chunk: number; body: Buffer; crc: number }>;
   readonly getXattr: Database.Statement<[string, Buffer, string], { value: Buffer; crc: number }>;
   readonly getXattrs: Database.Statement<K, { name: string; value: Buffer; crc: number }>;
   readonly putXattr: Database.Statement<[string, Buffer, string, Buffer, number]>;
@@ -116,6 +117,7 @@ export class StoreStatements {
     this.getChunks = db.prepare('SELECT chunk, body, crc FROM csums WHERE blob = ? ORDER BY chunk');
     this.putChunk = db.prepare('INSERT OR REPLACE INTO csums (blob, chunk, body, crc) VALUES (?, ?, ?, ?)');
     this.delChunksFrom = db.prepare('DELETE FROM csums WHERE blob = ? AND chunk >= ?');
+    this.getChunkRange = db.prepare('SELECT chunk, body, crc FROM csums WHERE blob = ? AND ((chunk >= ? AND chunk < ?) OR chunk = ?) ORDER BY chunk');
     this.getXattr = db.prepare('SELECT value, crc FROM xattrs WHERE cid = ? AND okey = ? AND name = ?');
     this.getXattrs = db.prepare('SELECT name, value, crc FROM xattrs WHERE cid = ? AND okey = ? ORDER BY name');
     this.putXattr = db.prepare('INSERT OR REPLACE INTO xattrs (cid, okey, name, value, crc) VALUES (?, ?, ?, ?, ?)');
@@ -166,19 +168,37 @@ export class StoreStatements {
     const body = encodeOnode(o);
     this.putOnodeStmt.run(cid, okey, buf(body), crc32c(body));
   }
-  /** The blob record with its block map, or undefined. @throws AspenError E_CORRUPT. */
-  getBlob(id: number): BlobRecord | undefined {
-    assert(id > 0, 'getBlob: blob id 0 means none');
+  /** The blob row alone (refs and block count), or undefined. @throws AspenError E_CORRUPT. */
+  getBlobHeader(id: number): { refs: number; blockCount: number } | undefined {
+    assert(id > 0, 'getBlobHeader: blob id 0 means none');
     const row = this.getBlobStmt.get(id);
-    if (row === undefined) return undefined;
-    const h = decodeBlobHeader(checkRecord(row.body, row.crc, `blob ${id}`));
-    const chunks: Uint8Array[] = [];
-    for (const c of this.getChunks.iterate(id)) {
-      if (c.chunk !== chunks.length) throw new AspenError('E_CORRUPT', `blob ${id}: block map chunk ${chunks.length} missing`, { blobId: id });
-      chunks.push(checkRecord(c.body, c.crc, `blob ${id} block map chunk ${c.chunk}`));
-    }
+    return row === undefined ? undefined : decodeBlobHeader(checkRecord(row.body, row.crc, `blob ${id}`));
+  }
+
+  /**
+   * The blob record with its block map, or undefined. With `blocks`, only the map chunks
+   * covering blocks [first, end) (and the last chunk) are loaded: the hot paths touch a few
+   * blocks of large objects. @throws AspenError E_CORRUPT.
+   */
+  getBlob(id: number, blocks?: { readonly first: number; readonly end: number }): BlobRecord | undefined {
+    const h = this.getBlobHeader(id);
+    if (h === undefined) return undefined;
+    const lastChunk = Math.ceil(h.blockCount / MAP_CHUNK_BLOCKS) - 1;
+    const rows =
+      blocks === undefined
+        ? this.getChunks.all(id)
+        : this.getChunkRange.all(id, Math.floor(blocks.first / MAP_CHUNK_BLOCKS), Math.ceil(blocks.end / MAP_CHUNK_BLOCKS), lastChunk);
+    const chunks = new Map<number, Uint8Array>();
+    for (const c of rows) chunks.set(c.chunk, checkRecord(c.body, c.crc, `blob ${id} block map chunk ${c.chunk}`));
     try {
-      return { refs: h.refs, map: BlockMap.fromChunks(h.blockCount, chunks) };
+      if (blocks === undefined) {
+        for (let c = 0; c <= lastChunk; c++) if (!chunks.has(c)) throw new AspenError('E_DECODE', `block map chunk ${c} missing`);
+        return { refs: h.refs, map: BlockMap.fromChunks(h.blockCount, [...chunks.values()]) };
+      }
+      const first = Math.floor(blocks.first / MAP_CHUNK_BLOCKS);
+      const end = Math.min(lastChunk + 1, Math.ceil(blocks.end / MAP_CHUNK_BLOCKS));
+      for (let c = first; c < end; c++) if (!chunks.has(c)) throw new AspenError('E_DECODE', `block map chunk ${c} missing`);
+      return { refs: h.refs, map: BlockMap.fromSomeChunks(h.blockCount, chunks) };
     } catch (err) {
       if (err instanceof AspenError && err.code === 'E_DECODE') throw new AspenError('E_CORRUPT', `blob ${id}: ${err.message}`, { blobId: id });
       throw err;

@@ -625,9 +625,9 @@ export class SqliteObjectStore implements ObjectStore {
     return { o, key };
   }
 
-  private blobRecord(o: Onode): BlobRecord | undefined {
+  private blobRecord(o: Onode, blocks?: { first: number; end: number }): BlobRecord | undefined {
     if (o.blobId === 0) return undefined;
-    const rec = this.st().getBlob(o.blobId);
+    const rec = this.st().getBlob(o.blobId, blocks);
     if (rec === undefined) throw new AspenError('E_CORRUPT', `onode refers to missing blob ${o.blobId}`, { blobId: o.blobId });
     return rec;
   }
@@ -649,10 +649,10 @@ export class SqliteObjectStore implements ObjectStore {
     const { o } = this.onode(coll, oid);
     const end = Math.min(o.sizeBytes, offsetBytes + lengthBytes);
     if (offsetBytes >= end) return new Uint8Array(0);
-    const rec = this.blobRecord(o);
-    if (rec === undefined) return new Uint8Array(end - offsetBytes);
     const bs = this.blockSizeBytes;
     const span = blockSpan(offsetBytes, end - offsetBytes, bs);
+    const rec = this.blobRecord(o, span);
+    if (rec === undefined) return new Uint8Array(end - offsetBytes);
     const blocks = this.readVerified(coll, oid, o, rec, span.first, span.end);
     const out = blocks.subarray(offsetBytes - span.first * bs, end - span.first * bs);
     assert(out.length === end - offsetBytes, 'read: result length');

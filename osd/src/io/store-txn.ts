@@ -387,11 +387,14 @@ export class BatchContext {
     assert(data.length > 0, 'writeData: empty write');
     const bs = this.env.blockSizeBytes;
     const { first, end } = blockSpan(offsetBytes, data.length, bs);
-    const old = o.blobId === 0 ? undefined : this.blob(o.blobId);
+    const header = o.blobId === 0 ? undefined : this.env.st.getBlobHeader(o.blobId);
+    if (o.blobId !== 0 && header === undefined) throw new AspenError('E_CORRUPT', `onode refers to missing blob ${o.blobId}`, { blobId: o.blobId });
     // A file this transaction created and nobody else refers to may be written in place (a rollback unlinks it).
-    const inThisTxn = old !== undefined && old.refs === 1 && this.ownFile(o.blobId);
-    const partial = old !== undefined && data.length <= this.env.deferredPartialMaxBytes && data.length * 2 <= o.sizeBytes;
-    const deferred = !inThisTxn && (data.length < this.env.deferredMaxBytes || partial) && (old === undefined || old.refs === 1);
+    const inThisTxn = header !== undefined && header.refs === 1 && this.ownFile(o.blobId);
+    const partial = header !== undefined && data.length <= this.env.deferredPartialMaxBytes && data.length * 2 <= o.sizeBytes;
+    const deferred = !inThisTxn && (data.length < this.env.deferredMaxBytes || partial) && (header === undefined || header.refs === 1);
+    // The deferred path touches only blocks [first, end) of the map: load just those chunks.
+    const old = o.blobId === 0 ? undefined : deferred ? this.env.st.getBlob(o.blobId, { first, end }) : this.blob(o.blobId);
     // Merged edge blocks (read-modify-write of partial blocks).
     const headPartial = offsetBytes % bs !== 0;
     const tailPartial = (offsetBytes + data.length) % bs !== 0;

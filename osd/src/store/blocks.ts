@@ -40,6 +40,8 @@ export const MAP_CHUNK_BLOCKS = 64;
  */
 export class BlockMap {
   private dirty = new Set<number>();
+  /** For a partly loaded map: which chunks are loaded (1); null when all are. */
+  private loaded: Uint8Array | null = null;
   private constructor(
     private crcs: Uint32Array,
     private alloc: Uint8Array,
@@ -47,6 +49,15 @@ export class BlockMap {
     /** Chunk rows that exist in the store for this map (0 for a new or copied map). */
     private storedChunks: number,
   ) {}
+
+  /** Asserts the chunk of block i is loaded (a partly loaded map serves only the range it was loaded for). */
+  private need(i: number): void {
+    if (this.loaded === null || i >= this.storedChunks * MAP_CHUNK_BLOCKS) return;
+    assert(this.loaded[Math.floor(i / MAP_CHUNK_BLOCKS)] === 1, `block map: chunk of block ${i} is not loaded`);
+  }
+  private needAll(what: string): void {
+    assert(this.loaded === null || this.loaded.every((x) => x === 1), `block map: ${what} needs the whole map loaded`);
+  }
 
   static empty(): BlockMap {
     return new BlockMap(new Uint32Array(16), new Uint8Array(16), 0, 0);
@@ -61,7 +72,9 @@ export class BlockMap {
     return Math.ceil(this.n / MAP_CHUNK_BLOCKS);
   }
   isAllocated(i: number): boolean {
-    return i < this.n && this.alloc[i] === 1;
+    if (i >= this.n) return false;
+    this.need(i);
+    return this.alloc[i] === 1;
   }
   crcOf(i: number): number {
     assert(this.isAllocated(i), `crcOf: block ${i} is a hole`);
@@ -69,6 +82,7 @@ export class BlockMap {
   }
   /** Allocated blocks, counted. */
   allocatedCount(): number {
+    this.needAll('allocatedCount');
     let c = 0;
     for (let i = 0; i < this.n; i++) c += this.alloc[i]!;
     return c;
@@ -92,6 +106,8 @@ export class BlockMap {
   /** Sets the block count; the chunks holding the old and the new last block change length. */
   private resized(n: number): void {
     if (n === this.n) return;
+    // The old last chunk is re-encoded: it must be loaded (a partial load always includes it).
+    if (this.n > 0) this.need(this.n - 1);
     if (this.n > 0) this.dirty.add(Math.floor((this.n - 1) / MAP_CHUNK_BLOCKS));
     if (n > 0) this.dirty.add(Math.floor((n - 1) / MAP_CHUNK_BLOCKS));
     this.n = n;
@@ -101,6 +117,7 @@ export class BlockMap {
   set(i: number, crc: number): void {
     assert(Number.isInteger(i) && i >= 0, 'BlockMap.set: bad index');
     assert(Number.isInteger(crc) && crc >= 0 && crc <= 0xffffffff, 'BlockMap.set: bad crc');
+    this.need(i);
     this.grow(i + 1);
     this.crcs[i] = crc;
     this.alloc[i] = 1;
@@ -109,6 +126,7 @@ export class BlockMap {
   /** Makes block i a hole. */
   punch(i: number): void {
     if (i >= this.n) return;
+    this.need(i);
     this.alloc[i] = 0;
     this.crcs[i] = 0;
     this.dirty.add(Math.floor(i / MAP_CHUNK_BLOCKS));
@@ -116,6 +134,7 @@ export class BlockMap {
   /** Drops every block at index >= `blocks` (they become holes); trims trailing holes. */
   truncateBlocks(blocks: number): void {
     assert(blocks >= 0, 'truncateBlocks: negative');
+    this.needAll('truncateBlocks');
     for (let i = blocks; i < this.n; i++) this.punch(i);
     let n = Math.min(this.n, blocks);
     while (n > 0 && this.alloc[n - 1] === 0) n--;
@@ -123,6 +142,7 @@ export class BlockMap {
   }
   /** A copy for a new blob: every chunk is to be written. */
   copy(): BlockMap {
+    this.needAll('copy');
     const m = new BlockMap(this.crcs.slice(), this.alloc.slice(), this.n, 0);
     for (let c = 0; c < m.chunkCount; c++) m.dirty.add(c);
     return m;
@@ -139,6 +159,13 @@ export class BlockMap {
     const write = [...this.dirty].filter((c) => c < chunks).sort((a, b) => a - b);
     const deleteFrom = this.storedChunks > chunks ? chunks : null;
     this.dirty.clear();
+    if (this.loaded !== null) {
+      // Chunks just written are loaded by definition.
+      const l = new Uint8Array(chunks);
+      l.set(this.loaded.subarray(0, Math.min(chunks, this.loaded.length)));
+      for (let c = this.loaded.length; c < chunks; c++) l[c] = 1;
+      this.loaded = l;
+    }
     this.storedChunks = chunks;
     return { write, deleteFrom };
   }
@@ -146,6 +173,7 @@ export class BlockMap {
   /** Chunk `c`: `struct v1 { u32 count; u8 alloc[count]; u32 crc[count] }` for blocks [c*64, min(count, c*64+64)). */
   encodeChunk(c: number): Uint8Array {
     assert(c >= 0 && c < this.chunkCount, `encodeChunk: chunk ${c} out of range`);
+    this.need(c * MAP_CHUNK_BLOCKS);
     const first = c * MAP_CHUNK_BLOCKS;
     const k = Math.min(this.n, first + MAP_CHUNK_BLOCKS) - first;
     const e = new Encoder(16 + k * 5);
@@ -167,10 +195,24 @@ export class BlockMap {
   static fromChunks(count: number, chunks: readonly Uint8Array[]): BlockMap {
     const expected = Math.ceil(count / MAP_CHUNK_BLOCKS);
     if (chunks.length !== expected) throw new AspenError('E_DECODE', `block map of ${count} blocks has ${chunks.length} chunks, expected ${expected}`);
+    return BlockMap.fromSomeChunks(count, new Map(chunks.map((b, c) => [c, b])));
+  }
+
+  /**
+   * A map of `count` blocks with only the given chunks loaded (chunk index -> body); accessing
+   * a block of another chunk is an assertion failure. The last chunk must be among them.
+   * @throws AspenError E_DECODE on malformed chunks or a missing last chunk.
+   */
+  static fromSomeChunks(count: number, chunks: ReadonlyMap<number, Uint8Array>): BlockMap {
+    const expected = Math.ceil(count / MAP_CHUNK_BLOCKS);
+    if (expected > 0 && !chunks.has(expected - 1)) throw new AspenError('E_DECODE', `block map of ${count} blocks: last chunk ${expected - 1} missing`);
     const cap = Math.max(16, count);
     const alloc = new Uint8Array(cap);
     const crcs = new Uint32Array(cap);
+    const loaded = new Uint8Array(expected);
     chunks.forEach((body, c) => {
+      if (c >= expected) throw new AspenError('E_DECODE', `block map of ${count} blocks has chunk ${c}`);
+      loaded[c] = 1;
       const first = c * MAP_CHUNK_BLOCKS;
       const want = Math.min(count, first + MAP_CHUNK_BLOCKS) - first;
       const d = new Decoder(body);
@@ -185,7 +227,9 @@ export class BlockMap {
       d.done('block map chunk');
     });
     for (let i = 0; i < count; i++) if (alloc[i]! > 1) throw new AspenError('E_DECODE', `block map alloc byte ${alloc[i]} at ${i}`);
-    return new BlockMap(crcs, alloc, count, expected);
+    const m = new BlockMap(crcs, alloc, count, expected);
+    if (chunks.size < expected) m.loaded = loaded;
+    return m;
   }
 }
 

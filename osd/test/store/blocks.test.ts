@@ -59,6 +59,35 @@ describe('BlockMap chunk storage', () => {
     );
   });
 
+  it('property: a partly loaded map (chunks of a range + the last) stores changes in that range like a full one', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 400 }), fc.integer({ min: 1, max: 0xffffffff })), { minLength: 1, maxLength: 40 }),
+        fc.integer({ min: 0, max: 450 }),
+        fc.integer({ min: 1, max: 70 }),
+        fc.integer({ min: 1, max: 0xffffffff }),
+        (initial, first, len, crc) => {
+          const full = BlockMap.empty();
+          for (const [i, c] of initial) full.set(i, c);
+          const rows = new Map<number, Uint8Array>();
+          for (const c of full.takeChanges().write) rows.set(c, full.encodeChunk(c));
+          // Load only the chunks of [first, first + len) and the last one, as getBlob(id, blocks) does.
+          const last = Math.ceil(full.count / MAP_CHUNK_BLOCKS) - 1;
+          const some = new Map([...rows].filter(([c]) => c === last || (c >= Math.floor(first / MAP_CHUNK_BLOCKS) && c < Math.ceil((first + len) / MAP_CHUNK_BLOCKS))));
+          const part = BlockMap.fromSomeChunks(full.count, some);
+          for (let i = first; i < first + len; i++) {
+            part.set(i, crc);
+            full.set(i, crc);
+          }
+          for (const c of part.takeChanges().write) rows.set(c, part.encodeChunk(c));
+          const reloaded = BlockMap.fromChunks(full.count, [...rows.keys()].sort((a, b) => a - b).map((c) => rows.get(c)!));
+          expect(snapshot(reloaded)).toBe(snapshot(full));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it('a copy stores every chunk', () => {
     const m = BlockMap.empty();
     m.set(200, 7);
