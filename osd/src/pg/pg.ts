@@ -29,7 +29,7 @@ import {
 } from './types.ts';
 import { emptyLog } from './pg-log.ts';
 import { expireWaiting, pgStateString, purgeStrays } from './state.ts';
-import { executeWaiting, onClientOp, onRepop, onRepopAck, onWriteCommitted, requeueOrReject, type InflightOp } from './primary.ts';
+import { executeWaiting, markUnfoundLost, onClientOp, onRepop, onRepopAck, onWriteCommitted, requeueOrReject, type InflightOp } from './primary.ts';
 import {
   kickRecovery, onBackfillDone, onBackfillDoneAck, onBackfillScan, onBackfillScanReply, onPull, onPullReply, onPush,
   onObjectRead, onPushAck, retryRecovery, type BackfillReserver, type BackfillState, type RecoveryOp,
@@ -182,6 +182,8 @@ export class PgCore {
   // Recovery, backfill, scrub.
   recovering = new Map<string, RecoveryOp>();
   badSources = new Map<string, Set<number>>();
+  /** Missing objects for which no reachable member had the needed version at the last try. */
+  unfound = new Set<string>();
   sourceHint = new Map<string, number>();
   tokensBytes = 0;
   lastRefillMs = 0;
@@ -240,6 +242,7 @@ export class PgCore {
       case 'readDone': this.onReadDone(input.readId, input.result); break;
       case 'scrub': requestScrub(this, input.deep); break;
       case 'repair': repairPg(this); break;
+      case 'markUnfoundLost': markUnfoundLost(this); break;
       default: assertNever(input, 'PG input');
     }
     return this.finish();
@@ -377,6 +380,7 @@ export class PgCore {
     this.waitingOps = ops;
     this.recovering = new Map();
     this.badSources = new Map();
+    this.unfound = new Set();
     this.backfill = new Map();
     this.scrub = undefined;
     this.repairing = new Set();

@@ -18,7 +18,8 @@ import { inBackfillScan, watermarkCovers } from './recovery.ts';
 
 /** A write ordered in the log and waiting for its acks. */
 export interface InflightOp {
-  readonly op: ClientOp;
+  /** The client op; null for an internal entry (mark_unfound_lost). */
+  readonly op: ClientOp | null;
   readonly entry: LogEntry;
   /** Members (this OSD included) that have not yet reported the write durable. */
   readonly waiting: Set<number>;
@@ -96,10 +97,33 @@ function execute(pg: PgCore, op: ClientOp): void {
     pg.out.replies.push({ reqid: op.reqid, ok: false, code: 'ENOENT', message: `object ${op.object} does not exist` });
     return;
   }
+  submitWrite(pg, op, op.object, body, cur?.version ?? EVERSION_ZERO);
+}
+
+/**
+ * Ceph `mark_unfound_lost delete`: every object missing on the primary that no reachable
+ * member could supply is deleted through the log, so the PG can become clean. Refused
+ * (no-op) unless active with at least min_size members.
+ */
+export function markUnfoundLost(pg: PgCore): void {
+  if (pg.role !== 'primary' || pg.phase !== 'active' || pg.isPeered()) return;
+  for (const o of [...pg.unfound].sort()) {
+    const item = pg.missing.get(o);
+    if (item === undefined || pg.recovering.has(o)) continue;
+    pg.unfound.delete(o);
+    pg.badSources.delete(o);
+    for (const pm of pg.peerMissing.values()) pm.delete(o);
+    pg.missing.delete(o);
+    submitWrite(pg, null, o, { kind: 'delete' }, item.need);
+    assert(!pg.missing.has(o) && !pg.objects.has(o), 'a lost object is gone');
+  }
+}
+
+function submitWrite(pg: PgCore, op: ClientOp | null, object: string, body: Exclude<ClientOpBody, { kind: 'read' }>, priorVersion: Eversion): void {
   const version: Eversion = { epoch: pg.epoch, version: pg.log.head.version + 1 };
   const entry: LogEntry = {
-    version, op: body.kind === 'delete' ? 'delete' : 'modify', object: op.object,
-    priorVersion: cur?.version ?? EVERSION_ZERO, reqid: op.reqid,
+    version, op: body.kind === 'delete' ? 'delete' : 'modify', object,
+    priorVersion, reqid: op?.reqid ?? null,
   };
   const prev = pg.log.head;
   pg.log = appendEntry(pg.log, entry);
@@ -111,7 +135,7 @@ function execute(pg: PgCore, op: ClientOp): void {
     op, entry, waiting: new Set([pg.whoami, ...pg.writePeers()]), dupOps: [], repops: new Map(), sentAtMs: pg.nowMs, replied: false,
   };
   for (const p of pg.writePeers()) {
-    const applyData = !pg.backfillTargets.includes(p) || watermarkCovers(pg, p, op.object);
+    const applyData = !pg.backfillTargets.includes(p) || watermarkCovers(pg, p, object);
     const msg = { kind: 'repop', prev, entry, body, applyData, trimTo, pgid: pg.pgid, interval: pg.interval } as const;
     f.repops.set(p, msg);
     pg.out.messages.push({ to: p, msg });
@@ -154,7 +178,7 @@ export function onWriteCommitted(pg: PgCore, version: Eversion): void {
   const f = pg.inflight.find((x) => evCmp(x.entry.version, version) === 0);
   if (f === undefined) return;
   f.waiting.delete(pg.whoami);
-  if (pg.cfg.debugUnsafeAckOnPrimaryCommit === true && !f.replied) {
+  if (pg.cfg.debugUnsafeAckOnPrimaryCommit === true && !f.replied && f.op !== null) {
     // The deliberately broken rule: acknowledge before the replicas have it.
     f.replied = true;
     pg.out.replies.push({ reqid: f.op.reqid, ok: true, version: f.entry.version });
@@ -179,7 +203,8 @@ function completeInOrder(pg: PgCore): void {
     const f = pg.inflight.shift()!;
     assert(evCmp(f.entry.version, pg.committedTo) > 0, 'writes complete in log order');
     pg.committedTo = f.entry.version;
-    for (const op of f.replied ? f.dupOps : [f.op, ...f.dupOps]) pg.out.replies.push({ reqid: op.reqid, ok: true, version: f.entry.version });
+    const ops = f.replied || f.op === null ? f.dupOps : [f.op, ...f.dupOps];
+    for (const op of ops) pg.out.replies.push({ reqid: op.reqid, ok: true, version: f.entry.version });
   }
 }
 
@@ -197,7 +222,7 @@ export function resendRepops(pg: PgCore): void {
  * log answers those already ordered), otherwise answered ESTALE so the client resends.
  */
 export function requeueOrReject(pg: PgCore, staysPrimary: boolean): { op: ClientOp; deadlineMs: number }[] {
-  const ops = [...pg.inflight.flatMap((f) => [f.op, ...f.dupOps]), ...pg.waitingOps.map((w) => w.op)];
+  const ops = [...pg.inflight.flatMap((f) => (f.op === null ? f.dupOps : [f.op, ...f.dupOps])), ...pg.waitingOps.map((w) => w.op)];
   if (staysPrimary) return ops.map((op) => ({ op, deadlineMs: pg.nowMs + pg.cfg.clientOpBlockTimeoutMs }));
   for (const op of ops) {
     pg.out.replies.push({ reqid: op.reqid, ok: false, code: 'ESTALE', message: `pg ${pg.pgid} changed primary; resend` });
@@ -217,8 +242,11 @@ export function onRepop(pg: PgCore, from: number, msg: Extract<PgMessage, { kind
   if (evCmp(msg.prev, pg.log.head) !== 0) return; // out of order: the primary resends
   pg.log = appendEntry(pg.log, e);
   pg.trimTo(msg.trimTo);
-  // The primary holds writes to objects missing anywhere until they are recovered.
-  assert(!msg.applyData || !pg.missing.has(e.object), `repop for ${e.object}, which this replica is missing`);
+  // The primary holds writes to objects missing anywhere until they are recovered; only
+  // mark_unfound_lost deletes a missing object.
+  assert(!msg.applyData || !pg.missing.has(e.object) || (e.reqid === null && msg.body.kind === 'delete'),
+    `repop for ${e.object}, which this replica is missing`);
+  if (msg.applyData) pg.missing.delete(e.object);
   const ops = msg.applyData ? applyBody(pg, e, msg.body) : [];
   if (msg.applyData) pg.writtenThisInterval.set(e.object, e.version);
   pg.pendingRepops.add(evStr(e.version));

@@ -115,7 +115,10 @@ export function kickRecovery(pg: PgCore): void {
     if (pg.recovering.has(o)) continue;
     const need = pg.missing.get(o)!.need;
     const source = chooseSource(pg, o, need);
-    if (source === undefined) continue; // unfound for now: a peer that has it may yet report
+    if (source === undefined) {
+      pg.unfound.add(o); // for now: a peer that has it may yet report, or come back
+      continue;
+    }
     pg.recovering.set(o, { kind: 'pull', source, need, sentAtMs: pg.nowMs });
     pg.send(source, { kind: 'pull', object: o, need });
   }
@@ -173,6 +176,7 @@ export function onPullReply(
     return;
   }
   pg.missing.delete(msg.object);
+  pg.unfound.delete(msg.object);
   pg.sourceHint.delete(msg.object);
   pg.objects.set(msg.object, { version: msg.version, sizeBytes: msg.data.length });
   pg.persist([{ kind: 'writeFull', object: msg.object, data: msg.data, version: msg.version }], {
@@ -391,6 +395,8 @@ export function retryRecovery(pg: PgCore): void {
   assert(pg.role === 'primary' && pg.phase === 'active', 'only an active primary recovers');
   assert(pg.activationCommitted, 'an active primary has durably activated');
   resendRepops(pg);
+  // Unfound objects: every member is worth asking again (one may have recovered it since).
+  for (const o of pg.unfound) pg.badSources.delete(o);
   const stale = (t: number): boolean => pg.nowMs - t >= pg.cfg.peerRetryMs;
   for (const [o, rec] of pg.recovering) {
     if (!stale(rec.sentAtMs)) continue;

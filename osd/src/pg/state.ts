@@ -57,7 +57,7 @@ export function pgStateString(pg: PgCore): string {
   const undersized = m.acting.length < m.size;
   const remapped = !sameOsds(m.acting, m.up);
   const backfilling = [...pg.backfill.values()].some((b) => b.phase !== 'done');
-  if (missingAny) parts.push(pg.recovering.size > 0 ? 'recovering' : 'recovery_wait');
+  if (missingAny) parts.push(pg.unfound.size > 0 ? 'recovery_unfound' : pg.recovering.size > 0 ? 'recovering' : 'recovery_wait');
   if (backfilling) parts.push(pg.reserved ? 'backfilling' : 'backfill_wait');
   if (undersized) parts.push('undersized');
   if (missingAny || undersized) parts.push('degraded');

@@ -250,7 +250,9 @@ export type PgInput =
   | { readonly kind: 'committed'; readonly txnId: number }
   | { readonly kind: 'readDone'; readonly readId: number; readonly result: StoreReadResult }
   | { readonly kind: 'scrub'; readonly deep: boolean }
-  | { readonly kind: 'repair' };
+  | { readonly kind: 'repair' }
+  /** Ceph `pg mark_unfound_lost delete`: give up on objects no reachable member has. */
+  | { readonly kind: 'markUnfoundLost' };
 
 /** What a step asks the caller to do: persist, then send, then reply (CONVENTIONS item 1). */
 export interface Outbox {

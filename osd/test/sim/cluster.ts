@@ -55,6 +55,11 @@ export interface SimParams {
   readonly unsafeAck: boolean;
   /** Check at every acknowledgement that each acting member has the entry on disk. */
   readonly checkAckRule: boolean;
+  /**
+   * At healing one OSD is lost for good (marked down and out, never restarted); the PGs must
+   * re-replicate. Only with min_size >= 2, where every acknowledged write has a second copy.
+   */
+  readonly loseOsd: boolean;
 }
 
 /** Derives a run's parameters from its seed. */
@@ -94,6 +99,7 @@ export function deriveParams(seed: number, overrides: Partial<SimParams> = {}): 
     osdMaxBackfills: r.pick([1, 2]),
     unsafeAck: false,
     checkAckRule: true,
+    loseOsd: osds >= size + 1 && minSize >= 2 && r.chance(0.25),
   };
   const p = { ...base, ...overrides, pg: { ...base.pg, ...(overrides.pg ?? {}) } };
   return p.unsafeAck ? { ...p, pg: { ...p.pg, debugUnsafeAckOnPrimaryCommit: true } } : p;
@@ -217,6 +223,9 @@ export class Cluster {
   private commitScheduled = false;
   /** The newest map the clients have. */
   private clientEpoch = 1;
+  /** The OSD lost for good at healing (-1: none). */
+  private lostOsd = -1;
+  private healedAtMs = Infinity;
   private readonly downSinceMs = new Map<number, number>();
   private readonly unhealthySinceMs = new Map<number, number>();
   private readonly autoOut = new Set<number>();
@@ -228,7 +237,7 @@ export class Cluster {
   readonly traceOn: boolean;
   /** Every state-string component any PG reported (coverage). */
   readonly statesSeen = new Set<string>();
-  readonly stats = { events: 0, epochs: 0, acks: 0, reads: 0, crashes: 0, partitions: 0, messages: 0, dropped: 0, pgTemps: 0, lastMs: 0, livenessMs: 0 };
+  readonly stats = { events: 0, epochs: 0, acks: 0, reads: 0, crashes: 0, partitions: 0, messages: 0, dropped: 0, pgTemps: 0, lastMs: 0, livenessMs: 0, lostOsds: 0, markedLost: 0 };
 
   constructor(params: SimParams, opts: { trace?: boolean } = {}) {
     this.p = params;
@@ -689,7 +698,8 @@ export class Cluster {
   /** Whether every PG is active+clean on its primary and nothing is outstanding. */
   converged(): boolean {
     if (this.clients.some((c) => c.op !== undefined)) return false;
-    if (this.osds.some((o) => !o.alive || o.epoch !== this.map.epoch || o.store.pending.length > 0)) return false;
+    const live = this.osds.filter((o) => o.id !== this.lostOsd);
+    if (live.some((o) => !o.alive || o.epoch !== this.map.epoch || o.store.pending.length > 0)) return false;
     for (const [pgid, m] of this.mappings[this.map.epoch]!) {
       if (m.acting.length !== this.p.size || m.actingPrimary < 0) return false;
       const pg = this.osds[m.actingPrimary]!.pgs.get(pgid);
@@ -698,7 +708,7 @@ export class Cluster {
         const member = this.osds[o]!.pgs.get(pgid);
         if (member === undefined || evCmp(member.log.head, pg.log.head) !== 0) return false;
       }
-      for (const osd of this.osds) {
+      for (const osd of live) {
         if (m.acting.includes(osd.id)) continue;
         if ((osd.store.applied.get(pgid)?.objects.size ?? 0) > 0 || osd.pgs.has(pgid)) return false;
       }
@@ -732,6 +742,7 @@ export class Cluster {
         this.chaos();
         this.monTick();
         this.tickOsds();
+        if (!this.faults) this.operatorTick();
         for (const c of this.clients) this.clientTick(c, t < endSafety);
         if (!this.faults && this.converged()) {
           converged = true;
@@ -760,7 +771,40 @@ export class Cluster {
     }
     for (const id of this.operatorOut) this.pendingInc.in.add(id);
     this.operatorOut.clear();
+    this.healedAtMs = this.nowMs;
+    if (this.p.loseOsd) {
+      const lost = this.rng.pick(this.osds);
+      if (lost.alive) this.crash(lost);
+      lost.restartAtMs = Infinity;
+      this.lostOsd = lost.id;
+      this.autoOut.delete(lost.id);
+      this.pendingInc.in.delete(lost.id);
+      this.pendingInc.down.add(lost.id);
+      this.pendingInc.out.add(lost.id);
+      this.log(`osd.${lost.id}: lost for good`);
+      this.stats.lostOsds++;
+    }
     this.scheduleCommit();
+  }
+
+  /**
+   * After losing an OSD for good, objects whose only copy was there stay unfound; the operator
+   * gives up on them (mark_unfound_lost) — but none of them may be an acknowledged write.
+   */
+  private operatorTick(): void {
+    if (this.lostOsd < 0 || this.nowMs < this.healedAtMs + 1000) return;
+    for (const [pgid, m] of this.mappings[this.map.epoch]!) {
+      const pg = m.actingPrimary >= 0 ? this.osds[m.actingPrimary]!.pgs.get(pgid) : undefined;
+      if (pg === undefined || pg.unfound.size === 0) continue;
+      for (const o of pg.unfound) {
+        const need = pg.missing.get(o)?.need;
+        const acked = (this.acks.get(o) ?? []).find((a) => need !== undefined && evCmp(a.version, need) >= 0);
+        if (acked !== undefined) this.violations.push(`lost write: ${o}@${evStr(acked.version)} acknowledged, unfound after losing osd.${this.lostOsd}`);
+      }
+      this.log(`operator: pg ${pgid} mark_unfound_lost [${[...pg.unfound]}]`);
+      this.stats.markedLost += pg.unfound.size;
+      this.stepPg(this.osds[m.actingPrimary]!, pgid, pg, { kind: 'markUnfoundLost' });
+    }
   }
 
   describeStates(): string {
@@ -892,6 +936,7 @@ function describeInput(input: PgInput): string {
     case 'readDone': return `readDone ${input.readId}`;
     case 'scrub': return 'scrub';
     case 'repair': return 'repair';
+    case 'markUnfoundLost': return 'markUnfoundLost';
     default: return assertNever(input, 'input');
   }
 }
