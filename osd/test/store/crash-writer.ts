@@ -17,7 +17,7 @@ const seed = Number(process.argv[3] ?? '1');
 const inflightMax = Number(process.argv[4] ?? '8');
 if (path === undefined) throw new Error('usage: crash-writer.ts STORE_DIR SEED [INFLIGHT]');
 
-const store = new SqliteObjectStore({ path, deferredTrimRows: 64 });
+const store = new SqliteObjectStore({ path, deferredTrimRows: 64, reserveBytes: 1 << 20 });
 await store.mount();
 process.stdout.write('ready\n');
 

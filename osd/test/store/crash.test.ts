@@ -86,7 +86,7 @@ describe('object store crash safety (process kill -9)', () => {
       return rnd % n;
     };
     const path = join(dir, 'store');
-    const setup = new SqliteObjectStore({ path });
+    const setup = new SqliteObjectStore({ path, reserveBytes: 1 << 20 });
     await setup.mkfs();
     await setup.mount();
     const create = new Transaction().createCollection(CRASH_COLL);
@@ -108,7 +108,7 @@ describe('object store crash safety (process kill -9)', () => {
       expect(res.output, ctx).toBe('');
       totalAcked += res.acked;
 
-      const store = new SqliteObjectStore({ path });
+      const store = new SqliteObjectStore({ path, reserveBytes: 1 << 20 });
       await store.mount();
       try {
         let actual: string;
