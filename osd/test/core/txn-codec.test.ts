@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { toPlain } from '@aspen/test/plain.ts';
 import fc from 'fast-check';
 import { AspenError } from '@aspen/shared';
 import { decodeTransaction, encodeTransaction } from '../../src/store/txn-codec.ts';
@@ -40,14 +41,7 @@ const txArb = fc.array(fc.oneof(
   return tx;
 });
 
-const norm = (x: unknown): unknown => {
-  if (typeof x === 'bigint') return `${x}n`;
-  if (x instanceof Uint8Array) return Array.from(x); // Buffers too
-  if (x instanceof Map) return [...x].map(norm);
-  if (Array.isArray(x)) return x.map(norm);
-  if (x !== null && typeof x === 'object') return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, norm(v)]));
-  return x;
-};
+const norm = toPlain;
 
 describe('transaction wire codec', () => {
   it('property: decode(encode(tx)) has the same ops', () => {

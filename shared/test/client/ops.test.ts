@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { toPlain } from '@aspen/test/plain.ts';
 import fc from 'fast-check';
 import { AspenError } from '../../src/errors.ts';
 import { SNAP_HEAD, decodeOsdReply, decodeOsdRequest, encodeOsdReply, encodeOsdRequest, isMutation, type OsdOp, type OsdReply, type OsdRequest } from '../../src/client/ops.ts';
@@ -43,14 +44,7 @@ const requestArb: fc.Arbitrary<OsdRequest> = fc.record({
   ops: fc.array(opArb, { minLength: 1, maxLength: 6 }),
 });
 
-// Uint8Array subarrays compare by content with toEqual after copying.
-const norm = (x: unknown): unknown => {
-  if (typeof x === 'bigint') return `${x}n`;
-  if (x instanceof Uint8Array) return Array.from(x); // Buffers too
-  if (Array.isArray(x)) return x.map(norm);
-  if (x !== null && typeof x === 'object') return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, norm(v)]));
-  return x;
-};
+const norm = toPlain;
 
 describe('osd request/reply codec', () => {
   it('round-trips every op (property: decode(encode(r)) = r)', () => {
