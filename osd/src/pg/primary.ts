@@ -109,7 +109,8 @@ export function markUnfoundLost(pg: PgCore): void {
   if (pg.role !== 'primary' || pg.phase !== 'active' || pg.isPeered()) return;
   for (const o of [...pg.unfound].sort()) {
     const item = pg.missing.get(o);
-    if (item === undefined || pg.recovering.has(o)) continue;
+    if (item === undefined) continue;
+    pg.recovering.delete(o); // a pull still asking around is abandoned; its reply will be ignored
     pg.unfound.delete(o);
     pg.badSources.delete(o);
     for (const pm of pg.peerMissing.values()) pm.delete(o);

@@ -105,3 +105,28 @@ describe('write path guards under simulation', () => {
     expect(c.replyLog.some((r) => r.ok)).toBe(true);
   });
 });
+
+describe('unfound objects under simulation', () => {
+  it('an object no member has is recovery_unfound; mark_unfound_lost deletes it through the log and the PG cleans', () => {
+    const c = new Cluster(deriveParams(5, {
+      osds: 3, size: 3, minSize: 2, pgNum: 1, dropRate: 0, dupRate: 0, crashRate: 0, partitionRate: 0, reweightRate: 0, clients: 1,
+    }));
+    expect(c.settle(2000)).toBe(true);
+    c.write('obj-real', new TextEncoder().encode('kept'));
+    expect(c.settle(2000)).toBe(true);
+    const primary = c.primaryOf('1.0')!;
+    // As if the only copy of this version had been on an OSD that is gone for good.
+    primary.missing.set('obj-ghost', { need: primary.log.head, have: { epoch: 0, version: 0 } });
+    c.settle(300, false);
+    expect(primary.stateString).toBe('active+recovery_unfound+degraded');
+    expect([...primary.unfound]).toEqual(['obj-ghost']);
+    const head = primary.log.head;
+    c.inject(primary.whoami, '1.0', { kind: 'markUnfoundLost' });
+    expect(c.settle(2000)).toBe(true);
+    expect(primary.stateString).toBe('active+clean');
+    const last = primary.log.entries[primary.log.entries.length - 1]!;
+    expect(last).toMatchObject({ op: 'delete', object: 'obj-ghost', reqid: null });
+    expect(last.version.version).toBe(head.version + 1);
+    expect(c.osds[primary.whoami]!.store.applied.get('1.0')!.objects.has('obj-real')).toBe(true);
+  });
+});
