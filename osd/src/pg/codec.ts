@@ -24,7 +24,7 @@ function decReqid(d: Decoder): ReqId {
   return { client: d.string(), tid: d.u53() };
 }
 
-const OPS: readonly LogOp[] = ['modify', 'delete'];
+const OPS: readonly LogOp[] = ['modify', 'delete', 'lostDelete'];
 
 /** Encodes one log entry (struct v1). */
 export function encodeLogEntry(e: Encoder, entry: LogEntry): void {

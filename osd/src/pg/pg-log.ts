@@ -164,7 +164,7 @@ export function mergeLog(local: PgLogState, localMissing: Missing, auth: PgLogSt
     }
   }
   for (const e of newer) {
-    if (e.op === 'delete') {
+    if (e.op !== 'modify') {
       missing.delete(e.object);
       removals.add(e.object);
     } else {

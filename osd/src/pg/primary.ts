@@ -13,7 +13,9 @@
 import { assert } from '@aspen/shared';
 import { appendEntry, findReqid, sameReqid, trimTarget } from './pg-log.ts';
 import type { PgCore } from './pg.ts';
-import { EVERSION_ZERO, evCmp, evStr, type ClientOp, type ClientOpBody, type Eversion, type LogEntry, type PgMessage, type StoreOp } from './types.ts';
+import {
+  EVERSION_ZERO, evCmp, evStr, type ClientOp, type ClientOpBody, type Eversion, type LogEntry, type LogOp, type PgMessage, type StoreOp,
+} from './types.ts';
 import { inBackfillScan, watermarkCovers } from './recovery.ts';
 
 /** A write ordered in the log and waiting for its acks. */
@@ -64,13 +66,15 @@ export function executeWaiting(pg: PgCore): void {
   const keep: typeof pg.waitingOps = [];
   for (const w of pg.waitingOps) {
     const op = w.op;
-    if (dedup(pg, op)) continue;
     const isRead = op.body.kind === 'read';
+    // Blocked first, then dedup (Ceph do_op's order): a resend of a write whose object is
+    // still missing somewhere is answered only once the object is whole again.
     if (blockedObjects.has(op.object) || objectBlocked(pg, op.object, isRead)) {
       blockedObjects.add(op.object);
       keep.push(w);
       continue;
     }
+    if (dedup(pg, op)) continue;
     if (isRead) pg.read(op.object, { kind: 'clientRead', interval: pg.interval, op });
     else execute(pg, op);
   }
@@ -84,7 +88,9 @@ function dedup(pg: PgCore, op: ClientOp): boolean {
   const v = findReqid(pg.log, op.reqid);
   if (v === undefined) return false;
   const f = pg.inflight.find((x) => evCmp(x.entry.version, v) === 0);
-  if (f !== undefined) f.dupOps.push(op);
+  const lost = pg.log.entries.some((e) => e.op === 'lostDelete' && e.object === op.object && evCmp(e.priorVersion, v) >= 0);
+  if (lost) pg.out.replies.push({ reqid: op.reqid, ok: false, code: 'EIO', message: `the write ${evStr(v)} to ${op.object} was lost (mark_unfound_lost)` });
+  else if (f !== undefined) f.dupOps.push(op);
   else pg.out.replies.push({ reqid: op.reqid, ok: true, version: v });
   return true;
 }
@@ -102,11 +108,11 @@ function execute(pg: PgCore, op: ClientOp): void {
 
 /**
  * Ceph `mark_unfound_lost delete`: every object missing on the primary that no reachable
- * member could supply is deleted through the log, so the PG can become clean. Refused
- * (no-op) unless active with at least min_size members.
+ * member could supply is deleted through the log (a `lostDelete` entry), so the PG can
+ * recover and become clean. A no-op unless this is the primary of an active (or peered) PG.
  */
 export function markUnfoundLost(pg: PgCore): void {
-  if (pg.role !== 'primary' || pg.phase !== 'active' || pg.isPeered()) return;
+  if (pg.role !== 'primary' || pg.phase !== 'active') return;
   for (const o of [...pg.unfound].sort()) {
     const item = pg.missing.get(o);
     if (item === undefined) continue;
@@ -115,15 +121,18 @@ export function markUnfoundLost(pg: PgCore): void {
     pg.badSources.delete(o);
     for (const pm of pg.peerMissing.values()) pm.delete(o);
     pg.missing.delete(o);
-    submitWrite(pg, null, o, { kind: 'delete' }, item.need);
+    submitWrite(pg, null, o, { kind: 'delete' }, item.need, 'lostDelete');
     assert(!pg.missing.has(o) && !pg.objects.has(o), 'a lost object is gone');
   }
 }
 
-function submitWrite(pg: PgCore, op: ClientOp | null, object: string, body: Exclude<ClientOpBody, { kind: 'read' }>, priorVersion: Eversion): void {
+function submitWrite(
+  pg: PgCore, op: ClientOp | null, object: string, body: Exclude<ClientOpBody, { kind: 'read' }>, priorVersion: Eversion,
+  logOp: LogOp = body.kind === 'delete' ? 'delete' : 'modify',
+): void {
   const version: Eversion = { epoch: pg.epoch, version: pg.log.head.version + 1 };
   const entry: LogEntry = {
-    version, op: body.kind === 'delete' ? 'delete' : 'modify', object,
+    version, op: logOp, object,
     priorVersion, reqid: op?.reqid ?? null,
   };
   const prev = pg.log.head;

@@ -35,8 +35,12 @@ export interface ReqId {
   readonly tid: number;
 }
 
-/** Kinds of log entry (Ceph `pg_log_entry_t::MODIFY`, `DELETE`). */
-export type LogOp = 'modify' | 'delete';
+/**
+ * Kinds of log entry (Ceph `pg_log_entry_t::MODIFY`, `DELETE`, `LOST_DELETE`). `lostDelete`
+ * removes an object whose data was given up by `mark_unfound_lost`: the writes before it
+ * must not be reported as successful to a resending client.
+ */
+export type LogOp = 'modify' | 'delete' | 'lostDelete';
 
 /** One PG log entry (Ceph `pg_log_entry_t`). Entries never carry object data. */
 export interface LogEntry {

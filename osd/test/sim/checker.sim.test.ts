@@ -125,7 +125,7 @@ describe('unfound objects under simulation', () => {
     expect(c.settle(2000)).toBe(true);
     expect(primary.stateString).toBe('active+clean');
     const last = primary.log.entries[primary.log.entries.length - 1]!;
-    expect(last).toMatchObject({ op: 'delete', object: 'obj-ghost', reqid: null });
+    expect(last).toMatchObject({ op: 'lostDelete', object: 'obj-ghost', reqid: null });
     expect(last.version.version).toBe(head.version + 1);
     expect(c.osds[primary.whoami]!.store.applied.get('1.0')!.objects.has('obj-real')).toBe(true);
   });

@@ -226,6 +226,8 @@ export class Cluster {
   /** The OSD lost for good at healing (-1: none). */
   private lostOsd = -1;
   private healedAtMs = Infinity;
+  /** Objects the operator gave up on (mark_unfound_lost). */
+  private readonly lostObjects = new Set<string>();
   private readonly downSinceMs = new Map<number, number>();
   private readonly unhealthySinceMs = new Map<number, number>();
   private readonly autoOut = new Set<number>();
@@ -637,6 +639,10 @@ export class Cluster {
     if (op === undefined || op.reqid.tid !== tid) return;
     if (!r.ok) {
       const retryable = r.code === 'ESTALE' || r.code === 'E_PG_INCOMPLETE' || r.code === 'ETIMEDOUT' || r.code === 'EBUSY';
+      if (r.code === 'EIO' && this.lostObjects.has(op.object)) {
+        this.finishOp(c, null); // a write given up with mark_unfound_lost (never acknowledged)
+        return;
+      }
       if (r.code === 'ENOENT') {
         if (op.body.kind === 'read') this.checkRead(op, null);
         this.finishOp(c, null);
@@ -802,6 +808,7 @@ export class Cluster {
         if (acked !== undefined) this.violations.push(`lost write: ${o}@${evStr(acked.version)} acknowledged, unfound after losing osd.${this.lostOsd}`);
       }
       this.log(`operator: pg ${pgid} mark_unfound_lost [${[...pg.unfound]}]`);
+      for (const o of pg.unfound) this.lostObjects.add(o);
       this.stats.markedLost += pg.unfound.size;
       this.stepPg(this.osds[m.actingPrimary]!, pgid, pg, { kind: 'markUnfoundLost' });
     }
