@@ -4,17 +4,17 @@ import {
   appendEntry, computeLastComplete, emptyLog, findReqid, lastEntryFor, mergeLog, trimLog, trimTarget,
 } from '../../src/pg/pg-log.ts';
 import { decodeMissing, decodePgInfo, decodePgLog, decodePgMeta, encodeMissing, encodePgInfo, encodePgLog, encodePgMeta } from '../../src/pg/codec.ts';
-import { EVERSION_ZERO, type Eversion, type LogEntry, type MissingItem, type PgLogState } from '../../src/pg/types.ts';
+import { EVERSION_ZERO, type Eversion, type LogEntry, type LogOp, type MissingItem, type PgLogState } from '../../src/pg/types.ts';
 import { Decoder, Encoder } from '@aspen/shared';
 
 const ev = (epoch: number, version: number): Eversion => ({ epoch, version });
 
 /** Builds a log from [epoch, version, object, op?] tuples, priors following each object's history. */
-function build(items: readonly (readonly [number, number, string, ('modify' | 'delete')?])[], base: PgLogState = emptyLog()): PgLogState {
+function build(items: readonly (readonly [number, number, string, LogOp?])[], base: PgLogState = emptyLog()): PgLogState {
   let log = base;
   for (const [e, v, object, op] of items) {
     const prev = lastEntryFor(log, object);
-    const priorVersion = prev === undefined || prev.op === 'delete' ? EVERSION_ZERO : prev.version;
+    const priorVersion = prev === undefined || prev.op !== 'modify' ? EVERSION_ZERO : prev.version;
     const entry: LogEntry = { version: ev(e, v), op: op ?? 'modify', object, priorVersion, reqid: { client: 'c', tid: e * 1000 + v } };
     log = appendEntry(log, entry);
   }
@@ -96,6 +96,13 @@ describe('mergeLog (PGLog::merge_log)', () => {
     expect(r.overlap).toBe(false);
   });
 
+  it('a lostDelete entry removes the object like a delete', () => {
+    const common = build([[1, 1, 'a']]);
+    const r = mergeLog(common, new Map(), build([[2, 2, 'a', 'lostDelete']], common));
+    expect(r.missing.size).toBe(0);
+    expect(r.removals).toEqual(['a']);
+  });
+
   it('an empty member overlaps a never-trimmed log and misses everything live', () => {
     const auth = build([[1, 1, 'a'], [1, 2, 'b'], [1, 3, 'a', 'delete']]);
     const r = mergeLog(emptyLog(), new Map(), auth);
@@ -129,7 +136,7 @@ describe('mergeLog (PGLog::merge_log)', () => {
 
 describe('codecs', () => {
   it('round-trip pg_log, pg_info, missing and the meta bundle', () => {
-    const log = trimLog(build([[1, 1, 'a'], [1, 2, 'b'], [2, 3, 'a', 'delete']]), ev(1, 1), 10);
+    const log = trimLog(build([[1, 1, 'a'], [1, 2, 'b'], [2, 3, 'a', 'delete'], [2, 4, 'b', 'lostDelete']]), ev(1, 1), 10);
     const e = new Encoder();
     encodePgLog(e, log);
     expect(decodePgLog(new Decoder(e.finish()))).toEqual(log);
