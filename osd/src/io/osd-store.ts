@@ -1,0 +1,256 @@
+/**
+ * Performs a PG core's store work ({@link StoreTxn}s and {@link StoreRead}s of
+ * osd/src/pg/types.ts) on the OSD's SqliteObjectStore, in the PG's collection
+ * (`<pool>.<seed hex>_head`).
+ *
+ * Layout: each core object (one blob of its whole state, ../pg/object-state.ts) is stored
+ * natively — data, user xattrs under `_`, the object info in VERSION_XATTR, omap header and
+ * entries (as op-exec.ts lays them out) — plus {@link PG_OBJ_XATTR}: its log version, blob
+ * size and blob crc32c. The PG meta (info, log, missing) is an xattr of the object
+ * {@link PGMETA_OID}, in a namespace clients cannot reach through the core.
+ *
+ * Ordering and durability: transactions are queued to the store in submission order (the
+ * store group-commits them and completes them in order); `commit` resolves once the
+ * transaction is on disk. Reads first wait for every transaction submitted before them (the
+ * store's reads see committed transactions only, the core's reads must see submitted ones).
+ * Object existence is tracked in memory from the load and the submitted transactions, so a
+ * transaction can be planned without reading the store.
+ */
+import { AspenError, Decoder, Encoder, assert, assertNever, crc32c } from '@aspen/shared';
+import { VERSION_XATTR, USER_XATTR_PREFIX, decodeObjectInfo, encodeObjectInfo } from '../core/op-exec.ts';
+import { collectionName, type ObjectId } from '../store/oid.ts';
+import { Transaction } from '../store/transaction.ts';
+import type { ObjectStore } from '../store/types.ts';
+import { decodePgMeta, encodePgMeta } from '../pg/codec.ts';
+import { decodeObjectState, encodeObjectState, type ObjectState } from '../pg/object-state.ts';
+import type { Eversion, ObjectStat, PgMeta, ScrubObject, StoreOp, StoreRead, StoreReadResult } from '../pg/types.ts';
+
+/** The object holding a PG's meta. */
+export const PGMETA_OID: ObjectId = { name: 'pgmeta', namespace: '\u0001aspen' };
+/** Xattr on every core object: log version, blob size, blob crc32c (struct v1). */
+export const PG_OBJ_XATTR = 'aspen.pg';
+/** Xattr of {@link PGMETA_OID} holding the encoded PgMeta. */
+export const PGMETA_XATTR = 'aspen.pgmeta';
+/** Objects listed per store call (load, removal, scrub, PGLS). */
+export const STORE_LIST_PAGE_MAX = 1000;
+/** Omap entries read per store call when loading an object's state. */
+const OMAP_READ_PAGE_MAX = 10_000;
+
+/** Core object name ↔ store id: `name`, or `namespace\0name` (NUL never occurs in either). */
+export function oidOf(object: string): ObjectId {
+  const i = object.indexOf('\u0000');
+  return i < 0 ? { name: object } : { namespace: object.slice(0, i), name: object.slice(i + 1) };
+}
+
+/** The core's name of a store object. */
+export function objectNameOf(oid: { name: string; namespace: string }): string {
+  return oid.namespace === '' ? oid.name : `${oid.namespace}\u0000${oid.name}`;
+}
+
+interface PgObjInfo {
+  readonly version: Eversion;
+  readonly blobBytes: number;
+  readonly crc: number;
+}
+
+function encodePgObjInfo(i: PgObjInfo): Uint8Array {
+  return new Encoder(32).struct(1, 1, (e) => e.u32(i.version.epoch).u53(i.version.version).u53(i.blobBytes).u32(i.crc)).finish();
+}
+
+function decodePgObjInfo(b: Uint8Array): PgObjInfo {
+  const d = new Decoder(b);
+  const i = d.struct(1, 'pg object info', (x) => ({ version: { epoch: x.u32(), version: x.u53() }, blobBytes: x.u53(), crc: x.u32() }));
+  d.done('pg object info');
+  return i;
+}
+
+/** What a restarted OSD finds of one PG. */
+export interface LoadedPg {
+  readonly pgid: string;
+  readonly meta: PgMeta;
+  readonly objects: Map<string, ObjectStat>;
+}
+
+/** The store side of one PG on this OSD. */
+export class PgStore {
+  readonly coll: string;
+  private collExists: boolean;
+  private readonly present: Set<string>;
+  /** Resolves when every transaction submitted so far has committed (or failed). */
+  private tail: Promise<void> = Promise.resolve();
+
+  constructor(private readonly store: ObjectStore, readonly pgid: string, loaded?: { objects: Iterable<string> }) {
+    const [pool, seed] = pgid.split('.');
+    this.coll = collectionName(Number(pool), parseInt(seed!, 16));
+    this.collExists = loaded !== undefined;
+    this.present = new Set(loaded?.objects ?? []);
+  }
+
+  /**
+   * Plans and queues the core's transaction. Resolves when it is durable.
+   * @throws AspenError from the store (ENOSPC, EIO …): the caller must treat it as fatal —
+   *   the core was told nothing, but it assumes transactions never fail.
+   */
+  commit(ops: readonly StoreOp[]): Promise<void> {
+    const tx = new Transaction();
+    if (!this.collExists && !ops.some((o) => o.kind === 'removePg')) {
+      tx.createCollection(this.coll);
+      this.collExists = true;
+    }
+    for (const op of ops) this.plan(tx, op);
+    const p = tx.empty ? this.tail : this.store.queueTransaction(tx);
+    this.tail = p.then(() => undefined, () => undefined);
+    return p;
+  }
+
+  private plan(tx: Transaction, op: StoreOp): void {
+    switch (op.kind) {
+      case 'writeFull': {
+        const oid = oidOf(op.object);
+        if (this.present.has(op.object)) tx.remove(this.coll, oid);
+        const s = decodeObjectState(op.data);
+        tx.touch(this.coll, oid);
+        if (s.data.length > 0) tx.write(this.coll, oid, 0, s.data);
+        const attrs = new Map<string, Uint8Array>();
+        for (const [k, v] of s.xattrs) attrs.set(USER_XATTR_PREFIX + k, v);
+        attrs.set(VERSION_XATTR, encodeObjectInfo({ version: s.version, mtimeMs: s.mtimeMs }));
+        attrs.set(PG_OBJ_XATTR, encodePgObjInfo({ version: op.version, blobBytes: op.data.length, crc: crc32c(op.data) }));
+        tx.setattrs(this.coll, oid, attrs);
+        if (s.omapHeader.length > 0) tx.omapSetHeader(this.coll, oid, s.omapHeader);
+        if (s.omap.size > 0) tx.omapSetKeys(this.coll, oid, s.omap);
+        this.present.add(op.object);
+        break;
+      }
+      case 'write':
+        // The daemon sends whole-object bodies only (writeFull of the state blob).
+        throw new AspenError('EINVAL', `partial write of ${op.object}: the daemon replicates whole objects only`);
+      case 'remove':
+        if (this.present.delete(op.object)) tx.remove(this.coll, oidOf(op.object));
+        break;
+      case 'setMeta':
+        if (!this.present.has('\u0000pgmeta')) {
+          tx.touch(this.coll, PGMETA_OID);
+          this.present.add('\u0000pgmeta');
+        }
+        tx.setattr(this.coll, PGMETA_OID, PGMETA_XATTR, encodePgMeta(op.meta));
+        break;
+      case 'removePg':
+        if (this.collExists) {
+          for (const o of this.present) tx.remove(this.coll, o === '\u0000pgmeta' ? PGMETA_OID : oidOf(o));
+          tx.removeCollection(this.coll);
+        }
+        this.present.clear();
+        this.collExists = false;
+        break;
+      default:
+        assertNever(op, 'store op');
+    }
+  }
+
+  /** Performs a core read after every transaction submitted before it. @throws AspenError EIO on a checksum mismatch. */
+  async read(r: StoreRead): Promise<StoreReadResult> {
+    await this.tail;
+    switch (r.kind) {
+      case 'read': {
+        if (!this.present.has(r.object) || !(await this.store.exists(this.coll, oidOf(r.object)))) return { kind: 'read', exists: false };
+        const { blob, info } = await this.readBlob(r.object);
+        return { kind: 'read', exists: true, version: info.version, data: blob };
+      }
+      case 'list': {
+        const objects: ScrubObject[] = [];
+        for (const name of await this.listNames()) {
+          const info = decodePgObjInfo(await this.store.getattr(this.coll, oidOf(name), PG_OBJ_XATTR));
+          const base = { object: name, version: info.version, sizeBytes: info.blobBytes, storedCrc: info.crc };
+          objects.push(r.deep ? { ...base, dataCrc: crc32c((await this.readBlob(name)).blob) } : base);
+        }
+        return { kind: 'list', objects };
+      }
+      default:
+        return assertNever(r, 'store read');
+    }
+  }
+
+  /** The whole state of `object` re-encoded as its blob. */
+  private async readBlob(object: string): Promise<{ blob: Uint8Array; info: PgObjInfo }> {
+    const oid = oidOf(object);
+    const st = await this.store.stat(this.coll, oid);
+    const data = st.sizeBytes === 0 ? new Uint8Array(0) : await this.store.read(this.coll, oid, 0, st.sizeBytes);
+    const attrs = await this.store.getattrs(this.coll, oid);
+    const info = attrs.get(PG_OBJ_XATTR);
+    const oiBytes = attrs.get(VERSION_XATTR);
+    if (info === undefined || oiBytes === undefined) throw new AspenError('EIO', `object ${object} in ${this.coll} lacks its object info`);
+    const oi = decodeObjectInfo(oiBytes);
+    const xattrs = new Map<string, Uint8Array>();
+    for (const [k, v] of attrs) if (k.startsWith(USER_XATTR_PREFIX)) xattrs.set(k.slice(USER_XATTR_PREFIX.length), v);
+    const omap = new Map<string, Uint8Array>();
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.store.omapGetValues(this.coll, oid, after, OMAP_READ_PAGE_MAX);
+      for (const [k, v] of page.entries) omap.set(k, v);
+      if (!page.more || page.entries.length === 0) break;
+      after = page.entries[page.entries.length - 1]![0];
+    }
+    const state: ObjectState = { data, xattrs, omapHeader: await this.store.omapGetHeader(this.coll, oid), omap, version: oi.version, mtimeMs: oi.mtimeMs };
+    return { blob: encodeObjectState(state), info: decodePgObjInfo(info) };
+  }
+
+  /** Core object names in the collection (committed state), in store order. */
+  async listNames(): Promise<string[]> {
+    if (!(await this.store.collectionExists(this.coll))) return [];
+    const out: string[] = [];
+    let after: ObjectId | undefined;
+    for (;;) {
+      const page = await this.store.listObjects(this.coll, after, STORE_LIST_PAGE_MAX);
+      for (const o of page.objects) if (o.snap === 'head' && o.namespace !== PGMETA_OID.namespace) out.push(objectNameOf(o));
+      if (page.next === null) break;
+      after = page.next;
+    }
+    return out;
+  }
+
+  /**
+   * One page of client object names for PGLS (committed state), after `cursor` (a store
+   * object key as `namespace\0name`, '' for the start).
+   */
+  async listPage(cursor: string, max: number): Promise<{ objects: string[]; next: string | null }> {
+    assert(max >= 1, 'page size is positive');
+    await this.tail;
+    if (!(await this.store.collectionExists(this.coll))) return { objects: [], next: null };
+    const objects: string[] = [];
+    let after: ObjectId | undefined = cursor === '' ? undefined : oidOf(cursor);
+    let last: string | null = null;
+    while (objects.length < max) {
+      const page = await this.store.listObjects(this.coll, after, max - objects.length);
+      for (const o of page.objects) {
+        last = objectNameOf(o);
+        if (o.snap === 'head' && o.namespace === '') objects.push(o.name);
+      }
+      if (page.next === null) return { objects, next: null };
+      after = page.next;
+    }
+    return { objects, next: last };
+  }
+}
+
+/**
+ * Loads every PG collection of the store (on restart): its meta and object stats.
+ * Collections without a meta (a crash before the first setMeta) are skipped.
+ */
+export async function loadPgs(store: ObjectStore): Promise<LoadedPg[]> {
+  const out: LoadedPg[] = [];
+  for (const coll of await store.listCollections()) {
+    const m = /^(\d+)\.([0-9a-f]+)_head$/.exec(coll);
+    if (m === null) continue;
+    const pgid = `${m[1]}.${m[2]}`;
+    if (!(await store.exists(coll, PGMETA_OID))) continue;
+    const meta = decodePgMeta(await store.getattr(coll, PGMETA_OID, PGMETA_XATTR));
+    const ps = new PgStore(store, pgid, { objects: [] });
+    const objects = new Map<string, ObjectStat>();
+    for (const name of await ps.listNames()) {
+      const info = decodePgObjInfo(await store.getattr(coll, oidOf(name), PG_OBJ_XATTR));
+      objects.set(name, { version: info.version, sizeBytes: info.blobBytes });
+    }
+    out.push({ pgid, meta, objects });
+  }
+  return out;
+}
