@@ -1,0 +1,179 @@
+/**
+ * The daemon's wire and blob codecs: PG messages (osd/src/pg/msg-codec.ts) and whole-object
+ * states (osd/src/pg/object-state.ts) — round trips, saved sample bytes, fuzzing — and the
+ * in-memory op semantics the primary's read-modify-write relies on.
+ */
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { AspenError } from '@aspen/shared';
+import { decodePgMessage, encodePgMessage } from '../../src/pg/msg-codec.ts';
+import { applyOsdOps, decodeObjectState, emptyObjectState, encodeObjectState, type ObjectState } from '../../src/pg/object-state.ts';
+import type { ClientOpBody, LogEntry, PgLogState, PgMessage, PushMode } from '../../src/pg/types.ts';
+
+const evA = fc.record({ epoch: fc.nat(1_000_000), version: fc.nat(1_000_000_000) });
+const bytesA = fc.uint8Array({ maxLength: 64 });
+const nameA = fc.string({ minLength: 1, maxLength: 12 });
+const modeA = fc.constantFrom<PushMode>('recovery', 'backfill', 'repair');
+const entryA: fc.Arbitrary<LogEntry> = fc.record({
+  version: evA, op: fc.constantFrom('modify' as const, 'delete' as const), object: nameA, priorVersion: evA,
+  reqid: fc.option(fc.record({ client: nameA, tid: fc.nat(1_000_000) }), { nil: null }),
+});
+const logA: fc.Arbitrary<PgLogState> = fc.constant({ tail: { epoch: 1, version: 0 }, head: { epoch: 2, version: 3 }, entries: [
+  { version: { epoch: 2, version: 1 }, op: 'modify', object: 'a', priorVersion: { epoch: 0, version: 0 }, reqid: { client: 'c', tid: 1 } },
+  { version: { epoch: 2, version: 3 }, op: 'delete', object: 'b', priorVersion: { epoch: 1, version: 7 }, reqid: null },
+], dups: [{ reqid: { client: 'd', tid: 9 }, version: { epoch: 1, version: 2 } }] });
+const historyA = fc.record({ epochCreated: fc.nat(1000), lastEpochStarted: fc.nat(1000), lastEpochClean: fc.nat(1000), sameIntervalSince: fc.nat(1000) });
+const bodyA: fc.Arbitrary<ClientOpBody> = fc.oneof(
+  bytesA.map((data) => ({ kind: 'writeFull' as const, data })),
+  fc.tuple(fc.nat(1 << 20), bytesA).map(([offsetBytes, data]) => ({ kind: 'write' as const, offsetBytes, data })),
+  fc.constant({ kind: 'delete' as const }),
+);
+const scrubObjA = fc.record({ object: nameA, version: evA, sizeBytes: fc.nat(1 << 30), storedCrc: fc.nat(0xffffffff) }).chain((o) =>
+  fc.option(fc.nat(0xffffffff), { nil: undefined }).map((dataCrc) => (dataCrc === undefined ? o : { ...o, dataCrc })));
+
+const msgA: fc.Arbitrary<PgMessage> = fc.record({ pgid: fc.constantFrom('1.0', '2.1f'), interval: fc.nat(100_000) }).chain((base) => fc.oneof(
+  fc.constantFrom('query' as const, 'backfillDone' as const, 'backfillDoneAck' as const, 'purge' as const).map((kind) => ({ ...base, kind })),
+  fc.record({ info: fc.constant(null) }).map(() => ({
+    ...base, kind: 'notify' as const,
+    meta: { info: { pgid: base.pgid, lastUpdate: { epoch: 2, version: 3 }, lastComplete: { epoch: 2, version: 3 }, logTail: { epoch: 1, version: 0 }, lastEpochStarted: 2, lastBackfill: null, history: { epochCreated: 1, lastEpochStarted: 2, lastEpochClean: 1, sameIntervalSince: 2 } }, log: { tail: { epoch: 1, version: 0 }, head: { epoch: 2, version: 3 }, entries: [], dups: [] }, missing: new Map([['x', { need: { epoch: 2, version: 3 }, have: { epoch: 0, version: 0 } }]]) },
+  })),
+  fc.tuple(logA, fc.nat(1000), fc.boolean(), historyA).map(([log, lastEpochStarted, backfill, history]) => ({ ...base, kind: 'activate' as const, log, lastEpochStarted, backfill, history })),
+  fc.boolean().map((backfill) => ({ ...base, kind: 'activateAck' as const, missing: new Map([['o', { need: { epoch: 3, version: 1 }, have: { epoch: 1, version: 1 } }]]), backfill })),
+  fc.tuple(evA, entryA, bodyA, fc.boolean(), evA).map(([prev, entry, body, applyData, trimTo]) => ({ ...base, kind: 'repop' as const, prev, entry, body, applyData, trimTo })),
+  evA.map((version) => ({ ...base, kind: 'repopAck' as const, version })),
+  fc.tuple(nameA, evA).map(([object, need]) => ({ ...base, kind: 'pull' as const, object, need })),
+  fc.tuple(nameA, fc.option(evA, { nil: null }), fc.option(bytesA, { nil: null })).map(([object, version, data]) => ({ ...base, kind: 'pullReply' as const, object, version, data })),
+  fc.tuple(nameA, evA, fc.option(bytesA, { nil: null }), modeA).map(([object, version, data, mode]) => ({ ...base, kind: 'push' as const, object, version, data, mode })),
+  fc.tuple(nameA, modeA).map(([object, mode]) => ({ ...base, kind: 'pushAck' as const, object, mode })),
+  fc.tuple(fc.string(), fc.option(fc.string(), { nil: null })).map(([after, upTo]) => ({ ...base, kind: 'backfillScan' as const, after, upTo })),
+  fc.tuple(fc.string(), fc.array(fc.tuple(nameA, evA), { maxLength: 5 })).map(([after, objects]) => ({ ...base, kind: 'backfillScanReply' as const, after, objects })),
+  fc.tuple(fc.boolean(), fc.nat(1 << 30)).map(([deep, scrubId]) => ({ ...base, kind: 'scrubReq' as const, deep, scrubId })),
+  fc.tuple(fc.nat(1 << 30), fc.array(scrubObjA, { maxLength: 4 })).map(([scrubId, objects]) => ({ ...base, kind: 'scrubMap' as const, scrubId, objects })),
+));
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+
+describe('PG message codec', () => {
+  it('property: every message round-trips with its sender', () => {
+    fc.assert(fc.property(fc.nat(100_000), msgA, (from, msg) => {
+      const enc = encodePgMessage(from, msg);
+      const dec = decodePgMessage(enc.meta, enc.data);
+      expect(dec.from).toBe(from);
+      expect(dec.msg).toEqual(msg);
+    }), { numRuns: 500 });
+  });
+
+  it('property: truncated, bit-flipped or random input throws AspenError or decodes, never anything else', () => {
+    fc.assert(fc.property(fc.nat(1000), msgA, fc.nat(), fc.nat(255), fc.uint8Array({ maxLength: 16 }), (from, msg, at, flip, junk) => {
+      const enc = encodePgMessage(from, msg);
+      const variants: [Uint8Array, Uint8Array][] = [
+        [enc.meta.subarray(0, at % (enc.meta.length + 1)), enc.data],
+        [Uint8Array.from(enc.meta, (b, i) => (i === at % enc.meta.length ? b ^ (flip | 1) : b)), enc.data],
+        [junk, enc.data],
+        [enc.meta, junk],
+      ];
+      for (const [meta, data] of variants) {
+        try {
+          decodePgMessage(meta, data);
+        } catch (err) {
+          expect(err).toBeInstanceOf(AspenError);
+        }
+      }
+    }), { numRuns: 1000 });
+  });
+
+  it('decodes the saved v1 sample bytes of a push (and encodes them byte-exact)', () => {
+    const msg: PgMessage = { pgid: '1.a', interval: 7, kind: 'push', object: 'obj', version: { epoch: 5, version: 9 }, data: new Uint8Array([1, 2, 3]), mode: 'backfill' };
+    const sampleMeta = '01012d0000000200000003000000312e610700000008030000006f626a05000000090000000000000001030000000000000001';
+    const enc = encodePgMessage(2, msg);
+    expect(hex(enc.meta)).toBe(sampleMeta);
+    expect(decodePgMessage(new Uint8Array(Buffer.from(sampleMeta, 'hex')), new Uint8Array([1, 2, 3]))).toEqual({ from: 2, msg });
+  });
+
+  it('refuses a data segment that the message does not account for', () => {
+    const enc = encodePgMessage(1, { pgid: '1.0', interval: 1, kind: 'query' });
+    expect(() => decodePgMessage(enc.meta, new Uint8Array(4))).toThrow(/unreferenced/);
+  });
+});
+
+const stateA: fc.Arbitrary<ObjectState> = fc.record({
+  data: fc.uint8Array({ maxLength: 256 }),
+  xattrs: fc.array(fc.tuple(nameA, bytesA), { maxLength: 4 }).map((e) => new Map(e)),
+  omapHeader: bytesA,
+  omap: fc.array(fc.tuple(fc.string({ maxLength: 8 }), bytesA), { maxLength: 6 }).map((e) => new Map(e)),
+  version: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+  mtimeMs: fc.nat(),
+});
+
+describe('object state blob', () => {
+  it('property: a state round-trips, and equal states encode to equal bytes whatever the map order', () => {
+    fc.assert(fc.property(stateA, (s) => {
+      const b = encodeObjectState(s);
+      const d = decodeObjectState(b);
+      expect(d).toEqual(s);
+      const reordered: ObjectState = { ...s, xattrs: new Map([...s.xattrs].reverse()), omap: new Map([...s.omap].reverse()) };
+      expect(hex(encodeObjectState(reordered))).toBe(hex(b));
+    }), { numRuns: 300 });
+  });
+
+  it('decodes the saved v1 sample bytes', () => {
+    const s: ObjectState = { data: new Uint8Array([0xab]), xattrs: new Map([['k', new Uint8Array([1])]]), omapHeader: new Uint8Array(0), omap: new Map([['m', new Uint8Array([2])]]), version: 3n, mtimeMs: 1000 };
+    const sample = '0101350000000300000000000000e80300000000000001000000ab01000000010000006b01000000010000000001000000010000006d0100000002';
+    expect(hex(encodeObjectState(s))).toBe(sample);
+    expect(decodeObjectState(new Uint8Array(Buffer.from(sample, 'hex')))).toEqual(s);
+  });
+
+  it('property: random bytes throw AspenError or decode', () => {
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), (b) => {
+      try {
+        decodeObjectState(b);
+      } catch (err) {
+        expect(err).toBeInstanceOf(AspenError);
+      }
+    }), { numRuns: 1000 });
+  });
+});
+
+describe('applyOsdOps (whole-object read-modify-write)', () => {
+  const te = (s: string): Uint8Array => new TextEncoder().encode(s);
+  const ok = (cur: ObjectState | null, ops: Parameters<typeof applyOsdOps>[1]): ObjectState | null => {
+    const r = applyOsdOps(cur, ops, 5);
+    expect(r.code).toBe(0);
+    expect(r.mutates).toBe(true);
+    return r.next!;
+  };
+
+  it('writes, appends, truncates and zeroes data; bumps the version; a failed guard applies nothing', () => {
+    let s = ok(null, [{ op: 'writefull', data: te('hello') }])!;
+    expect(s.version).toBe(1n);
+    s = ok(s, [{ op: 'append', data: te(' world') }, { op: 'write', offset: 0, data: te('J') }])!;
+    expect(new TextDecoder().decode(s.data)).toBe('Jello world');
+    s = ok(s, [{ op: 'truncate', size: 4 }, { op: 'zero', offset: 1, length: 2 }])!;
+    expect([...s.data]).toEqual([0x4a, 0, 0, 0x6c]); // "Jell" with bytes 1..2 zeroed
+    expect(s.version).toBe(3n);
+    const g = applyOsdOps(s, [{ op: 'assert_version', version: 2n }, { op: 'writefull', data: te('x') }], 6);
+    expect(g.code).toBe('ECANCELED');
+    expect(g.next).toBeUndefined();
+    expect(applyOsdOps(null, [{ op: 'assert_exists' }, { op: 'writefull', data: te('x') }], 6).code).toBe('ENOENT');
+    expect(applyOsdOps(s, [{ op: 'create', exclusive: true }], 6).code).toBe('EEXIST');
+    expect(ok(s, [{ op: 'remove' }])).toBeNull();
+  });
+
+  it('keeps xattrs and omap, pages omap reads, and answers reads from the state', () => {
+    let s = ok(null, [{ op: 'setxattr', name: 'a', value: te('1') }, { op: 'omap_set', entries: [['k1', te('v1')], ['k2', te('v2')], ['k3', te('v3')]] }])!;
+    s = ok(s, [{ op: 'omap_rm', keys: ['k2'] }, { op: 'omap_set_header', data: te('H') }, { op: 'rmxattr', name: 'a' }, { op: 'setxattr', name: 'b', value: te('2') }])!;
+    const r = applyOsdOps(s, [
+      { op: 'getxattrs' }, { op: 'omap_get_keys', startAfter: '', max: 1 }, { op: 'omap_get_vals', startAfter: 'k1', prefix: '', max: 10 },
+      { op: 'omap_get_header' }, { op: 'stat' }, { op: 'getxattr', name: 'a' },
+    ], 9);
+    expect(r.mutates).toBe(false);
+    expect(r.code).toBe('ENOENT'); // the missing xattr, as op-exec reports it
+    expect(r.results[0]).toEqual({ code: 0, kind: 'xattrs', entries: [['b', te('2')]] });
+    expect(r.results[1]).toEqual({ code: 0, kind: 'keys', keys: ['k1'], more: true });
+    expect(r.results[2]).toEqual({ code: 0, kind: 'omap', entries: [['k3', te('v3')]], more: false });
+    expect(r.results[3]).toEqual({ code: 0, kind: 'data', data: te('H') });
+    expect(r.results[4]).toEqual({ code: 0, kind: 'stat', sizeBytes: 0, mtimeMs: 5 });
+    expect(applyOsdOps(emptyObjectState(), [{ op: 'read', offset: 0, length: 0 }], 1).results[0]).toEqual({ code: 0, kind: 'data', data: new Uint8Array(0) });
+  });
+});
+
