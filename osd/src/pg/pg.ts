@@ -32,7 +32,7 @@ import { expireWaiting, pgStateString, purgeStrays } from './state.ts';
 import { executeWaiting, markUnfoundLost, onClientOp, onRepop, onRepopAck, onWriteCommitted, requeueOrReject, type InflightOp } from './primary.ts';
 import {
   kickRecovery, onBackfillDone, onBackfillDoneAck, onBackfillScan, onBackfillScanReply, onPull, onPullReply, onPush,
-  onObjectRead, onPushAck, retryRecovery, type BackfillReserver, type BackfillState, type RecoveryOp,
+  onObjectRead, onPushAck, retryRecovery, salvage, type BackfillReserver, type BackfillState, type RecoveryOp,
 } from './recovery.ts';
 import {
   maybeStartScrub, onScrubListDone, onScrubMap, onScrubReq, repairPg, requestScrub, retryScrub, type Inconsistency, type ScrubState,
@@ -97,6 +97,8 @@ export type TxnTag =
 /** What a read's result is for. */
 export type ReadTag =
   | { readonly kind: 'servePull'; readonly interval: number; readonly to: number; readonly object: string }
+  /** mark_unfound_lost reads this primary's own newer copy of a lost object. */
+  | { readonly kind: 'salvageRead'; readonly interval: number; readonly object: string }
   | { readonly kind: 'push'; readonly interval: number; readonly object: string }
   | { readonly kind: 'backfillPush'; readonly interval: number; readonly object: string; readonly target: number }
   | { readonly kind: 'clientRead'; readonly interval: number; readonly op: ClientOp }
@@ -184,6 +186,8 @@ export class PgCore {
   badSources = new Map<string, Set<number>>();
   /** Missing objects for which no reachable member had the needed version at the last try. */
   unfound = new Set<string>();
+  /** Missing objects seen on some member at a newer (rolled-back) version: salvage candidates. */
+  newerCopies = new Map<string, { osd: number; version: Eversion }>();
   sourceHint = new Map<string, number>();
   tokensBytes = 0;
   lastRefillMs = 0;
@@ -381,6 +385,7 @@ export class PgCore {
     this.recovering = new Map();
     this.badSources = new Map();
     this.unfound = new Set();
+    this.newerCopies = new Map();
     this.backfill = new Map();
     this.scrub = undefined;
     this.repairing = new Set();
@@ -660,6 +665,13 @@ export class PgCore {
           version: result.exists ? result.version : null, data: result.exists ? result.data : null,
         });
         break;
+      case 'salvageRead': {
+        assert(result.kind === 'read', 'salvage reads an object');
+        const item = this.missing.get(tag.object);
+        this.recovering.delete(tag.object);
+        if (result.exists && item !== undefined && evCmp(result.version, item.need) > 0) salvage(this, tag.object, item.need, result.data);
+        break;
+      }
       case 'push':
       case 'backfillPush':
       case 'clientRead':

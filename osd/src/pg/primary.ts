@@ -115,8 +115,22 @@ export function markUnfoundLost(pg: PgCore): void {
   if (pg.role !== 'primary' || pg.phase !== 'active') return;
   for (const o of [...pg.unfound].sort()) {
     const item = pg.missing.get(o);
-    if (item === undefined) continue;
+    const rec = pg.recovering.get(o);
+    if (item === undefined || (rec?.kind === 'pull' && rec.salvage === true)) continue;
     pg.recovering.delete(o); // a pull still asking around is abandoned; its reply will be ignored
+    // A newer copy (a rolled-back write) supersedes the lost version instead of a delete.
+    const own = pg.objects.get(o);
+    if (own !== undefined && evCmp(own.version, item.need) > 0) {
+      pg.recovering.set(o, { kind: 'pull', source: pg.whoami, need: own.version, sentAtMs: pg.nowMs, salvage: true });
+      pg.read(o, { kind: 'salvageRead', interval: pg.interval, object: o });
+      continue;
+    }
+    const newer = pg.newerCopies.get(o);
+    if (newer !== undefined && pg.mapping!.isUp(newer.osd)) {
+      pg.recovering.set(o, { kind: 'pull', source: newer.osd, need: newer.version, sentAtMs: pg.nowMs, salvage: true });
+      pg.send(newer.osd, { kind: 'pull', object: o, need: newer.version });
+      continue;
+    }
     pg.unfound.delete(o);
     pg.badSources.delete(o);
     for (const pm of pg.peerMissing.values()) pm.delete(o);
@@ -124,6 +138,21 @@ export function markUnfoundLost(pg: PgCore): void {
     submitWrite(pg, null, o, { kind: 'delete' }, item.need, 'lostDelete');
     assert(!pg.missing.has(o) && !pg.objects.has(o), 'a lost object is gone');
   }
+}
+
+/** Whether mark_unfound_lost would keep a newer copy of `object` rather than delete it. */
+export function hasSalvageCopy(pg: PgCore, object: string): boolean {
+  const item = pg.missing.get(object);
+  if (item === undefined) return false;
+  const own = pg.objects.get(object);
+  return (own !== undefined && evCmp(own.version, item.need) > 0) || pg.newerCopies.has(object);
+}
+
+/** A log entry ordered by the primary itself (no client): salvage and lost deletes. */
+export function submitInternalWrite(
+  pg: PgCore, object: string, body: Exclude<ClientOpBody, { kind: 'read' }>, priorVersion: Eversion, logOp: LogOp,
+): void {
+  submitWrite(pg, null, object, body, priorVersion, logOp);
 }
 
 function submitWrite(
@@ -253,8 +282,8 @@ export function onRepop(pg: PgCore, from: number, msg: Extract<PgMessage, { kind
   pg.log = appendEntry(pg.log, e);
   pg.trimTo(msg.trimTo);
   // The primary holds writes to objects missing anywhere until they are recovered; only
-  // mark_unfound_lost deletes a missing object.
-  assert(!msg.applyData || !pg.missing.has(e.object) || (e.reqid === null && msg.body.kind === 'delete'),
+  // mark_unfound_lost replaces (salvage) or deletes a missing object.
+  assert(!msg.applyData || !pg.missing.has(e.object) || (e.reqid === null && msg.body.kind !== 'write'),
     `repop for ${e.object}, which this replica is missing`);
   if (msg.applyData) pg.missing.delete(e.object);
   const ops = msg.applyData ? applyBody(pg, e, msg.body) : [];

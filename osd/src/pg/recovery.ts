@@ -19,7 +19,7 @@ import { assert, assertNever } from '@aspen/shared';
 import { lastEntryFor } from './pg-log.ts';
 import type { PgCore, ReadTag } from './pg.ts';
 import { evCmp, type ClientOp, type Eversion, type PgMessage, type PushMode, type StoreOp, type StoreReadResult } from './types.ts';
-import { resendRepops } from './primary.ts';
+import { resendRepops, submitInternalWrite } from './primary.ts';
 
 /**
  * Per-OSD backfill slots (Ceph `AsyncReserver`, local side only): a PG asks before
@@ -55,7 +55,8 @@ export class LocalReserver implements BackfillReserver {
 
 /** One object being recovered. */
 export type RecoveryOp =
-  | { readonly kind: 'pull'; readonly source: number; readonly need: Eversion; sentAtMs: number }
+  /** `salvage`: fetching a newer (divergent) copy for mark_unfound_lost instead of the missing version. */
+  | { readonly kind: 'pull'; readonly source: number; readonly need: Eversion; sentAtMs: number; readonly salvage?: boolean }
   | { readonly kind: 'push'; readonly waiting: Set<number>; msg: Extract<PgMessage, { kind: 'push' }> | null; sentAtMs: number };
 
 /** Backfill progress of one target. `watermark` null: complete. */
@@ -119,7 +120,7 @@ export function kickRecovery(pg: PgCore): void {
       pg.unfound.add(o); // for now: a peer that has it may yet report, or come back
       continue;
     }
-    pg.recovering.set(o, { kind: 'pull', source, need, sentAtMs: pg.nowMs });
+    pg.recovering.set(o, { kind: 'pull', source, need, sentAtMs: pg.nowMs, salvage: false });
     pg.send(source, { kind: 'pull', object: o, need });
   }
   const peerObjects = new Set<string>();
@@ -167,6 +168,20 @@ export function onPullReply(
   const rec = pg.recovering.get(msg.object);
   if (pg.role !== 'primary' || rec === undefined || rec.kind !== 'pull' || rec.source !== from) return;
   const item = pg.missing.get(msg.object);
+  if (rec.salvage === true) {
+    pg.recovering.delete(msg.object);
+    pg.newerCopies.delete(msg.object);
+    if (item !== undefined && msg.version !== null && msg.data !== null && evCmp(msg.version, rec.need) === 0) {
+      salvage(pg, msg.object, item.need, msg.data);
+    }
+    return;
+  }
+  if (item !== undefined && msg.version !== null && evCmp(msg.version, item.need) > 0) {
+    // A newer copy than the log wants (a rolled-back, never acknowledged write): kept in
+    // mind in case the wanted version turns out to be lost (mark_unfound_lost salvages it).
+    const known = pg.newerCopies.get(msg.object);
+    if (known === undefined || evCmp(msg.version, known.version) > 0) pg.newerCopies.set(msg.object, { osd: from, version: msg.version });
+  }
   if (item === undefined || msg.version === null || msg.data === null || evCmp(msg.version, item.need) !== 0) {
     // That member has another version (divergent, stale or gone): try someone else.
     const bad = pg.badSources.get(msg.object) ?? new Set<number>();
@@ -183,6 +198,21 @@ export function onPullReply(
     kind: 'pulled', interval: pg.interval, object: msg.object,
   });
   assert(!pg.missing.has(msg.object), 'pulled object no longer missing');
+}
+
+/**
+ * mark_unfound_lost found a newer copy of a lost object (a rolled-back write that was never
+ * acknowledged, still on some member): rather than delete the object, write that copy back
+ * as a new log entry, so every acknowledged version is superseded, not lost.
+ */
+export function salvage(pg: PgCore, object: string, lostVersion: Eversion, data: Uint8Array): void {
+  assert(pg.role === 'primary' && pg.missing.has(object), 'only a primary salvages a missing object');
+  pg.missing.delete(object);
+  pg.unfound.delete(object);
+  pg.badSources.delete(object);
+  for (const pm of pg.peerMissing.values()) pm.delete(object);
+  submitInternalWrite(pg, object, { kind: 'writeFull', data }, lostVersion, 'modify');
+  assert(!pg.missing.has(object), 'salvaged object no longer missing');
 }
 
 /** Primary: an object read finished — push it, or answer a client read. */
@@ -402,6 +432,7 @@ export function retryRecovery(pg: PgCore): void {
     if (!stale(rec.sentAtMs)) continue;
     rec.sentAtMs = pg.nowMs;
     if (rec.kind === 'pull') {
+      if (rec.source === pg.whoami) continue; // a local salvage read: it will complete
       if (pg.mapping!.isUp(rec.source)) pg.send(rec.source, { kind: 'pull', object: o, need: rec.need });
       else pg.recovering.delete(o);
     } else if (rec.msg !== null) {

@@ -20,6 +20,7 @@ import { mapObjectToPg, mapPg } from '../../../shared/src/osdmap/map-placement.t
 import { WEIGHT_IN, emptyIncremental, type OsdMap, type Pool } from '../../../shared/src/osdmap/types.ts';
 import { PgCore, type PgConfig } from '../../src/pg/pg.ts';
 import { LocalReserver } from '../../src/pg/recovery.ts';
+import { hasSalvageCopy } from '../../src/pg/primary.ts';
 import { decodePgMeta, encodePgMeta } from '../../src/pg/codec.ts';
 import { evCmp, evStr, type ClientOpBody, type ClientReply, type Eversion, type MapHistory, type Outbox, type PgInput, type PgMapping, type PgMessage, type ReqId } from '../../src/pg/types.ts';
 import { Prng } from './prng.ts';
@@ -803,6 +804,7 @@ export class Cluster {
       const pg = m.actingPrimary >= 0 ? this.osds[m.actingPrimary]!.pgs.get(pgid) : undefined;
       if (pg === undefined || pg.unfound.size === 0) continue;
       for (const o of pg.unfound) {
+        if (hasSalvageCopy(pg, o)) continue; // a newer copy will supersede it
         const need = pg.missing.get(o)?.need;
         const acked = (this.acks.get(o) ?? []).find((a) => need !== undefined && evCmp(a.version, need) >= 0);
         if (acked !== undefined) this.violations.push(`lost write: ${o}@${evStr(acked.version)} acknowledged, unfound after losing osd.${this.lostOsd}`);
