@@ -3,7 +3,8 @@
  * 4 real OSD processes on loopback, a replicated pool (size 3, min_size 2, pg_num 16), the
  * object client writing and reading through the messenger; then one OSD is `kill -9`ed and
  * writes continue — every acknowledged object must read back byte-exact, and every PG must
- * return to active.
+ * return to active; the OSD restarted from its store brings every PG back to active+clean;
+ * SIGTERM stops an OSD with exit status 0.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -60,16 +61,19 @@ async function startOsds(h: ProcessHarness, monAddrs: string): Promise<void> {
   }
 }
 
-async function pgStates(c: RadosClient): Promise<string[]> {
+/** `pgid:state` of every PG, reported at `minEpoch` or later (older reports count as unknown). */
+async function pgStates(c: RadosClient, minEpoch: number): Promise<string[]> {
   const r = await c.mon.command({ prefix: 'pg dump' });
-  return (r.data as { pg_stats: { pgid: string; state: string }[] }).pg_stats.map((p) => `${p.pgid}:${p.state}`);
+  const rows = (r.data as { pg_stats: { pgid: string; state: string; reported_epoch: number }[] }).pg_stats;
+  return rows.map((p) => `${p.pgid}:${p.reported_epoch >= minEpoch ? p.state : 'stale'}`);
 }
 
-async function waitAllActive(c: RadosClient, timeoutMs: number): Promise<void> {
+async function waitAllActive(c: RadosClient, timeoutMs: number, clean = false): Promise<void> {
   let last: string[] = [];
+  const minEpoch = c.osdMap.epoch;
   await waitFor(async () => {
-    last = await pgStates(c);
-    return last.length === 16 && last.every((s) => s.split(':')[1]!.startsWith('active'));
+    last = await pgStates(c, minEpoch);
+    return last.length === 16 && last.every((s) => (clean ? s.split(':')[1] === 'active+clean' : s.split(':')[1]!.startsWith('active')));
   }, { timeoutMs, what: 'every PG active', intervalMs: 500 }).catch((err: unknown) => {
     throw new Error(`${String(err)}; states: ${last.join(' ')}`);
   });
@@ -137,5 +141,15 @@ describe('aspen-osd cluster (3 mons + 4 OSDs on loopback)', () => {
     await checkAll(io, acked);
     await waitAllActive(c, 60_000);
     await checkAll(io, acked);
+
+    // osd.3 restarts from its store (PGs loaded, peered, recovered): every PG active+clean.
+    harness.spawn({ name: 'osd.3', args: tsNodeArgs(OSD_ENTRY, ['--data', harness.path('osd.3'), '--mon', monAddrs, '--host', 'host3']) });
+    await waitFor(() => c.osdMap.osds.get(3)?.up === true, { timeoutMs: 30_000, what: 'osd.3 up again' });
+    await waitAllActive(c, 60_000, true);
+    await checkAll(io, acked);
+
+    // SIGTERM stops an OSD gracefully (store unmounted, exit 0).
+    const st = await harness.stop('osd.0');
+    expect(st.code).toBe(0);
   }, 180_000);
 });
