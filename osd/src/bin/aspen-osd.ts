@@ -68,7 +68,7 @@ const program = new Command('aspen-osd')
   .requiredOption('--data <dir>', 'data directory (object store, whoami, fsid, uuid)')
   .requiredOption('--mon <addrs>', 'monitor addresses HOST:PORT[,…]', (v: string) => v.split(',').filter(Boolean).map(parseAddr))
   .option('--mkfs', 'create the store, register with the monitors (osd new) and exit')
-  .option('--id <n>', 'with --mkfs: ask for this OSD id', nonNegativeInt)
+  .option('--id <n>', 'with --mkfs: ask for this OSD id; at start: refuse a data dir of another OSD', nonNegativeInt)
   .option('--addr <host:port>', 'messenger address to listen on (port 0: any free port)', '127.0.0.1:0')
   .option('--host <name>', 'CRUSH host to place this OSD under (default: the machine\'s hostname)')
   .option('--log-level <level>', 'pino log level', 'info')
@@ -115,6 +115,7 @@ async function mkfs(o: Options, log: pino.Logger): Promise<void> {
 
 async function run(o: Options, log0: pino.Logger): Promise<void> {
   const id = readIdentity(o.data);
+  if (o.id !== undefined && o.id !== id.whoami) throw new AspenError('EINVAL', `--id ${o.id} but ${o.data} holds osd.${id.whoami}`);
   const log = log0.child({ id: id.whoami });
   const clock = (): number => Math.floor(performance.now());
   const store = new SqliteObjectStore({ path: join(o.data, 'store'), fsid: id.fsid });
@@ -164,6 +165,9 @@ async function run(o: Options, log0: pino.Logger): Promise<void> {
     setInterval(() => heartbeat.tick(), HEARTBEAT_INTERVAL_MS),
     setInterval(() => {
       mon.command({ prefix: 'osd beacon', id: id.whoami }).catch((err: unknown) => log.warn({ err: String(err) }, 'beacon failed'));
+      // A boot that failed (no quorum yet) is retried here, not only on the next map.
+      const me = tracker.current?.osds.get(id.whoami);
+      if (me === undefined || !me.up || me.addr !== addr) boot();
     }, BEACON_INTERVAL_MS),
     setInterval(() => {
       const map = tracker.current;
