@@ -14,7 +14,7 @@
  */
 import { AspenError, Decoder, Encoder, isErrorCode } from '@aspen/shared';
 import { MSG_OSD_OP, MSG_PG_LS } from '@aspen/shared/client/messages.ts';
-import { decodeOsdRequest, encodeOsdReply, SNAP_HEAD, type OsdReply, type OsdRequest } from '@aspen/shared/client/ops.ts';
+import { decodeOsdRequest, encodeOsdReply, isMutation, SNAP_HEAD, type OsdReply, type OsdRequest } from '@aspen/shared/client/ops.ts';
 import { mapPg } from '@aspen/shared/osdmap/map-placement.ts';
 import type { OsdMap } from '@aspen/shared/osdmap/types.ts';
 import type { MsgrMessage, MsgrReply } from '@aspen/shared/io/msgr-server.ts';
@@ -29,10 +29,18 @@ import { MSG_OSD_PING, MSG_PG, type OsdPgs } from './osd-pgs.ts';
 export const CLIENT_MAP_WAIT_MS = 2_000;
 /** Largest PGLS page, objects. */
 export const PGLS_PAGE_MAX = 10_000;
+/**
+ * Successful mutation replies remembered per OSD for resends (the reply Ceph rebuilds from
+ * the PG log's user_version): a resend is answered with the first answer instead of being
+ * re-executed against the newer state (its guards could fail, its version would differ).
+ */
+export const COMPLETED_REPLIES_MAX = 8192;
 
 /** Serves one OSD's messenger traffic. */
 export class OsdService {
   private readonly locks = new Map<string, Promise<void>>();
+  /** `client/tid` → the successful reply of a mutation, oldest first, at most {@link COMPLETED_REPLIES_MAX}. */
+  private readonly completed = new Map<string, Omit<OsdReply, 'epoch'>>();
   private rmwTid = 0;
 
   constructor(
@@ -94,7 +102,17 @@ export class OsdService {
       return err('ESTALE', `osd.${this.whoami} is not the primary of ${pgid} at epoch ${map.epoch}`);
     }
     const object = req.namespace === '' ? req.object : `${req.namespace}\u0000${req.object}`;
-    return this.locked(`${pgid}/${object}`, async () => reply(await this.rmw(pgid, object, req)));
+    const key = `${req.reqid.client}/${req.reqid.tid}`;
+    return this.locked(`${pgid}/${object}`, async () => {
+      const done = this.completed.get(key);
+      if (done !== undefined) return reply(done);
+      const r = await this.rmw(pgid, object, req);
+      if (r.code === 0 && req.ops.some(isMutation)) {
+        this.completed.set(key, r);
+        if (this.completed.size > COMPLETED_REPLIES_MAX) this.completed.delete(this.completed.keys().next().value!);
+      }
+      return reply(r);
+    });
   }
 
   /** Runs `fn` after every earlier request on the same key. */
