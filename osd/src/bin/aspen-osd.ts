@@ -30,6 +30,7 @@ import { SqliteObjectStore } from '../io/store-object-store.ts';
 import { OsdPgs, PG_TICK_INTERVAL_MS } from '../io/osd-pgs.ts';
 import { OsdHeartbeat, HEARTBEAT_INTERVAL_MS } from '../io/osd-heartbeat.ts';
 import { OsdService } from '../io/osd-service.ts';
+import { OsdMetrics } from '../io/osd-metrics.ts';
 
 /** `osd beacon` period, ms (Ceph osd_beacon_report_interval: 300 s; the mons' report timeout here is 60 s). */
 export const BEACON_INTERVAL_MS = 3_000;
@@ -60,6 +61,7 @@ interface Options {
   id?: number;
   addr?: string;
   host?: string;
+  metricsAddr?: string;
   logLevel: string;
 }
 
@@ -71,6 +73,7 @@ const program = new Command('aspen-osd')
   .option('--id <n>', 'with --mkfs: ask for this OSD id; at start: refuse a data dir of another OSD', nonNegativeInt)
   .option('--addr <host:port>', 'messenger address to listen on (port 0: any free port)', '127.0.0.1:0')
   .option('--host <name>', 'CRUSH host to place this OSD under (default: the machine\'s hostname)')
+  .option('--metrics-addr <host:port>', 'serve Prometheus /metrics here (port 0: any free port)', parseAddr)
   .option('--log-level <level>', 'pino log level', 'info')
   .showHelpAfterError();
 
@@ -133,12 +136,21 @@ async function run(o: Options, log0: pino.Logger): Promise<void> {
   });
   const loaded = await pgs.load();
   const tracker = new OsdMapTracker(mon);
-  const service = new OsdService(id.whoami, pgs, tracker, log, () => Date.now());
+  const metrics = new OsdMetrics({ daemon: 'osd', id: String(id.whoami) });
+  const service = new OsdService(id.whoami, pgs, tracker, log, () => Date.now(), (kind, code, ms) => metrics.observeOp(kind, code, ms));
   const server = new MsgrServer({ fsid: id.fsid, entity, handler: (_conn, m) => service.handle(m) });
   const [host, portText] = [o.addr!.slice(0, o.addr!.lastIndexOf(':')), o.addr!.slice(o.addr!.lastIndexOf(':') + 1)];
   const bound = await server.listen(Number(portText), host.replace(/^\[|\]$/g, ''));
   const addr = bound.host.includes(':') ? `[${bound.host}]:${bound.port}` : `${bound.host}:${bound.port}`;
   const heartbeat = new OsdHeartbeat(id.whoami, msgr, mon, log, clock);
+  let metricsServer: { close(): void } | null = null;
+  let metricsPort: number | null = null;
+  if (o.metricsAddr !== undefined) {
+    const i = o.metricsAddr.lastIndexOf(':');
+    const served = await metrics.serve(o.metricsAddr.slice(0, i).replace(/^\[|\]$/g, ''), Number(o.metricsAddr.slice(i + 1)));
+    metricsServer = served.server;
+    metricsPort = served.port;
+  }
 
   tracker.onMap((map) => {
     pgs.onMap(map);
@@ -173,13 +185,14 @@ async function run(o: Options, log0: pino.Logger): Promise<void> {
       const map = tracker.current;
       if (map === null) return;
       heartbeat.update(map, pgs.peers());
+      metrics.update(pgs, store);
       const stats = pgs.stats();
       mon.command({ prefix: 'pg stats', osd: id.whoami, epoch: pgs.currentEpoch, pgs: stats }).catch((err: unknown) => {
         log.warn({ err: String(err) }, 'pg stats report failed');
       });
     }, PG_STATS_INTERVAL_MS),
   ];
-  log.info({ addr, pgsLoaded: loaded, fsid: id.fsid }, 'aspen-osd ready');
+  log.info({ addr, pgsLoaded: loaded, fsid: id.fsid, metricsPort }, 'aspen-osd ready');
 
   let stopping = false;
   shutdown = (signal: string, code = 0): void => {
@@ -188,6 +201,7 @@ async function run(o: Options, log0: pino.Logger): Promise<void> {
     log.info({ signal }, 'stopping');
     for (const t of timers) clearInterval(t);
     tracker.close();
+    metricsServer?.close();
     setTimeout(() => process.exit(code === 0 ? 0 : code), SHUTDOWN_GRACE_MS).unref();
     void (async () => {
       await server.close(1000).catch(() => undefined);

@@ -238,6 +238,16 @@ export class OsdPgs {
     return out;
   }
 
+  /** PGs by `role state` (metrics). */
+  stateCounts(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const { core } of this.pgs.values()) {
+      const key = `${core.role} ${core.stateString}`;
+      out.set(key, (out.get(key) ?? 0) + 1);
+    }
+    return out;
+  }
+
   private step(pgid: string, entry: PgEntry, input: PgInput): void {
     this.perform(pgid, entry, entry.core.step(input));
   }

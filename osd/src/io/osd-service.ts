@@ -49,6 +49,8 @@ export class OsdService {
     private readonly tracker: OsdMapTracker,
     private readonly log: Logger,
     private readonly wallClock: () => number,
+    /** Called once per answered client op (metrics). */
+    private readonly onOp: (kind: 'read' | 'write', code: 0 | string, latencyMs: number) => void = () => undefined,
   ) {}
 
   /** The MsgrServer handler. */
@@ -103,14 +105,17 @@ export class OsdService {
     }
     const object = req.namespace === '' ? req.object : `${req.namespace}\u0000${req.object}`;
     const key = `${req.reqid.client}/${req.reqid.tid}`;
+    const mutating = req.ops.some(isMutation);
+    const startMs = this.wallClock();
     return this.locked(`${pgid}/${object}`, async () => {
       const done = this.completed.get(key);
       if (done !== undefined) return reply(done);
       const r = await this.rmw(pgid, object, req);
-      if (r.code === 0 && req.ops.some(isMutation)) {
+      if (r.code === 0 && mutating) {
         this.completed.set(key, r);
         if (this.completed.size > COMPLETED_REPLIES_MAX) this.completed.delete(this.completed.keys().next().value!);
       }
+      this.onOp(mutating ? 'write' : 'read', r.code, Math.max(0, this.wallClock() - startMs));
       return reply(r);
     });
   }

@@ -4,12 +4,12 @@
  * object client writing and reading through the messenger; then one OSD is `kill -9`ed and
  * writes continue — every acknowledged object must read back byte-exact, and every PG must
  * return to active; the OSD restarted from its store brings every PG back to active+clean;
- * SIGTERM stops an OSD with exit status 0.
+ * Prometheus metrics are served; SIGTERM stops an OSD with exit status 0.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MonCluster, ProcessHarness, REPO_ROOT, tsNodeArgs, waitFor } from '@aspen/test';
+import { MonCluster, ProcessHarness, REPO_ROOT, freePorts, tsNodeArgs, waitFor } from '@aspen/test';
 import { RadosClient, type IoCtx } from '@aspen/shared/io/rados.ts';
 
 const OSD_ENTRY = join(REPO_ROOT, 'osd', 'src', 'bin', 'aspen-osd.ts');
@@ -50,14 +50,15 @@ async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise
   }));
 }
 
-async function startOsds(h: ProcessHarness, monAddrs: string): Promise<void> {
+async function startOsds(h: ProcessHarness, monAddrs: string, metricsPort: number): Promise<void> {
   for (let i = 0; i < OSDS; i++) {
     const p = h.spawn({ name: `mkfs.osd.${i}`, args: tsNodeArgs(OSD_ENTRY, ['--mkfs', '--data', h.path(`osd.${i}`), '--mon', monAddrs, '--id', String(i)]) });
     const st = await p.exited;
     if (st.code !== 0) throw new Error(`mkfs of osd.${i} failed: ${h.log(`mkfs.osd.${i}`)}`);
   }
   for (let i = 0; i < OSDS; i++) {
-    h.spawn({ name: `osd.${i}`, args: tsNodeArgs(OSD_ENTRY, ['--data', h.path(`osd.${i}`), '--mon', monAddrs, '--host', `host${i}`]) });
+    const metrics = i === 0 ? ['--metrics-addr', `127.0.0.1:${metricsPort}`] : [];
+    h.spawn({ name: `osd.${i}`, args: tsNodeArgs(OSD_ENTRY, ['--data', h.path(`osd.${i}`), '--mon', monAddrs, '--host', `host${i}`, ...metrics]) });
   }
 }
 
@@ -102,7 +103,8 @@ describe('aspen-osd cluster (3 mons + 4 OSDs on loopback)', () => {
     mons = await MonCluster.start(harness, { count: 3 });
     await mons.leader();
     const monAddrs = [...mons.addrs.values()].join(',');
-    await startOsds(harness, monAddrs);
+    const [metricsPort] = await freePorts(1);
+    await startOsds(harness, monAddrs, metricsPort!);
     client = await RadosClient.connect({ monAddrs: [...mons.addrs.values()], opTimeoutMs: 60_000 });
     const c = client;
     await waitFor(() => [...c.osdMap.osds.values()].filter((o) => o.up).length === OSDS, { timeoutMs: 30_000, what: '4 OSDs up' });
@@ -147,6 +149,11 @@ describe('aspen-osd cluster (3 mons + 4 OSDs on loopback)', () => {
     await waitFor(() => c.osdMap.osds.get(3)?.up === true, { timeoutMs: 30_000, what: 'osd.3 up again' });
     await waitAllActive(c, 60_000, true);
     await checkAll(io, acked);
+
+    // osd.0 serves Prometheus metrics: client ops and PGs by state.
+    const body = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(body).toMatch(/aspen_osd_ops_total\{[^}]*kind="write"[^}]*code="0"[^}]*\} [1-9]/);
+    expect(body).toMatch(/aspen_osd_pgs\{[^}]*role="primary"/);
 
     // SIGTERM stops an OSD gracefully (store unmounted, exit 0).
     const st = await harness.stop('osd.0');
