@@ -239,6 +239,10 @@ export function onObjectRead(pg: PgCore, tag: Extract<ReadTag, { kind: 'push' | 
     case 'backfillPush': {
       const b = pg.backfill.get(tag.target);
       if (b === undefined || !b.pending.has(tag.object)) return;
+      // A copy whose write is still in flight could reach the target before that write's log
+      // entry does; if the write then died with this primary, the target would hold data its
+      // log cannot roll back. Push only committed versions (the batch retries on the tick).
+      if (result.exists && evCmp(result.version, pg.committedTo) > 0) return;
       const version = result.exists ? result.version : pg.log.head;
       const data = result.exists ? result.data : null;
       pg.tokensBytes -= data?.length ?? 0;
