@@ -199,6 +199,18 @@ export class OsdPgs {
     });
   }
 
+  /**
+   * An operator request for a PG this OSD is the acting primary of (`pg scrub`,
+   * `pg deep-scrub`, `pg repair`).
+   * @throws AspenError ESTALE when this OSD is not its primary.
+   */
+  operator(pgid: string, input: Extract<PgInput, { kind: 'scrub' | 'repair' }>): string {
+    const entry = this.pgs.get(pgid);
+    if (entry === undefined || entry.core.role !== 'primary') throw new AspenError('ESTALE', `osd.${this.whoami} is not the primary of ${pgid}`);
+    this.step(pgid, entry, input);
+    return entry.core.stateString;
+  }
+
   /** Advances every PG's clock. */
   tick(): void {
     const now = this.o.clock();

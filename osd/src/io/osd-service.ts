@@ -13,7 +13,7 @@
  * read-modify-writes never interleave.
  */
 import { AspenError, Decoder, Encoder, isErrorCode } from '@aspen/shared';
-import { MSG_OSD_OP, MSG_PG_LS } from '@aspen/shared/client/messages.ts';
+import { MSG_OSD_COMMAND, MSG_OSD_OP, MSG_PG_LS } from '@aspen/shared/client/messages.ts';
 import { decodeOsdRequest, encodeOsdReply, isMutation, SNAP_HEAD, type OsdReply, type OsdRequest } from '@aspen/shared/client/ops.ts';
 import { mapPg } from '@aspen/shared/osdmap/map-placement.ts';
 import type { OsdMap } from '@aspen/shared/osdmap/types.ts';
@@ -67,6 +67,8 @@ export class OsdService {
         return this.osdOp(msg);
       case MSG_PG_LS:
         return this.pgls(msg);
+      case MSG_OSD_COMMAND:
+        return this.command(msg);
       default:
         throw new AspenError('EINVAL', `unknown message type ${msg.type}`);
     }
@@ -152,6 +154,31 @@ export class OsdService {
     const w = await this.pgs.clientOp(pgid, { reqid: { client: req.reqid.client, tid: Number(req.reqid.tid) }, object, body });
     if (!w.ok) return fail(w);
     return { code: 0, message: '', version: outcome.version, results: outcome.results };
+  }
+
+  /**
+   * Admin commands (`aspen tell`-style, meta = JSON): `{prefix: 'pg scrub' | 'pg deep-scrub'
+   * | 'pg repair', pgid}` to the PG's acting primary. Replies JSON `{message, state}`.
+   * @throws AspenError EINVAL for an unknown command; ESTALE when not the primary.
+   */
+  private command(msg: MsgrMessage): MsgrReply {
+    let cmd: { prefix?: unknown; pgid?: unknown };
+    try {
+      cmd = JSON.parse(new TextDecoder().decode(msg.meta)) as typeof cmd;
+    } catch {
+      throw new AspenError('EINVAL', 'command must be JSON');
+    }
+    const pgid = typeof cmd.pgid === 'string' && /^\d+\.[0-9a-f]+$/.test(cmd.pgid) ? cmd.pgid : null;
+    if (pgid === null) throw new AspenError('EINVAL', 'command needs pgid POOL.SEEDHEX');
+    let state: string;
+    switch (cmd.prefix) {
+      case 'pg scrub': state = this.pgs.operator(pgid, { kind: 'scrub', deep: false }); break;
+      case 'pg deep-scrub': state = this.pgs.operator(pgid, { kind: 'scrub', deep: true }); break;
+      case 'pg repair': state = this.pgs.operator(pgid, { kind: 'repair' }); break;
+      default: throw new AspenError('EINVAL', `unknown command ${JSON.stringify(cmd.prefix)}`);
+    }
+    this.log.info({ pgid, command: cmd.prefix }, 'operator command');
+    return { meta: new TextEncoder().encode(JSON.stringify({ message: `instructing pg ${pgid} on osd.${this.whoami} to ${String(cmd.prefix).slice(3)}`, state })) };
   }
 
   private async pgls(msg: MsgrMessage): Promise<MsgrReply> {

@@ -7,10 +7,13 @@
  * Prometheus metrics are served; SIGTERM stops an OSD with exit status 0.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MonCluster, ProcessHarness, REPO_ROOT, freePorts, tsNodeArgs, waitFor } from '@aspen/test';
 import { RadosClient, type IoCtx } from '@aspen/shared/io/rados.ts';
+import { MSG_OSD_COMMAND } from '@aspen/shared/client/messages.ts';
+import { mapObjectToPg, mapPg } from '@aspen/shared/osdmap/map-placement.ts';
 
 const OSD_ENTRY = join(REPO_ROOT, 'osd', 'src', 'bin', 'aspen-osd.ts');
 const OSDS = 4;
@@ -97,20 +100,38 @@ async function checkAll(io: IoCtx, acked: Map<string, string>): Promise<void> {
   expect(bad).toEqual([]);
 }
 
+/** Finds the data file holding `marker` under a stopped OSD's store and flips one byte of it there. */
+function flipByteOf(storeDir: string, marker: Uint8Array): string {
+  const root = join(storeDir, 'blobs');
+  for (const d of readdirSync(root)) {
+    for (const f of readdirSync(join(root, d))) {
+      const path = join(root, d, f);
+      const raw = readFileSync(path);
+      const at = raw.indexOf(Buffer.from(marker));
+      if (at < 0) continue;
+      raw[at] = raw[at]! ^ 0x40;
+      writeFileSync(path, raw);
+      return path;
+    }
+  }
+  throw new Error(`no data file under ${root} holds the marker`);
+}
+
+async function osdCommand(c: RadosClient, osd: number, command: object): Promise<{ message: string; state: string }> {
+  const addr = c.osdMap.osds.get(osd)!.addr;
+  const res = await c.msgr.request(addr, MSG_OSD_COMMAND, new TextEncoder().encode(JSON.stringify(command)));
+  return JSON.parse(new TextDecoder().decode(res.meta)) as { message: string; state: string };
+}
+
+async function pgState(c: RadosClient, pgid: string): Promise<string> {
+  const r = await c.mon.command({ prefix: 'pg dump' });
+  return (r.data as { pg_stats: { pgid: string; state: string }[] }).pg_stats.find((p) => p.pgid === pgid)!.state;
+}
+
 describe('aspen-osd cluster (3 mons + 4 OSDs on loopback)', () => {
   it('replicates objects byte-exact, round-trips xattrs and omap, and keeps every acknowledged write across kill -9 of an OSD', async () => {
-    harness = new ProcessHarness();
-    mons = await MonCluster.start(harness, { count: 3 });
-    await mons.leader();
-    const monAddrs = [...mons.addrs.values()].join(',');
-    const [metricsPort] = await freePorts(1);
-    await startOsds(harness, monAddrs, metricsPort!);
-    client = await RadosClient.connect({ monAddrs: [...mons.addrs.values()], opTimeoutMs: 60_000 });
-    const c = client;
-    await waitFor(() => [...c.osdMap.osds.values()].filter((o) => o.up).length === OSDS, { timeoutMs: 30_000, what: '4 OSDs up' });
-    await c.mon.command({ prefix: 'osd pool create', pool: POOL, pg_num: 16, size: 3, min_size: 2 });
-    await waitFor(() => { try { c.pool(POOL); return true; } catch { return false; } }, { timeoutMs: 10_000, what: 'the pool in the map' });
-    await waitAllActive(c, 30_000);
+    const { c, monAddrs, metricsPort } = await startCluster();
+    const h = harness!;
     const io = c.ioctx(POOL);
 
     // 200 objects of mixed sizes, read back byte-exact.
@@ -134,7 +155,7 @@ describe('aspen-osd cluster (3 mons + 4 OSDs on loopback)', () => {
     expect(listed.length).toBe(200);
 
     // kill -9 one OSD and keep writing: every acknowledged write reads back.
-    await harness.kill('osd.3', 'SIGKILL');
+    await h.kill('osd.3', 'SIGKILL');
     const more = Array.from({ length: 60 }, (_, i) => `obj-${200 + i}`);
     await writeAll(io, more, acked, () => 1 + Math.floor(Math.random() * 64 * 1024));
     // Overwrite some of the first objects too.
@@ -145,7 +166,7 @@ describe('aspen-osd cluster (3 mons + 4 OSDs on loopback)', () => {
     await checkAll(io, acked);
 
     // osd.3 restarts from its store (PGs loaded, peered, recovered): every PG active+clean.
-    harness.spawn({ name: 'osd.3', args: tsNodeArgs(OSD_ENTRY, ['--data', harness.path('osd.3'), '--mon', monAddrs, '--host', 'host3']) });
+    h.spawn({ name: 'osd.3', args: tsNodeArgs(OSD_ENTRY, ['--data', h.path('osd.3'), '--mon', monAddrs, '--host', 'host3']) });
     await waitFor(() => c.osdMap.osds.get(3)?.up === true, { timeoutMs: 30_000, what: 'osd.3 up again' });
     await waitAllActive(c, 60_000, true);
     await checkAll(io, acked);
@@ -156,7 +177,56 @@ describe('aspen-osd cluster (3 mons + 4 OSDs on loopback)', () => {
     expect(body).toMatch(/aspen_osd_pgs\{[^}]*role="primary"/);
 
     // SIGTERM stops an OSD gracefully (store unmounted, exit 0).
-    const st = await harness.stop('osd.0');
+    const st = await h.stop('osd.0');
     expect(st.code).toBe(0);
   }, 180_000);
+
+  it('deep scrub marks a PG inconsistent when a replica\'s data file has a flipped byte (EIO on read), and repair restores that copy', async () => {
+    const { c, monAddrs } = await startCluster();
+    const h = harness!;
+    const io = c.ioctx(POOL);
+    const data = randomBytes(256 * 1024);
+    await io.writeFull('victim', data);
+    const pgid = mapObjectToPg(c.pool(POOL), 'victim');
+    const m = mapPg(c.osdMap, pgid);
+    const [primary, replica] = [m.actingPrimary, m.acting.find((o) => o !== m.actingPrimary)!];
+    await h.stop(`osd.${replica}`); // SIGTERM: the store is unmounted, every write is in its data file
+    await c.mon.command({ prefix: 'osd down', ids: [replica] });
+    flipByteOf(join(h.path(`osd.${replica}`), 'store'), data.subarray(100_000, 100_064));
+    h.spawn({ name: `osd.${replica}`, args: tsNodeArgs(OSD_ENTRY, ['--data', h.path(`osd.${replica}`), '--mon', monAddrs, '--host', `host${replica}`]) });
+    await waitFor(() => c.osdMap.osds.get(replica)?.up === true, { timeoutMs: 30_000, what: `osd.${replica} up again` });
+    await waitAllActive(c, 60_000, true);
+    expect(mapPg(c.osdMap, pgid).actingPrimary).toBe(primary);
+
+    expect((await osdCommand(c, primary, { prefix: 'pg deep-scrub', pgid })).message).toMatch(/deep-scrub/);
+    await waitFor(async () => (await pgState(c, pgid)).includes('inconsistent'), { timeoutMs: 30_000, what: `pg ${pgid} inconsistent` });
+    // The primary's copy is good: client reads are unaffected.
+    expect(sha(await io.read('victim'))).toBe(sha(data));
+
+    await osdCommand(c, primary, { prefix: 'pg repair', pgid });
+    await waitFor(async () => (await pgState(c, pgid)) === 'active+clean', { timeoutMs: 30_000, what: `pg ${pgid} repaired` });
+    // A second deep scrub finds every copy good.
+    const scrubsBefore = h.log(`osd.${primary}`).split('\n').filter((l) => l.includes(`"pgid":"${pgid}"`) && l.includes('scrubbing+deep')).length;
+    await osdCommand(c, primary, { prefix: 'pg deep-scrub', pgid });
+    await waitFor(() => h.log(`osd.${primary}`).split('\n').filter((l) => l.includes(`"pgid":"${pgid}"`) && l.includes('scrubbing+deep')).length > scrubsBefore, { timeoutMs: 30_000, what: 'the second deep scrub' });
+    const lastState = (): string | undefined => h.log(`osd.${primary}`).split('\n').filter((l) => l.includes(`"pgid":"${pgid}"`) && l.includes('"msg":"pg state"')).pop();
+    await waitFor(() => lastState()?.includes('"state":"active+clean"') === true, { timeoutMs: 30_000, what: `pg ${pgid} clean after the second scrub` });
+    expect(sha(await io.read('victim'))).toBe(sha(data));
+  }, 120_000);
 });
+
+async function startCluster(): Promise<{ c: RadosClient; monAddrs: string; metricsPort: number }> {
+  harness = new ProcessHarness();
+  mons = await MonCluster.start(harness, { count: 3 });
+  await mons.leader();
+  const monAddrs = [...mons.addrs.values()].join(',');
+  const [metricsPort] = await freePorts(1);
+  await startOsds(harness, monAddrs, metricsPort!);
+  client = await RadosClient.connect({ monAddrs: [...mons.addrs.values()], opTimeoutMs: 60_000 });
+  const c = client;
+  await waitFor(() => [...c.osdMap.osds.values()].filter((o) => o.up).length === OSDS, { timeoutMs: 30_000, what: '4 OSDs up' });
+  await c.mon.command({ prefix: 'osd pool create', pool: POOL, pg_num: 16, size: 3, min_size: 2 });
+  await waitFor(() => { try { c.pool(POOL); return true; } catch { return false; } }, { timeoutMs: 10_000, what: 'the pool in the map' });
+  await waitAllActive(c, 30_000);
+  return { c, monAddrs, metricsPort: metricsPort! };
+}
