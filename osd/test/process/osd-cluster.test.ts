@@ -3,7 +3,7 @@
  * 4 real OSD processes on loopback, a replicated pool (size 3, min_size 2, pg_num 16), the
  * object client writing and reading through the messenger; then one OSD is `kill -9`ed and
  * writes continue — every acknowledged object must read back byte-exact, and every PG must
- * return to active; the OSD restarted from its store brings every PG back to active+clean;
+ * return to active; marked out, its PGs are backfilled elsewhere to active+clean; the OSD restarted from its store brings every PG back to active+clean;
  * Prometheus metrics are served; SIGTERM stops an OSD with exit status 0.
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -165,7 +165,16 @@ describe('aspen-osd cluster (3 mons + 4 OSDs on loopback)', () => {
     await waitAllActive(c, 60_000);
     await checkAll(io, acked);
 
-    // osd.3 restarts from its store (PGs loaded, peered, recovered): every PG active+clean.
+    // The operator marks osd.3 out: its PGs move to the other OSDs, which backfill them
+    // (pg_temp keeps the old copies acting meanwhile) — every PG active+clean with 3 copies.
+    await c.mon.command({ prefix: 'osd out', ids: [3] });
+    await waitFor(() => c.osdMap.osds.get(3)?.weight === 0, { timeoutMs: 10_000, what: 'osd.3 out' });
+    await waitAllActive(c, 60_000, true);
+    await checkAll(io, acked);
+
+    // osd.3 comes back in and restarts from its store (PGs loaded, peered, recovered or
+    // backfilled): every PG active+clean.
+    await c.mon.command({ prefix: 'osd in', ids: [3] });
     h.spawn({ name: 'osd.3', args: tsNodeArgs(OSD_ENTRY, ['--data', h.path('osd.3'), '--mon', monAddrs, '--host', 'host3']) });
     await waitFor(() => c.osdMap.osds.get(3)?.up === true, { timeoutMs: 30_000, what: 'osd.3 up again' });
     await waitAllActive(c, 60_000, true);
@@ -192,6 +201,7 @@ describe('aspen-osd cluster (3 mons + 4 OSDs on loopback)', () => {
     const [primary, replica] = [m.actingPrimary, m.acting.find((o) => o !== m.actingPrimary)!];
     await h.stop(`osd.${replica}`); // SIGTERM: the store is unmounted, every write is in its data file
     await c.mon.command({ prefix: 'osd down', ids: [replica] });
+    await waitFor(() => c.osdMap.osds.get(replica)?.up === false, { timeoutMs: 10_000, what: `osd.${replica} down in the client's map` });
     flipByteOf(join(h.path(`osd.${replica}`), 'store'), data.subarray(100_000, 100_064));
     h.spawn({ name: `osd.${replica}`, args: tsNodeArgs(OSD_ENTRY, ['--data', h.path(`osd.${replica}`), '--mon', monAddrs, '--host', `host${replica}`]) });
     await waitFor(() => c.osdMap.osds.get(replica)?.up === true, { timeoutMs: 30_000, what: `osd.${replica} up again` });
