@@ -42,8 +42,12 @@ export function onClientOp(pg: PgCore, op: ClientOp): void {
     pg.out.replies.push({ reqid: op.reqid, ok: false, code: 'ESTALE', message: `osd.${pg.whoami} is not the primary of ${pg.pgid} at epoch ${pg.epoch}` });
     return;
   }
-  if (pg.waitingOps.length >= pg.cfg.clientOpsQueuedMax) {
-    pg.out.replies.push({ reqid: op.reqid, ok: false, code: 'EBUSY', message: `pg ${pg.pgid} has ${pg.waitingOps.length} ops queued` });
+  // A resend of a request already queued or in flight is answered with it (one reply per reqid).
+  if (pg.waitingOps.some((w) => sameReqid(w.op.reqid, op.reqid))) return;
+  if (op.body.kind !== 'read' && pg.inflight.some((f) => f.op !== null && sameReqid(f.op.reqid, op.reqid))) return;
+  const queued = pg.waitingOps.length + pg.inflight.length;
+  if (queued >= pg.cfg.clientOpsQueuedMax) {
+    pg.out.replies.push({ reqid: op.reqid, ok: false, code: 'EBUSY', message: `pg ${pg.pgid} has ${queued} ops queued or in flight` });
     return;
   }
   pg.waitingOps.push({ op, deadlineMs: pg.nowMs + pg.cfg.clientOpBlockTimeoutMs });
@@ -90,7 +94,9 @@ function dedup(pg: PgCore, op: ClientOp): boolean {
   const f = pg.inflight.find((x) => evCmp(x.entry.version, v) === 0);
   const lost = pg.log.entries.some((e) => e.op === 'lostDelete' && e.object === op.object && evCmp(e.priorVersion, v) >= 0);
   if (lost) pg.out.replies.push({ reqid: op.reqid, ok: false, code: 'EIO', message: `the write ${evStr(v)} to ${op.object} was lost (mark_unfound_lost)` });
-  else if (f !== undefined) f.dupOps.push(op);
+  else if (f !== undefined) {
+    if (!(f.op !== null && sameReqid(f.op.reqid, op.reqid)) && !f.dupOps.some((d) => sameReqid(d.reqid, op.reqid))) f.dupOps.push(op);
+  }
   else pg.out.replies.push({ reqid: op.reqid, ok: true, version: v });
   return true;
 }
@@ -261,8 +267,15 @@ export function resendRepops(pg: PgCore): void {
  * log answers those already ordered), otherwise answered ESTALE so the client resends.
  */
 export function requeueOrReject(pg: PgCore, staysPrimary: boolean): { op: ClientOp; deadlineMs: number }[] {
-  const ops = [...pg.inflight.flatMap((f) => (f.op === null ? f.dupOps : [f.op, ...f.dupOps])), ...pg.waitingOps.map((w) => w.op)];
-  if (staysPrimary) return ops.map((op) => ({ op, deadlineMs: pg.nowMs + pg.cfg.clientOpBlockTimeoutMs }));
+  const all = [...pg.inflight.flatMap((f) => (f.op === null ? f.dupOps : [f.op, ...f.dupOps])), ...pg.waitingOps.map((w) => w.op)];
+  const ops = all.filter((op, i) => all.findIndex((o) => sameReqid(o.reqid, op.reqid)) === i);
+  if (staysPrimary) {
+    const keep = ops.slice(0, pg.cfg.clientOpsQueuedMax);
+    for (const op of ops.slice(keep.length)) {
+      pg.out.replies.push({ reqid: op.reqid, ok: false, code: 'EBUSY', message: `pg ${pg.pgid} has too many ops queued` });
+    }
+    return keep.map((op) => ({ op, deadlineMs: pg.nowMs + pg.cfg.clientOpBlockTimeoutMs }));
+  }
   for (const op of ops) {
     pg.out.replies.push({ reqid: op.reqid, ok: false, code: 'ESTALE', message: `pg ${pg.pgid} changed primary; resend` });
   }
