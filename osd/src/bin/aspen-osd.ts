@@ -11,8 +11,9 @@
  * listens on the messenger (port 0 picks a free port; the bound address is what it boots
  * with), sends `osd boot`, follows the OSDMap, beacons the monitors every
  * {@link BEACON_INTERVAL_MS}, heartbeats its PG peers, reports PG states every
- * {@link PG_STATS_INTERVAL_MS}, and stops gracefully on SIGTERM/SIGINT (umounting the
- * store). Bad configuration: a clear error on stderr and exit status 1.
+ * {@link PG_STATS_INTERVAL_MS}, and stops gracefully on SIGTERM/SIGINT (asks the mons to
+ * mark it down, finishes in-flight work, umounts the store). Bad configuration: a clear
+ * error on stderr and exit status 1.
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -38,6 +39,8 @@ export const BEACON_INTERVAL_MS = 3_000;
 export const PG_STATS_INTERVAL_MS = 2_000;
 /** Time to finish in-flight work at shutdown before exiting anyway, ms. */
 const SHUTDOWN_GRACE_MS = 5_000;
+/** How long a graceful stop waits for the monitors to mark this OSD down, ms. */
+const MARK_DOWN_TIMEOUT_MS = 2_000;
 /** Deadline of one monitor command, ms. */
 const MON_COMMAND_TIMEOUT_MS = 15_000;
 
@@ -204,6 +207,12 @@ async function run(o: Options, log0: pino.Logger): Promise<void> {
     metricsServer?.close();
     setTimeout(() => process.exit(code === 0 ? 0 : code), SHUTDOWN_GRACE_MS).unref();
     void (async () => {
+      // As Ceph's MOSDMarkMeDown: peers need not wait out the heartbeat grace.
+      if (code === 0) {
+        await mon.command({ prefix: 'osd down', ids: [id.whoami], reason: 'shutdown' }, { timeoutMs: MARK_DOWN_TIMEOUT_MS }).catch((err: unknown) => {
+          log.warn({ err: String(err) }, 'could not mark this OSD down');
+        });
+      }
       await server.close(1000).catch(() => undefined);
       await msgr.close().catch(() => undefined);
       mon.close();
