@@ -21,6 +21,7 @@ import type { MsgrMessage, MsgrReply } from '@aspen/shared/io/msgr-server.ts';
 import type { OsdMapTracker } from '@aspen/shared/io/osdmap-tracker.ts';
 import type { Logger } from 'pino';
 import { decodePgMessage } from '../pg/msg-codec.ts';
+import { normalizeOid } from '../store/oid.ts';
 import { applyOsdOps, decodeObjectState, encodeObjectState } from '../pg/object-state.ts';
 import type { ClientReply } from '../pg/types.ts';
 import { MSG_OSD_PING, MSG_PG, type OsdPgs } from './osd-pgs.ts';
@@ -104,6 +105,14 @@ export class OsdService {
     const m = mapPg(map, pgid);
     if (m.actingPrimary !== this.whoami || req.epoch > map.epoch) {
       return err('ESTALE', `osd.${this.whoami} is not the primary of ${pgid} at epoch ${map.epoch}`);
+    }
+    // Untrusted names: the store's rules (non-empty, no NUL, bounded) before the core sees them.
+    if (req.reqid.client === '' || req.reqid.client.startsWith('osd.')) return err('EINVAL', 'a request needs a client name (not osd.*)');
+    try {
+      normalizeOid({ name: req.object, namespace: req.namespace });
+    } catch (e) {
+      if (e instanceof AspenError) return err(e.code, e.message);
+      throw e;
     }
     const object = req.namespace === '' ? req.object : `${req.namespace}\u0000${req.object}`;
     const key = `${req.reqid.client}/${req.reqid.tid}`;

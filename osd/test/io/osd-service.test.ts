@@ -108,6 +108,13 @@ describe('OsdService client ops', () => {
     expect(pgs.applies).toBe(1);
   });
 
+  it('refuses object names the store cannot hold (empty, NUL) with EINVAL instead of handing them to the core', async () => {
+    const { svc, pgs } = setup();
+    expect((await op(svc, [{ op: 'writefull', data: te('x') }], { object: '' })).code).toBe('EINVAL');
+    expect((await op(svc, [{ op: 'writefull', data: te('x') }], { object: 'a\u0000b' })).code).toBe('EINVAL');
+    expect(pgs.applies).toBe(0);
+  });
+
   it('answers ESTALE with its epoch when it is not the acting primary, and for a PGLS of a PG it does not hold', async () => {
     const { svc } = setup(false);
     const r = await op(svc, [{ op: 'writefull', data: te('x') }]);
