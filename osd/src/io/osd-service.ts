@@ -59,6 +59,8 @@ export class OsdService {
     switch (msg.type) {
       case MSG_PG: {
         const { from, msg: m } = decodePgMessage(msg.meta, msg.data);
+        // The sender's id must be the authenticated peer's (a message claims no one else's PG role).
+        if (msg.session.entity !== `osd.${from}`) throw new AspenError('EINVAL', `pg message from ${msg.session.entity} claims to be osd.${from}`);
         this.pgs.onMessage(from, m);
         return;
       }
