@@ -807,7 +807,9 @@ export class Cluster {
         if (hasSalvageCopy(pg, o)) continue; // a newer copy will supersede it
         const need = pg.missing.get(o)?.need;
         const acked = (this.acks.get(o) ?? []).find((a) => need !== undefined && evCmp(a.version, need) >= 0);
-        if (acked !== undefined) this.violations.push(`lost write: ${o}@${evStr(acked.version)} acknowledged, unfound after losing osd.${this.lostOsd}`);
+        // A later (never acknowledged) delete already applied somewhere: deleting honours it.
+        const laterDelete = acked !== undefined && (this.ledger.deletes.get(o) ?? []).some((v) => evCmp(v, acked.version) > 0);
+        if (acked !== undefined && !laterDelete) this.violations.push(`lost write: ${o}@${evStr(acked.version)} acknowledged, unfound after losing osd.${this.lostOsd}`);
       }
       this.log(`operator: pg ${pgid} mark_unfound_lost [${[...pg.unfound]}]`);
       for (const o of pg.unfound) this.lostObjects.add(o);
