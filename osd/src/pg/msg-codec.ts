@@ -10,7 +10,7 @@
  * and throw AspenError `E_DECODE` on malformed bytes (never an assertion: the input is
  * untrusted).
  */
-import { AspenError, Decoder, Encoder, assertNever } from '@aspen/shared';
+import { AspenError, Decoder, Encoder, assert, assertNever } from '@aspen/shared';
 import { decodeLogEntry, decodeMissing, decodePgLog, encodeLogEntry, encodeMissing, encodePgLog } from './codec.ts';
 import { decodePgMeta, encodePgMeta } from './codec.ts';
 import type { ClientOpBody, Eversion, PgHistory, PgMessage, PushMode, ScrubObject } from './types.ts';
@@ -76,6 +76,8 @@ function pushModeOf(i: number): PushMode {
  * (do not modify them until sent).
  */
 export function encodePgMessage(from: number, msg: PgMessage): EncodedPgMessage {
+  assert(Number.isInteger(from) && from >= 0, 'the sender is an OSD id');
+  assert(KIND_CODE.has(msg.kind), `unknown pg message kind ${msg.kind}`);
   let data: Uint8Array = EMPTY;
   const e = new Encoder(256);
   e.struct(V1, V1, (b) => {

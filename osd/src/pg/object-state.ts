@@ -41,6 +41,8 @@ function sortedEntries(m: ReadonlyMap<string, Uint8Array>): [string, Uint8Array]
 
 /** Encodes an object's state (struct v1). */
 export function encodeObjectState(s: ObjectState): Uint8Array {
+  assert(s.version >= 0n && s.version < 1n << 64n, 'object version is a u64');
+  assert(Number.isSafeInteger(s.mtimeMs) && s.mtimeMs >= 0, 'mtime is a non-negative integer');
   let bytes = s.data.length + s.omapHeader.length + 64;
   for (const [k, v] of s.xattrs) bytes += k.length * 3 + v.length + 8;
   for (const [k, v] of s.omap) bytes += k.length * 3 + v.length + 8;
@@ -223,6 +225,7 @@ function mutate(cur: ObjectState | null, ops: readonly OsdOp[], nowMs: number): 
   if (next === null) return { code: 0, message: '', next: null, mutates: cur !== null, version: curVersion + 1n, results };
   next.version = curVersion + 1n;
   next.mtimeMs = nowMs;
+  assert(next !== cur, 'a mutation never modifies the state it read');
   return { code: 0, message: '', next, mutates: true, version: next.version, results };
 }
 
