@@ -140,7 +140,7 @@ async function run(o: Options, log0: pino.Logger): Promise<void> {
   const loaded = await pgs.load();
   const tracker = new OsdMapTracker(mon);
   const metrics = new OsdMetrics({ daemon: 'osd', id: String(id.whoami) });
-  const service = new OsdService(id.whoami, pgs, tracker, log, () => Date.now(), (kind, code, ms) => metrics.observeOp(kind, code, ms));
+  const service = new OsdService(id.whoami, pgs, tracker, log, () => Date.now(), (kind, code, ms) => metrics.observeOp(kind, code, ms), () => store.isFull());
   const server = new MsgrServer({ fsid: id.fsid, entity, handler: (_conn, m) => service.handle(m) });
   const [host, portText] = [o.addr!.slice(0, o.addr!.lastIndexOf(':')), o.addr!.slice(o.addr!.lastIndexOf(':') + 1)];
   const bound = await server.listen(Number(portText), host.replace(/^\[|\]$/g, ''));

@@ -52,6 +52,8 @@ export class OsdService {
     private readonly wallClock: () => number,
     /** Called once per answered client op (metrics). */
     private readonly onOp: (kind: 'read' | 'write', code: 0 | string, latencyMs: number) => void = () => undefined,
+    /** Whether the local store is full: writes that add data are refused with ENOSPC (deletes still run). */
+    private readonly isFull: () => boolean = () => false,
   ) {}
 
   /** The MsgrServer handler. */
@@ -160,6 +162,10 @@ export class OsdService {
       return { code: isErrorCode(outcome.code) ? outcome.code : 'EIO', message: outcome.message, version: outcome.version, results: outcome.results };
     }
     if (!outcome.mutates) return { code: 0, message: '', version: outcome.version, results: outcome.results };
+    if (outcome.next !== null && this.isFull()) {
+      // Ceph answers ENOSPC (or blocks) when the OSD is full; a full store would fail the transaction.
+      return { code: 'ENOSPC', message: `osd.${this.whoami} is full: only deletes are accepted`, version: outcome.version, results: [] };
+    }
     const body = outcome.next === null || outcome.next === undefined ? { kind: 'delete' as const } : { kind: 'writeFull' as const, data: encodeObjectState(outcome.next) };
     if (req.reqid.tid > BigInt(Number.MAX_SAFE_INTEGER)) throw new AspenError('EINVAL', 'request tid out of range');
     const w = await this.pgs.clientOp(pgid, { reqid: { client: req.reqid.client, tid: Number(req.reqid.tid) }, object, body });

@@ -16,6 +16,7 @@ import { pino } from 'pino';
 import { OsdService } from '../../src/io/osd-service.ts';
 import type { OsdPgs } from '../../src/io/osd-pgs.ts';
 import type { ClientOp, ClientReply } from '../../src/pg/types.ts';
+import { emptyObjectState, encodeObjectState } from '../../src/pg/object-state.ts';
 
 function testMap(): OsdMap {
   const crush = buildCrushMap(3, [{ name: 'host', alg: 'straw2', size: 1 }, { name: 'root', alg: 'straw2', size: 0 }]);
@@ -56,13 +57,13 @@ class FakePgs {
   }
 }
 
-function setup(whoamiIsPrimary = true): { svc: OsdService; pgs: FakePgs; primary: number } {
+function setup(whoamiIsPrimary = true, full = false): { svc: OsdService; pgs: FakePgs; primary: number } {
   const map = testMap();
   const primary = mapPg(map, '1.0').actingPrimary;
   const pgs = new FakePgs();
   const tracker = { current: map, waitForEpoch: () => new Promise(() => undefined) } as unknown as OsdMapTracker;
   const whoami = whoamiIsPrimary ? primary : (primary + 1) % 3;
-  const svc = new OsdService(whoami, pgs as unknown as OsdPgs, tracker, pino({ level: 'silent' }), () => 1000);
+  const svc = new OsdService(whoami, pgs as unknown as OsdPgs, tracker, pino({ level: 'silent' }), () => 1000, () => undefined, () => full);
   return { svc, pgs, primary };
 }
 
@@ -113,6 +114,15 @@ describe('OsdService client ops', () => {
     expect((await op(svc, [{ op: 'writefull', data: te('x') }], { object: '' })).code).toBe('EINVAL');
     expect((await op(svc, [{ op: 'writefull', data: te('x') }], { object: 'a\u0000b' })).code).toBe('EINVAL');
     expect(pgs.applies).toBe(0);
+  });
+
+  it('refuses writes with ENOSPC while the store is full, and still deletes and reads', async () => {
+    const { svc, pgs } = setup(true, true);
+    pgs.objects.set('obj', encodeObjectState({ ...emptyObjectState(), data: te('old'), version: 1n }));
+    expect((await op(svc, [{ op: 'writefull', data: te('x') }])).code).toBe('ENOSPC');
+    expect((await op(svc, [{ op: 'read', offset: 0, length: 0 }])).results).toEqual([{ code: 0, kind: 'data', data: te('old') }]);
+    expect((await op(svc, [{ op: 'remove' }])).code).toBe(0);
+    expect(pgs.objects.size).toBe(0);
   });
 
   it('answers ESTALE with its epoch when it is not the acting primary, and for a PGLS of a PG it does not hold', async () => {
