@@ -2,3 +2,4 @@
 export * from './harness.ts';
 export * from './mon-cluster.ts';
 export * from './plain.ts';
+export * from './prng.ts';

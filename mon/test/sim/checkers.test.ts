@@ -9,7 +9,7 @@ import { checkKvHistory, checkRegister } from './linearizability.ts';
 import type { HistoryOp } from './linearizability.ts';
 import { Invariants } from './invariants.ts';
 import type { LogView } from './invariants.ts';
-import { Prng } from './prng.ts';
+import { Prng } from '@aspen/test/prng.ts';
 import { KvStore } from './kv.ts';
 import type { KvOp, KvResult } from './kv.ts';
 import { runSeed } from './simulator.ts';

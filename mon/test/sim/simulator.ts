@@ -19,7 +19,7 @@ import { RawNode } from '../../src/raft/rawnode.ts';
 import { MemoryStorage } from '../../src/raft/memory-storage.ts';
 import { BOOTSTRAP_HARD_STATE, applyConfChangeToConfState, bootstrapSnapshot, decodeConfChange } from '../../src/raft/confchange.ts';
 import type { ConfState, HardState, Message, NodeId, RaftConfig } from '../../src/raft/types.ts';
-import { Prng } from './prng.ts';
+import { Prng } from '@aspen/test/prng.ts';
 import { KvStore, decodeCommand, encodeCommand } from './kv.ts';
 import type { KvOp, KvResult } from './kv.ts';
 import { Invariants } from './invariants.ts';

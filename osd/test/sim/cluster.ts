@@ -23,7 +23,7 @@ import { LocalReserver } from '../../src/pg/recovery.ts';
 import { hasSalvageCopy } from '../../src/pg/primary.ts';
 import { decodePgMeta, encodePgMeta } from '../../src/pg/codec.ts';
 import { evCmp, evStr, type ClientOpBody, type ClientReply, type Eversion, type MapHistory, type Outbox, type PgInput, type PgMapping, type PgMessage, type ReqId } from '../../src/pg/types.ts';
-import { Prng } from './prng.ts';
+import { Prng } from '@aspen/test/prng.ts';
 import { ContentLedger, SimStore, bytesEqual } from './store.ts';
 
 /** Everything a run does is a function of its seed. */
