@@ -10,6 +10,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { AspenError, type ErrorCode } from '@aspen/shared';
 import { discoverConfigPath, loadConfig } from '@aspen/shared/io/config.ts';
 import { MonClient } from '@aspen/shared/io/monclient.ts';
+import { RadosClient } from '@aspen/shared/io/rados.ts';
 import { renderPlain } from './aspen-render.ts';
 
 /** errno values for exit statuses (Linux). */
@@ -148,6 +149,18 @@ ecp.command('rm').argument('<name>').description('remove an unused profile').act
 const pg = program.command('pg').description('placement group commands');
 pg.command('dump').argument('[what]', 'pgs (default)').description('every PG with state and mapping').action(action(() => ({ prefix: 'pg dump' })));
 pg.command('map').argument('<pgid>').description('up and acting sets of a PG').action(action((pgid: string) => ({ prefix: 'pg map', pgid })));
+for (const verb of ['scrub', 'deep-scrub', 'repair'] as const) {
+  pg.command(verb).argument('<pgid>').description(`instruct the PG's primary to ${verb} it (as ceph pg ${verb})`).action(async (pgid: string) => {
+    const g = program.opts<GlobalOpts>();
+    const client = await RadosClient.connect({ monAddrs: monAddrs(g), opTimeoutMs: Math.max(1, g.connectTimeout) * 1000 });
+    try {
+      const r = await client.pgCommand(`pg ${verb}`, pgid);
+      process.stdout.write(g.format.startsWith('json') ? `${JSON.stringify(r)}\n` : `${r.message}\n`);
+    } finally {
+      await client.close();
+    }
+  });
+}
 
 const config = program.command('config').description('centralized configuration');
 config.command('set').argument('<who>').argument('<name>').argument('<value>').description('set an option').action(action((who: string, name: string, value: string) => ({ prefix: 'config set', who, name, value })));

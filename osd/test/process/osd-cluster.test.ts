@@ -6,13 +6,13 @@
  * return to active; marked out, its PGs are backfilled elsewhere to active+clean; the OSD restarted from its store brings every PG back to active+clean;
  * Prometheus metrics are served; SIGTERM stops an OSD with exit status 0.
  */
+import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MonCluster, ProcessHarness, REPO_ROOT, freePorts, tsNodeArgs, waitFor } from '@aspen/test';
 import { RadosClient, type IoCtx } from '@aspen/shared/io/rados.ts';
-import { MSG_OSD_COMMAND } from '@aspen/shared/client/messages.ts';
 import { mapObjectToPg, mapPg } from '@aspen/shared/osdmap/map-placement.ts';
 
 const OSD_ENTRY = join(REPO_ROOT, 'osd', 'src', 'bin', 'aspen-osd.ts');
@@ -117,10 +117,14 @@ function flipByteOf(storeDir: string, marker: Uint8Array): string {
   throw new Error(`no data file under ${root} holds the marker`);
 }
 
-async function osdCommand(c: RadosClient, osd: number, command: object): Promise<{ message: string; state: string }> {
-  const addr = c.osdMap.osds.get(osd)!.addr;
-  const res = await c.msgr.request(addr, MSG_OSD_COMMAND, new TextEncoder().encode(JSON.stringify(command)));
-  return JSON.parse(new TextDecoder().decode(res.meta)) as { message: string; state: string };
+/** Runs the real `aspen` CLI; resolves with its stdout. @throws Error on a non-zero exit. */
+function aspenCli(monAddrs: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'mon', 'src', 'bin', 'aspen.ts'), '-m', monAddrs, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`aspen ${args.join(' ')}: ${stderr || err.message}`));
+      else resolve(stdout);
+    });
+  });
 }
 
 async function pgState(c: RadosClient, pgid: string): Promise<string> {
@@ -208,16 +212,17 @@ describe('aspen-osd cluster (3 mons + 4 OSDs on loopback)', () => {
     await waitAllActive(c, 60_000, true);
     expect(mapPg(c.osdMap, pgid).actingPrimary).toBe(primary);
 
-    expect((await osdCommand(c, primary, { prefix: 'pg deep-scrub', pgid })).message).toMatch(/deep-scrub/);
+    // The operator's command, through the CLI (as `ceph pg deep-scrub PGID`).
+    expect(await aspenCli(monAddrs, ['pg', 'deep-scrub', pgid])).toMatch(new RegExp(`pg ${pgid.replace('.', '\\.')} on osd\\.${primary} to deep-scrub`));
     await waitFor(async () => (await pgState(c, pgid)).includes('inconsistent'), { timeoutMs: 30_000, what: `pg ${pgid} inconsistent` });
     // The primary's copy is good: client reads are unaffected.
     expect(sha(await io.read('victim'))).toBe(sha(data));
 
-    await osdCommand(c, primary, { prefix: 'pg repair', pgid });
+    await c.pgCommand('pg repair', pgid);
     await waitFor(async () => (await pgState(c, pgid)) === 'active+clean', { timeoutMs: 30_000, what: `pg ${pgid} repaired` });
     // A second deep scrub finds every copy good.
     const scrubsBefore = h.log(`osd.${primary}`).split('\n').filter((l) => l.includes(`"pgid":"${pgid}"`) && l.includes('scrubbing+deep')).length;
-    await osdCommand(c, primary, { prefix: 'pg deep-scrub', pgid });
+    await c.pgCommand('pg deep-scrub', pgid);
     await waitFor(() => h.log(`osd.${primary}`).split('\n').filter((l) => l.includes(`"pgid":"${pgid}"`) && l.includes('scrubbing+deep')).length > scrubsBefore, { timeoutMs: 30_000, what: 'the second deep scrub' });
     const lastState = (): string | undefined => h.log(`osd.${primary}`).split('\n').filter((l) => l.includes(`"pgid":"${pgid}"`) && l.includes('"msg":"pg state"')).pop();
     await waitFor(() => lastState()?.includes('"state":"active+clean"') === true, { timeoutMs: 30_000, what: `pg ${pgid} clean after the second scrub` });

@@ -11,7 +11,7 @@ import { AspenError, isErrorCode } from '../errors.ts';
 import { Decoder, Encoder } from '../codec.ts';
 import { formatPgId } from '../ids.ts';
 import { decodeOsdReply, encodeOsdRequest, SNAP_HEAD, type OsdOp, type OsdOpResult, type OsdReply, type SnapContext } from '../client/ops.ts';
-import { MSG_OSD_OP, MSG_PG_LS } from '../client/messages.ts';
+import { MSG_OSD_COMMAND, MSG_OSD_OP, MSG_PG_LS } from '../client/messages.ts';
 import { mapPg } from '../osdmap/map-placement.ts';
 import { objectToPg } from '../osdmap/placement.ts';
 import type { OsdMap, Pool } from '../osdmap/types.ts';
@@ -182,6 +182,36 @@ export class RadosClient {
       }
     }
     throw new AspenError('ETIMEDOUT', `listing pg ${poolName}.${seed.toString(16)} did not complete`);
+  }
+
+  /**
+   * Sends an operator command (`pg scrub`, `pg deep-scrub`, `pg repair`) to PG `pgid`'s acting
+   * primary, as `ceph pg scrub` does; retries on ESTALE after a map refresh.
+   * @returns the OSD's reply `{message, state}`.
+   * @throws AspenError ENOENT for an unknown PG, EINVAL, ETIMEDOUT.
+   */
+  async pgCommand(prefix: 'pg scrub' | 'pg deep-scrub' | 'pg repair', pgid: string): Promise<{ message: string; state: string }> {
+    const deadline = Date.now() + this.opTimeoutMs;
+    let last = '';
+    while (Date.now() < deadline) {
+      const map = this.osdMap;
+      const m = mapPg(map, pgid);
+      const addr = m.actingPrimary >= 0 ? map.osds.get(m.actingPrimary)?.addr : undefined;
+      if (!addr) {
+        last = `pg ${pgid} has no primary at epoch ${map.epoch}`;
+        await this.newerMap(map.epoch, 500);
+        continue;
+      }
+      try {
+        const res = await this.msgr.request(addr, MSG_OSD_COMMAND, new TextEncoder().encode(JSON.stringify({ prefix, pgid })), undefined, { timeoutMs: Math.max(1, Math.min(deadline - Date.now(), 10_000)) });
+        return JSON.parse(new TextDecoder().decode(res.meta)) as { message: string; state: string };
+      } catch (err) {
+        if (!(err instanceof AspenError) || !RESEND_CODES.has(err.code)) throw err;
+        last = err.message;
+        await this.newerMap(map.epoch, 300);
+      }
+    }
+    throw new AspenError('ETIMEDOUT', `${prefix} ${pgid}: no primary answered (last: ${last || 'none'})`);
   }
 
   async close(): Promise<void> {
