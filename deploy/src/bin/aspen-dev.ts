@@ -16,6 +16,7 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
@@ -24,7 +25,10 @@ import { MonClient } from '@aspen/shared/io/monclient.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const MON_BIN = join(ROOT, 'mon', 'bin', 'aspen-mon');
+const OSD_BIN = join(ROOT, 'osd', 'bin', 'aspen-osd');
 const MON_NAMES = ['a', 'b', 'c'];
+/** OSDs of the local cluster, each under its own CRUSH host so size-3 pools place on one machine. */
+const OSD_IDS = [0, 1, 2];
 
 interface UpOptions { data: string; detach?: boolean; monPortBase: number }
 
@@ -106,18 +110,31 @@ async function up(o: UpOptions): Promise<void> {
     if (runningPid(data, `mon.${n}`) !== null) continue;
     startDetached(data, `mon.${n}`, process.execPath, [MON_BIN, '--id', n, '--data', join(data, `mon.${n}`), '--addr', addr]);
   }
+  const monList = [...addrs.values()].join(',');
   const client = new MonClient({ monAddrs: [...addrs.values()], timeoutMs: 30_000 });
   try {
     await client.command({ prefix: 'status' });
+    for (const id of OSD_IDS) {
+      const dir = join(data, `osd.${id}`);
+      if (!existsSync(join(dir, 'whoami'))) {
+        await runToEnd(process.execPath, [OSD_BIN, '--mkfs', '--data', dir, '--mon', monList, '--id', String(id), '--log-level', 'warn']);
+      }
+      if (runningPid(data, `osd.${id}`) === null) {
+        startDetached(data, `osd.${id}`, process.execPath, [OSD_BIN, '--data', dir, '--mon', monList, '--host', `${hostname()}-${id}`]);
+      }
+    }
+    await client.command({ prefix: 'osd pool create', pool: 'rbd', pg_num: 32 });
+    await client.command({ prefix: 'osd pool application enable', pool: 'rbd', app: 'rbd' });
   } finally {
     client.close();
   }
   const cli = `ASPEN_CONF=${confPath} ./mon/bin/aspen`;
   process.stdout.write([
     '',
-    `Aspen is up: 3 monitors at ${[...addrs.values()].join(', ')} (data and logs in ${data}).`,
+    `Aspen is up: 3 monitors at ${[...addrs.values()].join(', ')}, ${OSD_IDS.length} OSDs, pool 'rbd' (data and logs in ${data}).`,
     `  status:     ./mon/bin/aspen status          (from ${ROOT}; elsewhere: ${cli} status)`,
-    '  a pool:     ./mon/bin/aspen osd pool create rbd 32',
+    '  OSDs:       ./mon/bin/aspen osd tree',
+    '  a pool:     ./mon/bin/aspen osd pool create mypool 32',
     `  stop:       npm start -- down   (or: node deploy/bin/aspen-dev.mjs down --data ${data})`,
     '',
   ].join('\n'));
@@ -151,14 +168,15 @@ async function up(o: UpOptions): Promise<void> {
 
 async function down(o: { data: string }): Promise<void> {
   const data = resolve(o.data);
-  for (const n of MON_NAMES) {
-    const pid = runningPid(data, `mon.${n}`);
+  // OSDs first: a stopping OSD asks the monitors to mark it down.
+  for (const daemon of [...OSD_IDS.map((i) => `osd.${i}`), ...MON_NAMES.map((n) => `mon.${n}`)]) {
+    const pid = runningPid(data, daemon);
     if (pid === null) continue;
     process.kill(pid, 'SIGTERM');
-    for (let i = 0; i < 50 && pidAlive(pid); i++) await sleep(100);
+    for (let i = 0; i < 100 && pidAlive(pid); i++) await sleep(100);
     if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
-    rmSync(pidFile(data, `mon.${n}`), { force: true });
-    process.stdout.write(`stopped mon.${n} (pid ${pid})\n`);
+    rmSync(pidFile(data, daemon), { force: true });
+    process.stdout.write(`stopped ${daemon} (pid ${pid})\n`);
   }
 }
 
@@ -169,9 +187,9 @@ async function status(o: { data: string }): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  for (const n of MON_NAMES) {
-    const pid = runningPid(data, `mon.${n}`);
-    process.stdout.write(`mon.${n}: ${pid === null ? 'stopped' : `running (pid ${pid})`}\n`);
+  for (const daemon of [...MON_NAMES.map((n) => `mon.${n}`), ...OSD_IDS.map((i) => `osd.${i}`)]) {
+    const pid = runningPid(data, daemon);
+    process.stdout.write(`${daemon}: ${pid === null ? 'stopped' : `running (pid ${pid})`}\n`);
   }
 }
 
