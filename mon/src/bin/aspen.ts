@@ -8,7 +8,7 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { AspenError, type ErrorCode } from '@aspen/shared';
-import { discoverConfigPath, loadConfig } from '@aspen/shared/io/config.ts';
+import { resolveMonAddrs } from '@aspen/shared/io/config.ts';
 import { MonClient } from '@aspen/shared/io/monclient.ts';
 import { RadosClient } from '@aspen/shared/io/rados.ts';
 import { renderPlain } from './aspen-render.ts';
@@ -39,14 +39,7 @@ const program = new Command('aspen')
   .showHelpAfterError();
 
 function monAddrs(g: GlobalOpts): string[] {
-  const fromFlag = g.mon ?? process.env.ASPEN_MON_HOST;
-  if (fromFlag) return fromFlag.split(',').map((s) => s.trim()).filter(Boolean);
-  const path = discoverConfigPath(g.conf);
-  if (path) {
-    const v = loadConfig(path, 'client').mon_host;
-    if (typeof v === 'string' && v) return v.split(',').map((s) => s.trim());
-  }
-  throw new AspenError('EINVAL', 'no monitors known: pass -m HOST:PORT[,…], set ASPEN_MON_HOST, or create aspen-data/aspen.conf with mon_host');
+  return resolveMonAddrs(g.mon, g.conf);
 }
 
 /** Sends `command` and prints the reply in the chosen format; exits with its status. */

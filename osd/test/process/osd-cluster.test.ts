@@ -117,14 +117,19 @@ function flipByteOf(storeDir: string, marker: Uint8Array): string {
   throw new Error(`no data file under ${root} holds the marker`);
 }
 
-/** Runs the real `aspen` CLI; resolves with its stdout. @throws Error on a non-zero exit. */
-function aspenCli(monAddrs: string, args: string[]): Promise<string> {
+/** Runs a TypeScript CLI entry point; resolves with its stdout. @throws Error (with stderr) on a non-zero exit. */
+function runTool(entry: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'mon', 'src', 'bin', 'aspen.ts'), '-m', monAddrs, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`aspen ${args.join(' ')}: ${stderr || err.message}`));
+    execFile(process.execPath, ['--import', 'tsx', entry, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${entry} ${args.join(' ')}: ${stderr || err.message}`));
       else resolve(stdout);
     });
   });
+}
+
+/** Runs the real `aspen` CLI. */
+function aspenCli(monAddrs: string, args: string[]): Promise<string> {
+  return runTool(join(REPO_ROOT, 'mon', 'src', 'bin', 'aspen.ts'), ['-m', monAddrs, ...args]);
 }
 
 async function pgState(c: RadosClient, pgid: string): Promise<string> {
@@ -157,6 +162,15 @@ describe('aspen-osd cluster (3 mons + 4 OSDs on loopback)', () => {
     expect(sha(await io.read('obj-1'))).toBe(acked.get('obj-1'));
     const listed = await io.listObjects();
     expect(listed.length).toBe(200);
+
+    // The same through the shell tool (as `rados -p POOL get/getxattr/ls`).
+    const rados = (args: string[]): Promise<string> => runTool(join(REPO_ROOT, 'shared', 'src', 'bin', 'aspen-rados.ts'), ['-m', monAddrs, '-p', POOL, ...args]);
+    expect(await rados(['getxattr', 'obj-1', 'color'])).toBe('blue\n');
+    expect((await rados(['ls'])).trim().split('\n').length).toBe(200);
+    const outFile = join(h.dir, 'obj-7.out');
+    await rados(['get', 'obj-7', outFile]);
+    expect(sha(readFileSync(outFile))).toBe(acked.get('obj-7'));
+    await expect(rados(['stat', 'no-such-object'])).rejects.toThrow(/ENOENT/);
 
     // kill -9 one OSD and keep writing: every acknowledged write reads back.
     await h.kill('osd.3', 'SIGKILL');

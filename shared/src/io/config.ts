@@ -50,3 +50,19 @@ export function discoverConfigPath(explicit?: string): string | undefined {
   for (const p of ['./aspen-data/aspen.conf', '/etc/aspen/aspen.conf']) if (existsSync(p)) return p;
   return undefined;
 }
+
+/**
+ * Monitor addresses for a client: `explicit` (`-m HOST:PORT[,…]`), else `$ASPEN_MON_HOST`, else
+ * `mon_host` of the discovered aspen.conf (as `ceph`/`rados` find theirs).
+ * @throws AspenError EINVAL when none is found.
+ */
+export function resolveMonAddrs(explicit?: string, confPath?: string): string[] {
+  const fromFlag = explicit ?? process.env.ASPEN_MON_HOST;
+  if (fromFlag) return fromFlag.split(',').map((s) => s.trim()).filter(Boolean);
+  const path = discoverConfigPath(confPath);
+  if (path) {
+    const v = loadConfig(path, 'client').mon_host;
+    if (typeof v === 'string' && v) return v.split(',').map((s) => s.trim());
+  }
+  throw new AspenError('EINVAL', 'no monitors known: pass -m HOST:PORT[,…], set ASPEN_MON_HOST, or create aspen-data/aspen.conf with mon_host');
+}
