@@ -3,7 +3,8 @@
  * commands by prefix and result with latency, Raft term / commit / applied index, role,
  * and OSDMap epoch and OSD counts.
  */
-import * as http from 'node:http';
+import type * as http from 'node:http';
+import { serveMetrics } from '@aspen/shared/io/metrics-http.ts';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { MonNode } from './mon-node.ts';
 
@@ -52,21 +53,9 @@ export class MonMetrics {
     }
   }
 
-  /** Serves `/metrics` on `host:port`; resolves with the bound port. */
+  /** Serves `/metrics` on `host:port` (port 0: any); resolves with the bound port. */
   serve(host: string, port: number): Promise<{ server: http.Server; port: number }> {
-    const server = http.createServer((req, res) => {
-      if (req.url !== '/metrics') {
-        res.writeHead(404).end('not found: try /metrics\n');
-        return;
-      }
-      this.registry.metrics().then(
-        (body) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(body),
-        (err: unknown) => res.writeHead(500).end(String(err)),
-      );
-    });
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => resolve({ server, port: (server.address() as { port: number }).port }));
-    });
+    return serveMetrics(this.registry, host, port);
   }
+
 }

@@ -9,8 +9,8 @@
  * xattr {@link VERSION_XATTR} (Ceph keeps user xattrs under `_` and object_info in `_`), so
  * clients cannot collide with internal attributes.
  */
-import { AspenError, Decoder, Encoder, assert, assertNever, isErrorCode } from '@aspen/shared';
-import { isGuard, isMutation, OMAP_PAGE_MAX, type CmpOp, type OsdOp, type OsdOpResult } from '@aspen/shared/client/ops.ts';
+import { AspenError, Decoder, Encoder, assert, isErrorCode } from '@aspen/shared';
+import { cmpHolds, isGuard, isMutation, OMAP_PAGE_MAX, type OsdOp, type OsdOpResult } from '@aspen/shared/client/ops.ts';
 import type { ObjectId } from '../store/oid.ts';
 import { Transaction } from '../store/transaction.ts';
 import type { ObjectStore } from '../store/types.ts';
@@ -59,23 +59,6 @@ export interface ExecOutcome {
   /** The object's version after the request (its current one for reads). */
   version: bigint;
   results: OsdOpResult[];
-}
-
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength));
-}
-
-function cmpHolds(cmp: CmpOp, actual: Uint8Array, expected: Uint8Array): boolean {
-  const c = compareBytes(actual, expected);
-  switch (cmp) {
-    case 'eq': return c === 0;
-    case 'ne': return c !== 0;
-    case 'gt': return c > 0;
-    case 'gte': return c >= 0;
-    case 'lt': return c < 0;
-    case 'lte': return c <= 0;
-    default: return assertNever(cmp, 'comparison');
-  }
 }
 
 function fail(code: string, message: string, version: bigint): ExecOutcome {

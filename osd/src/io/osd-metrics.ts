@@ -4,7 +4,8 @@
  * OSDMap epoch, and the object store's usage and full flag (Ceph's `ceph_osd_op*`,
  * `ceph_pg_*`, `ceph_osd_stat_bytes*` in spirit).
  */
-import * as http from 'node:http';
+import type * as http from 'node:http';
+import { serveMetrics } from '@aspen/shared/io/metrics-http.ts';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ObjectStore } from '../store/types.ts';
 import type { OsdPgs } from './osd-pgs.ts';
@@ -50,19 +51,7 @@ export class OsdMetrics {
 
   /** Serves `/metrics` on `host:port` (port 0: any); resolves with the bound port. */
   serve(host: string, port: number): Promise<{ server: http.Server; port: number }> {
-    const server = http.createServer((req, res) => {
-      if (req.url !== '/metrics') {
-        res.writeHead(404).end('not found: try /metrics\n');
-        return;
-      }
-      this.registry.metrics().then(
-        (body) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(body),
-        (err: unknown) => res.writeHead(500).end(String(err)),
-      );
-    });
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => resolve({ server, port: (server.address() as { port: number }).port }));
-    });
+    return serveMetrics(this.registry, host, port);
   }
+
 }

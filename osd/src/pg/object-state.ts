@@ -13,8 +13,8 @@
  * sorted by name, omap header bytes, omap [(key, value)] sorted by key — deterministic, so
  * equal states have equal bytes (and equal crc32c, which scrub compares).
  */
-import { AspenError, Decoder, Encoder, assert, assertNever, isErrorCode } from '@aspen/shared';
-import { OMAP_PAGE_MAX, isGuard, isMutation, type CmpOp, type OsdOp, type OsdOpResult } from '@aspen/shared/client/ops.ts';
+import { AspenError, Decoder, Encoder, assert, isErrorCode } from '@aspen/shared';
+import { cmpHolds, OMAP_PAGE_MAX, isGuard, isMutation, type OsdOp, type OsdOpResult } from '@aspen/shared/client/ops.ts';
 
 /** The state of one object. Maps are keyed by user xattr name / omap key. */
 export interface ObjectState {
@@ -95,22 +95,6 @@ export interface ApplyOutcome {
   /** The object's version after the request (its current one for reads and failures). */
   readonly version: bigint;
   readonly results: OsdOpResult[];
-}
-
-function cmpBytes(a: Uint8Array, b: Uint8Array): number {
-  return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength));
-}
-function cmpHolds(cmp: CmpOp, actual: Uint8Array, expected: Uint8Array): boolean {
-  const c = cmpBytes(actual, expected);
-  switch (cmp) {
-    case 'eq': return c === 0;
-    case 'ne': return c !== 0;
-    case 'gt': return c > 0;
-    case 'gte': return c >= 0;
-    case 'lt': return c < 0;
-    case 'lte': return c <= 0;
-    default: return assertNever(cmp, 'comparison');
-  }
 }
 
 function fail(code: string, message: string, version: bigint): ApplyOutcome {

@@ -47,6 +47,23 @@ export type OsdOp =
   | { op: 'omap_get_vals_by_keys'; keys: string[] }
   | { op: 'omap_get_header' };
 
+/**
+ * Whether a guard's comparison holds: `actual` vs `expected` as unsigned bytes,
+ * lexicographically (Ceph compares xattr and omap values as strings of bytes).
+ */
+export function cmpHolds(cmp: CmpOp, actual: Uint8Array, expected: Uint8Array): boolean {
+  const c = Buffer.compare(Buffer.from(actual.buffer, actual.byteOffset, actual.byteLength), Buffer.from(expected.buffer, expected.byteOffset, expected.byteLength));
+  switch (cmp) {
+    case 'eq': return c === 0;
+    case 'ne': return c !== 0;
+    case 'gt': return c > 0;
+    case 'gte': return c >= 0;
+    case 'lt': return c < 0;
+    case 'lte': return c <= 0;
+    default: return assertNever(cmp, 'comparison');
+  }
+}
+
 /** The kind of each op. */
 export type OsdOpKind = OsdOp['op'];
 
