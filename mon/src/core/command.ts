@@ -85,6 +85,11 @@ export const mutatingCommandSchema = z.discriminatedUnion('prefix', [
   z.object({ prefix: z.literal('osd pool rename'), srcpool: name, destpool: name }),
   z.object({ prefix: z.literal('osd pool set'), pool: name, var: z.enum(['size', 'min_size', 'pg_num', 'pgp_num', 'crush_rule']), val: z.string().max(64) }),
   z.object({ prefix: z.literal('osd pool application enable'), pool: name, app: name }),
+  // librados selfmanaged_snap_create / _remove (Ceph MPoolOp POOL_OP_CREATE_UNMANAGED_SNAP / DELETE_UNMANAGED_SNAP).
+  z.object({ prefix: z.literal('osd pool selfmanaged-snap create'), pool: name }),
+  z.object({ prefix: z.literal('osd pool selfmanaged-snap rm'), pool: name, snapid: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER) }),
+  // Internal: the leader's record of a change in an OSD's beaconed full state (Ceph MOSDFull → new_state).
+  z.object({ prefix: z.literal('osd full'), id: osdIdNum, full: z.boolean(), nearfull: z.boolean() }),
   z.object({ prefix: z.literal('osd erasure-code-profile set'), name, profile: z.array(z.string().max(128)).max(32), force: z.boolean().optional() }),
   z.object({ prefix: z.literal('osd erasure-code-profile rm'), name }),
   z.object({ prefix: z.literal('osd pg-temp'), pgid: pgidText, osds: z.array(osdIdNum).max(32) }),
@@ -131,7 +136,7 @@ export type ReadCommand = z.infer<typeof readCommandSchema>;
 export type MonCommand = MutatingCommand;
 
 /** Prefixes that only the monitors themselves may propose. */
-export const INTERNAL_PREFIXES: ReadonlySet<string> = new Set(['mon init']);
+export const INTERNAL_PREFIXES: ReadonlySet<string> = new Set(['mon init', 'osd full']);
 
 /** Whether `prefix` names a read-only command. */
 export function isReadPrefix(prefix: string): boolean {

@@ -64,6 +64,25 @@ export class OsdLiveness {
     this.lastSeenMs.set(osd, nowMs);
   }
 
+  /**
+   * A beacon that carries the OSD's store state (`full`, `nearfull`; Ceph sends MOSDFull for
+   * this). Returns the `osd full` command to propose when the map's record differs, else null:
+   * the OSDMap epoch moves only when the state flips, not with every beacon. A down or
+   * unknown OSD's report is ignored (its boot clears the state; its next beacon reports again).
+   * The same change is not proposed twice within the pending window (10 s).
+   */
+  onFullReport(osd: number, report: { full: boolean; nearfull: boolean }, nowMs: number, map: OsdMap): MutatingCommand | null {
+    const info = map.osds.get(osd);
+    if (info === undefined || !info.exists || !info.up) return null;
+    if (info.full === report.full && info.nearfull === report.nearfull) return null;
+    const key = `full:${osd}:${report.full}:${report.nearfull}`;
+    if (this.pending.has(key)) return null;
+    // A different state proposed earlier is superseded: a flip back must not wait out its window.
+    for (const f of [false, true]) for (const n of [false, true]) this.pending.delete(`full:${osd}:${f}:${n}`);
+    this.pending.set(key, nowMs);
+    return { prefix: 'osd full', id: osd, full: report.full, nearfull: report.nearfull };
+  }
+
   /** A boot clears what peers said about the OSD's previous life. */
   onBoot(osd: number, nowMs: number): void {
     this.lastSeenMs.set(osd, nowMs);

@@ -6,6 +6,7 @@
 import { AspenError, assertNever } from '@aspen/shared';
 import type { ErasureCodeProfile, OsdMap, OsdMapIncremental, Pool } from '@aspen/shared/osdmap/types.ts';
 import { WEIGHT_IN, WEIGHT_OUT, emptyIncremental } from '@aspen/shared/osdmap/types.ts';
+import { insertRemovedSnap, isSnapRemoved } from '@aspen/shared/osdmap/snaps.ts';
 import type { MutatingCommand } from './command.ts';
 import * as crushOps from './crush-ops.ts';
 
@@ -195,7 +196,7 @@ export function prepareOsdMapCommand(map: OsdMap, cmd: OsdMapCommand, stampMs: n
       if (crushOps.ruleType(inc.crush ?? map.crush, crushRule) !== type) throw new AspenError('EINVAL', `crush rule ${crushRule} type does not match pool`);
       const pool: Pool = {
         id, name: cmd.pool, type, size, minSize, pgNum, pgpNum, crushRule, erasureCodeProfile: profileName,
-        applications: [], hashPsPool: true, createdEpoch: inc.epoch, lastChangeEpoch: inc.epoch,
+        applications: [], hashPsPool: true, createdEpoch: inc.epoch, lastChangeEpoch: inc.epoch, snapSeq: 0, removedSnaps: [],
       };
       inc.newPools.push(pool);
       inc.newPoolMax = id;
@@ -261,6 +262,31 @@ export function prepareOsdMapCommand(map: OsdMap, cmd: OsdMapCommand, stampMs: n
       if (pool.applications.includes(cmd.app)) return { inc: null, message: `enabled application '${cmd.app}' on pool '${cmd.pool}'`, data: {} };
       inc.newPools.push({ ...pool, applications: [...pool.applications, cmd.app].sort(), lastChangeEpoch: inc.epoch });
       return { inc, message: `enabled application '${cmd.app}' on pool '${cmd.pool}'`, data: {} };
+    }
+    case 'osd pool selfmanaged-snap create': {
+      // Ceph pg_pool_t::add_unmanaged_snap: snapid = ++snap_seq. Exactly-once under retries comes
+      // from the session table (a retried request gets this reply, not a second id).
+      const pool = poolByName(map, cmd.pool);
+      const snapid = pool.snapSeq + 1;
+      inc.newPools.push({ ...pool, applications: [...pool.applications], removedSnaps: pool.removedSnaps.map(([a, b]) => [a, b]), snapSeq: snapid, lastChangeEpoch: inc.epoch });
+      return { inc, message: `created pool ${pool.id} snap ${snapid}`, data: { snapid, epoch: inc.epoch } };
+    }
+    case 'osd pool selfmanaged-snap rm': {
+      // Ceph OSDMonitor POOL_OP_DELETE_UNMANAGED_SNAP: removing an already removed snap succeeds
+      // without a new epoch. (Ceph answers ENOENT for snapid > snap_seq; Aspen refuses 0 and
+      // unallocated ids alike with EINVAL.) Unlike Ceph, snap_seq is not bumped by a removal.
+      const pool = poolByName(map, cmd.pool);
+      if (cmd.snapid === 0 || cmd.snapid > pool.snapSeq) throw new AspenError('EINVAL', `snap ${cmd.snapid} was never allocated in pool '${cmd.pool}' (snap_seq ${pool.snapSeq})`);
+      if (isSnapRemoved(pool, cmd.snapid)) return { inc: null, message: `pool ${pool.id} snap ${cmd.snapid} already removed`, data: { epoch: map.epoch } };
+      inc.newPools.push({ ...pool, applications: [...pool.applications], removedSnaps: insertRemovedSnap(pool.removedSnaps, cmd.snapid), lastChangeEpoch: inc.epoch });
+      return { inc, message: `removed pool ${pool.id} snap ${cmd.snapid}`, data: { epoch: inc.epoch } };
+    }
+    case 'osd full': {
+      const osd = map.osds.get(cmd.id);
+      if (!osd?.exists) throw new AspenError('ENOENT', `osd.${cmd.id} does not exist`);
+      if (osd.full === cmd.full && osd.nearfull === cmd.nearfull) return { inc: null, message: '', data: { epoch: map.epoch } };
+      inc.newFullState.push({ id: cmd.id, full: cmd.full, nearfull: cmd.nearfull });
+      return { inc, message: `osd.${cmd.id} ${cmd.full ? 'full' : cmd.nearfull ? 'nearfull' : 'not full'}`, data: { epoch: inc.epoch } };
     }
     case 'osd erasure-code-profile set': {
       const profile = parseEcProfile(cmd.name, cmd.profile);

@@ -4,8 +4,9 @@
  * scripts carry over. Pure functions of the state plus the live quorum.
  */
 import { AspenError } from '@aspen/shared';
-import type { OsdMap, Pool } from '@aspen/shared/osdmap/types.ts';
+import type { OsdInfo, OsdMap, Pool } from '@aspen/shared/osdmap/types.ts';
 import { WEIGHT_IN } from '@aspen/shared/osdmap/types.ts';
+import { formatRemovedSnaps } from '@aspen/shared/osdmap/snaps.ts';
 import type { MonState, PgStat } from './state.ts';
 import * as crushOps from './crush-ops.ts';
 
@@ -76,6 +77,11 @@ export function healthChecks(state: MonState, q: QuorumInfo): Record<string, Hea
   if (downOsds.length > 0) {
     checks.OSD_DOWN = { severity: 'HEALTH_WARN', summary: `${downOsds.length} osds down`, detail: downOsds.map((o) => `osd.${o.id} (host ${o.host || '?'}) is down`) };
   }
+  // As Ceph's OSDMap::get_full_osd_counts: only up and in OSDs count.
+  const full = osds.filter((o) => o.up && o.weight > 0 && o.full);
+  if (full.length > 0) checks.OSD_FULL = { severity: 'HEALTH_ERR', summary: `${full.length} full osd(s)`, detail: full.map((o) => `osd.${o.id} is full`) };
+  const nearfull = osds.filter((o) => o.up && o.weight > 0 && !o.full && o.nearfull);
+  if (nearfull.length > 0) checks.OSD_NEARFULL = { severity: 'HEALTH_WARN', summary: `${nearfull.length} nearfull osd(s)`, detail: nearfull.map((o) => `osd.${o.id} is near full`) };
   if (map.flags.size > 0) {
     checks.OSDMAP_FLAGS = { severity: 'HEALTH_WARN', summary: `${[...map.flags].sort().join(',')} flag(s) set`, detail: [] };
   }
@@ -163,6 +169,16 @@ export function healthView(state: MonState, q: QuorumInfo, detail: boolean): Rec
   };
 }
 
+/** An OSD's state names as Ceph's `osd dump` lists them (`exists`, `up`, `full`, `nearfull`). */
+export function osdStateNames(o: OsdInfo): string[] {
+  const names: string[] = [];
+  if (o.exists) names.push('exists');
+  if (o.up) names.push('up');
+  if (o.full) names.push('full');
+  if (o.nearfull) names.push('nearfull');
+  return names;
+}
+
 /** `ceph osd dump -f json` equivalent. */
 export function osdDumpView(map: OsdMap): Record<string, unknown> {
   return {
@@ -171,7 +187,7 @@ export function osdDumpView(map: OsdMap): Record<string, unknown> {
     pools: [...map.pools.values()].map(poolView),
     osds: [...map.osds.values()].map((o) => ({
       osd: o.id, uuid: o.uuid, up: o.up ? 1 : 0, in: o.weight > 0 ? 1 : 0, weight: o.weight / WEIGHT_IN, addr: o.addr, host: o.host,
-      up_from: o.upFrom, down_at: o.downAt,
+      up_from: o.upFrom, down_at: o.downAt, state: osdStateNames(o),
     })),
     pg_temp: [...map.pgTemp].map(([pgid, osds]) => ({ pgid, osds })),
     erasure_code_profiles: Object.fromEntries([...map.ecProfiles].map(([n, p]) => [n, p])),
@@ -183,7 +199,8 @@ export function poolView(p: Pool): Record<string, unknown> {
   return {
     pool: p.id, pool_name: p.name, type: p.type, size: p.size, min_size: p.minSize, pg_num: p.pgNum, pgp_num: p.pgpNum,
     crush_rule: p.crushRule, erasure_code_profile: p.erasureCodeProfile, application_metadata: Object.fromEntries(p.applications.map((a) => [a, {}])),
-    flags_names: p.hashPsPool ? 'hashpspool' : '', create_epoch: p.createdEpoch, last_change: p.lastChangeEpoch,
+    flags_names: [...(p.hashPsPool ? ['hashpspool'] : []), ...(p.snapSeq > 0 ? ['selfmanaged_snaps'] : [])].join(','),
+    create_epoch: p.createdEpoch, last_change: p.lastChangeEpoch, snap_seq: p.snapSeq, removed_snaps: formatRemovedSnaps(p.removedSnaps),
   };
 }
 
@@ -194,6 +211,7 @@ export function poolGetView(map: OsdMap, name: string, variable: string): Record
   const all: Record<string, unknown> = {
     size: pool.size, min_size: pool.minSize, pg_num: pool.pgNum, pgp_num: pool.pgpNum,
     crush_rule: crushOps.ruleName(map.crush, pool.crushRule) ?? pool.crushRule, erasure_code_profile: pool.erasureCodeProfile, type: pool.type,
+    snap_seq: pool.snapSeq, removed_snaps: formatRemovedSnaps(pool.removedSnaps),
   };
   if (variable === 'all') return { pool: name, ...all };
   if (!(variable in all)) throw new AspenError('EINVAL', `unknown pool variable '${variable}' (one of: ${Object.keys(all).join(', ')}, all)`);

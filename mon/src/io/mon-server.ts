@@ -182,6 +182,19 @@ export class MonServer {
     if (!Number.isInteger(id) || id < 0) throw new AspenError('EINVAL', 'id must be an OSD id');
     if (command.prefix === 'osd beacon') {
       this.liveness.onBeacon(id, now);
+      // Optional store state (Ceph MOSDFull): proposed as `osd full` only when it changes.
+      const { full, nearfull } = command;
+      if ((full !== undefined && typeof full !== 'boolean') || (nearfull !== undefined && typeof nearfull !== 'boolean')) {
+        throw new AspenError('EINVAL', 'full and nearfull must be booleans');
+      }
+      const map = this.o.node.sm?.state.osdMap;
+      if (typeof full === 'boolean' && map !== undefined) {
+        const cmd = this.liveness.onFullReport(id, { full, nearfull: nearfull === true }, now, map);
+        if (cmd !== null) {
+          this.o.logger.info({ command: cmd }, 'osd full state changed');
+          this.o.node.proposeInternal(cmd, now);
+        }
+      }
       return { code: 0, message: '', data: { epoch: this.o.node.sm?.state.osdMap.epoch ?? 0 } };
     }
     const target = Number(command.target);

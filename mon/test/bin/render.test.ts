@@ -77,7 +77,7 @@ describe('aspen plain output', () => {
   it('health detail, pool get, erasure-code-profile get and ls, mon stat, and messages', () => {
     const d = cluster();
     expect(render(d, { prefix: 'health', detail: true }).split('\n').slice(0, 3)).toEqual(['HEALTH_WARN', '[MON_DOWN] 1/3 mons down, quorum a,b', '    mon.c (rank 2) addr 127.0.0.1:6791 is down (out of quorum)']);
-    expect(render(d, { prefix: 'osd pool get', pool: 'rbd', var: 'all' })).toBe('size: 3\nmin_size: 2\npg_num: 2\npgp_num: 2\ncrush_rule: replicated_rule\nerasure_code_profile: \ntype: replicated');
+    expect(render(d, { prefix: 'osd pool get', pool: 'rbd', var: 'all' })).toBe('size: 3\nmin_size: 2\npg_num: 2\npgp_num: 2\ncrush_rule: replicated_rule\nerasure_code_profile: \ntype: replicated\nsnap_seq: 0\nremoved_snaps: []');
     expect(render(d, { prefix: 'osd erasure-code-profile get', name: 'default' })).toBe('k=2\nm=1\nstripe_unit=4096\ncrush-failure-domain=host\nplugin=jerasure\ntechnique=reed_sol_van');
     expect(render(d, { prefix: 'osd erasure-code-profile ls' })).toBe('default');
     expect(render(d, { prefix: 'osd pool ls' })).toBe('rbd');

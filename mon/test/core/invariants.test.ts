@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { AssertionFailure } from '@aspen/shared';
 import { osdMapToBytes } from '@aspen/shared/osdmap/codec.ts';
 import { mapPg } from '@aspen/shared/osdmap/map-placement.ts';
+import { removedSnapsWellFormed } from '@aspen/shared/osdmap/snaps.ts';
 import { decodeMonState, encodeMonState } from '../../src/core/snapshot.ts';
 import type { MonState } from '../../src/core/state.ts';
 import { Driver } from './helpers.ts';
@@ -24,6 +25,7 @@ function checkInvariants(s: MonState): void {
     expect(p.minSize).toBeGreaterThanOrEqual(1);
     expect(p.minSize, `pool ${p.name} min_size <= size`).toBeLessThanOrEqual(p.size);
     expect(p.pgpNum, `pool ${p.name} pgp_num <= pg_num`).toBeLessThanOrEqual(p.pgNum);
+    expect(removedSnapsWellFormed(p.removedSnaps, p.snapSeq), `pool ${p.name} removed_snaps ${JSON.stringify(p.removedSnaps)} within snap_seq ${p.snapSeq}`).toBe(true);
     const rule = m.crush.rules.find((r) => r.id === p.crushRule);
     expect(rule, `pool ${p.name} rule ${p.crushRule} exists`).toBeDefined();
     expect(rule!.type, `pool ${p.name} (${p.type}) uses a rule of its type (${rule!.name})`).toBe(p.type);

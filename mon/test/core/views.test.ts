@@ -168,7 +168,7 @@ describe('read commands', () => {
     const d = new Driver();
     d.ok({ prefix: 'osd pool create', pool: 'p', pg_num: 16 });
     expect(executeRead(d.state, { prefix: 'osd pool get', pool: 'p', var: 'size' }, Q).data).toEqual({ pool: 'p', size: 3 });
-    expect(executeRead(d.state, { prefix: 'osd pool get', pool: 'p', var: 'all' }, Q).data).toEqual({ pool: 'p', size: 3, min_size: 2, pg_num: 16, pgp_num: 16, crush_rule: 'replicated_rule', erasure_code_profile: '', type: 'replicated' });
+    expect(executeRead(d.state, { prefix: 'osd pool get', pool: 'p', var: 'all' }, Q).data).toEqual({ pool: 'p', size: 3, min_size: 2, pg_num: 16, pgp_num: 16, crush_rule: 'replicated_rule', erasure_code_profile: '', type: 'replicated', snap_seq: 0, removed_snaps: '[]' });
     expect(readErr(d, { prefix: 'osd pool get', pool: 'p', var: 'colour' })).toMatchObject({ code: 'EINVAL' });
     expect(readErr(d, { prefix: 'osd pool get', pool: 'q', var: 'size' }).message).toMatch(/unrecognized pool 'q'/);
     expect(executeRead(d.state, { prefix: 'osd pool ls' }, Q).data).toEqual(['p']);

@@ -35,6 +35,8 @@ import { OsdMetrics } from '../io/osd-metrics.ts';
 
 /** `osd beacon` period, ms (Ceph osd_beacon_report_interval: 300 s; the mons' report timeout here is 60 s). */
 export const BEACON_INTERVAL_MS = 3_000;
+/** Fraction of the store's filesystem in use at which the OSD reports nearfull (Ceph mon_osd_nearfull_ratio). */
+const NEARFULL_RATIO = 0.85;
 /** `pg stats` period, ms. */
 export const PG_STATS_INTERVAL_MS = 2_000;
 /** Time to finish in-flight work at shutdown before exiting anyway, ms. */
@@ -175,11 +177,23 @@ async function run(o: Options, log0: pino.Logger): Promise<void> {
   };
   tracker.start();
   boot();
+  // The store's full state rides on the beacon (Ceph MOSDFull); a flip is sent at the next
+  // stats period instead of waiting for the beacon period.
+  let reportedFull: { full: boolean; nearfull: boolean } | null = null;
+  const storeFullState = (): { full: boolean; nearfull: boolean } => {
+    const u = store.usage();
+    return { full: u.full, nearfull: !u.full && u.totalBytes > 0 && u.usedBytes / u.totalBytes >= NEARFULL_RATIO };
+  };
+  const beacon = (): void => {
+    const state = storeFullState();
+    reportedFull = state;
+    mon.command({ prefix: 'osd beacon', id: id.whoami, ...state }).catch((err: unknown) => log.warn({ err: String(err) }, 'beacon failed'));
+  };
   const timers = [
     setInterval(() => pgs.tick(), PG_TICK_INTERVAL_MS),
     setInterval(() => heartbeat.tick(), HEARTBEAT_INTERVAL_MS),
     setInterval(() => {
-      mon.command({ prefix: 'osd beacon', id: id.whoami }).catch((err: unknown) => log.warn({ err: String(err) }, 'beacon failed'));
+      beacon();
       // A boot that failed (no quorum yet) is retried here, not only on the next map.
       const me = tracker.current?.osds.get(id.whoami);
       if (me === undefined || !me.up || me.addr !== addr) boot();
@@ -187,6 +201,8 @@ async function run(o: Options, log0: pino.Logger): Promise<void> {
     setInterval(() => {
       const map = tracker.current;
       if (map === null) return;
+      const fullState = storeFullState();
+      if (reportedFull !== null && (fullState.full !== reportedFull.full || fullState.nearfull !== reportedFull.nearfull)) beacon();
       heartbeat.update(map, pgs.peers());
       metrics.update(pgs, store);
       const stats = pgs.stats();

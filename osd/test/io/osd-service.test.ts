@@ -24,7 +24,7 @@ function testMap(): OsdMap {
   for (let i = 0; i < 3; i++) osds.set(i, { ...newOsdInfo(i, `uuid-${i}`), up: true, upFrom: 1, weight: WEIGHT_IN, addr: `127.0.0.1:${7000 + i}`, host: `h${i}` });
   const pool = {
     id: 1, name: 'p', type: 'replicated' as const, size: 3, minSize: 2, pgNum: 1, pgpNum: 1, crushRule: 0, erasureCodeProfile: '',
-    applications: [], hashPsPool: true, createdEpoch: 1, lastChangeEpoch: 1,
+    applications: [], hashPsPool: true, createdEpoch: 1, lastChangeEpoch: 1, snapSeq: 0, removedSnaps: [],
   };
   return { fsid: 'f', epoch: 5, createdMs: 0, modifiedMs: 0, maxOsd: 3, osds, pools: new Map([[1, pool]]), poolMax: 1, ecProfiles: new Map(), crush, pgTemp: new Map(), flags: new Set() };
 }

@@ -248,7 +248,7 @@ export class Cluster {
     this.rng = new Prng(params.seed);
     this.pool = {
       id: POOL_ID, name: 'sim', type: 'replicated', size: params.size, minSize: params.minSize, pgNum: params.pgNum,
-      pgpNum: params.pgNum, crushRule: 0, erasureCodeProfile: '', applications: [], hashPsPool: true, createdEpoch: 1, lastChangeEpoch: 1,
+      pgpNum: params.pgNum, crushRule: 0, erasureCodeProfile: '', applications: [], hashPsPool: true, createdEpoch: 1, lastChangeEpoch: 1, snapSeq: 0, removedSnaps: [],
     };
     const crush = buildCrushMap(params.osds, [{ name: 'host', alg: 'straw2', size: 1 }, { name: 'root', alg: 'straw2', size: 0 }]);
     const osds = new Map();

@@ -214,6 +214,51 @@ export class RadosClient {
     throw new AspenError('ETIMEDOUT', `${prefix} ${pgid}: no primary answered (last: ${last || 'none'})`);
   }
 
+  /**
+   * Allocates a self-managed snap id in pool `poolName` (librados
+   * `selfmanaged_snap_create`; Ceph POOL_OP_CREATE_UNMANAGED_SNAP): the monitors bump the
+   * pool's `snap_seq` and return it. Resolves once this client's OSDMap has the epoch that
+   * carries it, so a SnapContext built from it is valid at every OSD that has that map.
+   * Exactly-once under retries (the mon session dedups the request).
+   * @returns the new snap id (u64 on the wire).
+   * @throws AspenError ENOENT for an unknown pool, EAGAIN_NO_QUORUM, ETIMEDOUT.
+   */
+  async selfmanagedSnapCreate(poolName: string): Promise<bigint> {
+    const r = await this.mon.command({ prefix: 'osd pool selfmanaged-snap create', pool: poolName }, { timeoutMs: this.opTimeoutMs });
+    const { snapid, epoch } = r.data as { snapid: number; epoch: number };
+    await this.waitForMonEpoch(epoch, 'selfmanaged-snap create');
+    return BigInt(snapid);
+  }
+
+  /**
+   * Removes self-managed snap `snapId` of pool `poolName` (librados `selfmanaged_snap_remove`;
+   * Ceph POOL_OP_DELETE_UNMANAGED_SNAP): the monitors add it to the pool's `removed_snaps`,
+   * after which OSDs may trim its clones. Removing a removed snap succeeds. Resolves once this
+   * client's OSDMap shows the removal.
+   * @throws AspenError EINVAL for snap 0 or an id never allocated, ENOENT for an unknown pool,
+   *   EAGAIN_NO_QUORUM, ETIMEDOUT.
+   */
+  async selfmanagedSnapRemove(poolName: string, snapId: bigint): Promise<void> {
+    if (snapId < 0n || snapId > BigInt(Number.MAX_SAFE_INTEGER)) throw new AspenError('EINVAL', `snap id ${snapId} out of range`);
+    const r = await this.mon.command({ prefix: 'osd pool selfmanaged-snap rm', pool: poolName, snapid: Number(snapId) }, { timeoutMs: this.opTimeoutMs });
+    await this.waitForMonEpoch((r.data as { epoch: number }).epoch, 'selfmanaged-snap rm');
+  }
+
+  /** Waits until the tracked OSDMap reaches `epoch`. @throws AspenError ETIMEDOUT after opTimeoutMs. */
+  private async waitForMonEpoch(epoch: number, what: string): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        this.tracker.waitForEpoch(epoch),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new AspenError('ETIMEDOUT', `${what}: OSDMap epoch ${epoch} not received within ${this.opTimeoutMs} ms`)), this.opTimeoutMs);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   async close(): Promise<void> {
     this.tracker.close();
     this.mon.close();

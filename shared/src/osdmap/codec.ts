@@ -8,13 +8,17 @@ import type { Decoder, Encoder } from '../codec.ts';
 import { Decoder as Dec, Encoder as Enc } from '../codec.ts';
 import { decodeCrushMap, encodeCrushMap } from '../crush/codec.ts';
 import { AspenError } from '../errors.ts';
-import type { ErasureCodeProfile, MonMap, OsdInfo, OsdMap, OsdMapIncremental, Pool } from './types.ts';
+import { removedSnapsWellFormed } from './snaps.ts';
+import type { ErasureCodeProfile, MonMap, OsdInfo, OsdMap, OsdMapIncremental, Pool, SnapInterval } from './types.ts';
 
-const POOL_V = 1;
+/** v2 appends snapSeq and removedSnaps (v1 decodes with none). */
+const POOL_V = 2;
 const EC_PROFILE_V = 1;
-const OSD_INFO_V = 1;
+/** v2 appends full and nearfull (v1 decodes as not full). */
+const OSD_INFO_V = 2;
 const OSDMAP_V = 1;
-const INC_V = 1;
+/** v2 appends newFullState (v1 decodes with none). */
+const INC_V = 2;
 const MONMAP_V = 1;
 
 function encPool(e: Encoder, p: Pool): void {
@@ -22,7 +26,8 @@ function encPool(e: Encoder, p: Pool): void {
     e.u32(p.id).string(p.name).u8(p.type === 'erasure' ? 1 : 0).u8(p.size).u8(p.minSize)
       .u32(p.pgNum).u32(p.pgpNum).i32(p.crushRule).string(p.erasureCodeProfile)
       .array(p.applications, (ee, a) => ee.string(a)).bool(p.hashPsPool)
-      .u32(p.createdEpoch).u32(p.lastChangeEpoch);
+      .u32(p.createdEpoch).u32(p.lastChangeEpoch)
+      .u53(p.snapSeq).array(p.removedSnaps, (ee, [start, length]) => ee.u53(start).u53(length));
   });
 }
 function decPoolType(d: Decoder): Pool['type'] {
@@ -31,12 +36,19 @@ function decPoolType(d: Decoder): Pool['type'] {
   return t === 1 ? 'erasure' : 'replicated';
 }
 function decPool(d: Decoder): Pool {
-  return d.struct(POOL_V, 'pool', () => ({
-    id: d.u32(), name: d.string(), type: decPoolType(d), size: d.u8(), minSize: d.u8(),
-    pgNum: d.u32(), pgpNum: d.u32(), crushRule: d.i32(), erasureCodeProfile: d.string(),
-    applications: d.array((dd) => dd.string()), hashPsPool: d.bool(),
-    createdEpoch: d.u32(), lastChangeEpoch: d.u32(),
-  }));
+  return d.struct(POOL_V, 'pool', (_, version) => {
+    const base = {
+      id: d.u32(), name: d.string(), type: decPoolType(d), size: d.u8(), minSize: d.u8(),
+      pgNum: d.u32(), pgpNum: d.u32(), crushRule: d.i32(), erasureCodeProfile: d.string(),
+      applications: d.array((dd) => dd.string()), hashPsPool: d.bool(),
+      createdEpoch: d.u32(), lastChangeEpoch: d.u32(),
+    };
+    if (version < 2) return { ...base, snapSeq: 0, removedSnaps: [] };
+    const snapSeq = d.u53();
+    const removedSnaps = d.array((dd): SnapInterval => [dd.u53(), dd.u53()]);
+    if (!removedSnapsWellFormed(removedSnaps, snapSeq)) throw new AspenError('E_DECODE', `pool ${base.id} removed_snaps are not sorted disjoint intervals within snap_seq ${snapSeq}`);
+    return { ...base, snapSeq, removedSnaps };
+  });
 }
 
 function encEcProfile(e: Encoder, p: ErasureCodeProfile): void {
@@ -54,13 +66,15 @@ function decEcProfile(d: Decoder): ErasureCodeProfile {
 function encOsdInfo(e: Encoder, o: OsdInfo): void {
   e.struct(OSD_INFO_V, 1, () => {
     e.u32(o.id).string(o.uuid).bool(o.exists).bool(o.up).u32(o.weight).string(o.addr).string(o.host)
-      .u32(o.upFrom).u32(o.downAt).u53(o.downStampMs).bool(o.autoOutExempt);
+      .u32(o.upFrom).u32(o.downAt).u53(o.downStampMs).bool(o.autoOutExempt)
+      .bool(o.full).bool(o.nearfull);
   });
 }
 function decOsdInfo(d: Decoder): OsdInfo {
-  return d.struct(OSD_INFO_V, 'osd info', () => ({
+  return d.struct(OSD_INFO_V, 'osd info', (_, version) => ({
     id: d.u32(), uuid: d.string(), exists: d.bool(), up: d.bool(), weight: d.u32(), addr: d.string(), host: d.string(),
     upFrom: d.u32(), downAt: d.u32(), downStampMs: d.u53(), autoOutExempt: d.bool(),
+    full: version >= 2 ? d.bool() : false, nearfull: version >= 2 ? d.bool() : false,
   }));
 }
 
@@ -119,13 +133,14 @@ export function encodeIncremental(inc: OsdMapIncremental, e: Encoder = new Enc(2
       .array(inc.newWeight, (ee, v) => ee.u32(v.id).u32(v.weight).bool(v.autoOutExempt))
       .optional(inc.crush ?? undefined, (ee, v) => encodeCrushMap(ee, v))
       .array(inc.newPgTemp, encPgTemp)
-      .optional(inc.newFlags ?? undefined, (ee, v) => ee.array(v, (e3, f) => e3.string(f)));
+      .optional(inc.newFlags ?? undefined, (ee, v) => ee.array(v, (e3, f) => e3.string(f)))
+      .array(inc.newFullState, (ee, v) => ee.u32(v.id).bool(v.full).bool(v.nearfull));
   });
 }
 
 /** Decodes an OSDMap incremental. @throws AspenError E_DECODE / E_UNSUPPORTED on bad bytes. */
 export function decodeIncremental(d: Decoder): OsdMapIncremental {
-  return d.struct(INC_V, 'osdmap incremental', () => ({
+  return d.struct(INC_V, 'osdmap incremental', (_, version) => ({
     epoch: d.u32(),
     modifiedMs: d.u53(),
     newMaxOsd: d.optional((dd) => dd.u32()) ?? null,
@@ -142,6 +157,7 @@ export function decodeIncremental(d: Decoder): OsdMapIncremental {
     crush: d.optional((dd) => decodeCrushMap(dd)) ?? null,
     newPgTemp: d.array(decPgTemp),
     newFlags: d.optional((dd) => dd.array((d3) => d3.string())) ?? null,
+    newFullState: version >= 2 ? d.array((dd) => ({ id: dd.u32(), full: dd.bool(), nearfull: dd.bool() })) : [],
   }));
 }
 

@@ -6,11 +6,11 @@ import { assert } from '../assert.ts';
 import type { OsdMap, OsdMapIncremental, OsdInfo } from './types.ts';
 import { WEIGHT_IN } from './types.ts';
 
-/** A fresh OSD entry as `osd create` makes it: exists, down, in. */
+/** A fresh OSD entry as `osd create` makes it: exists, down, in, not full. */
 export function newOsdInfo(id: number, uuid: string): OsdInfo {
   return {
     id, uuid, exists: true, up: false, weight: WEIGHT_IN, addr: '', host: '',
-    upFrom: 0, downAt: 0, downStampMs: 0, autoOutExempt: false,
+    upFrom: 0, downAt: 0, downStampMs: 0, autoOutExempt: false, full: false, nearfull: false,
   };
 }
 
@@ -46,6 +46,9 @@ export function applyIncremental(map: OsdMap, inc: OsdMapIncremental): void {
     // An operator's `osd in` exempts the OSD from auto-out while it is down; once it is back
     // up that decision is spent, or a later failure would never be auto-outed.
     osd.autoOutExempt = false;
+    // The full state was the previous incarnation's report; the new one beacons its own.
+    osd.full = false;
+    osd.nearfull = false;
   }
   for (const id of inc.newDown) {
     const osd = map.osds.get(id);
@@ -67,6 +70,12 @@ export function applyIncremental(map: OsdMap, inc: OsdMapIncremental): void {
     else map.pgTemp.set(pgid, [...osds]);
   }
   if (inc.newFlags !== null) map.flags = new Set(inc.newFlags);
+  for (const { id, full, nearfull } of inc.newFullState) {
+    const osd = map.osds.get(id);
+    assert(osd !== undefined, `full state of nonexistent osd.${id}`);
+    osd.full = full;
+    osd.nearfull = nearfull;
+  }
   map.epoch = epoch;
   map.modifiedMs = inc.modifiedMs;
   assert(map.epoch === inc.epoch, 'epoch advanced');

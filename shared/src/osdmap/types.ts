@@ -68,7 +68,22 @@ export interface Pool {
   hashPsPool: boolean;
   createdEpoch: number;
   lastChangeEpoch: number;
+  /**
+   * Newest self-managed snap id allocated in this pool (Ceph pg_pool_t::snap_seq); 0 before
+   * the first `osd pool selfmanaged-snap create`. Ids are allocated as `snapSeq + 1` and never reused.
+   */
+  snapSeq: number;
+  /**
+   * Removed snap ids (Ceph pg_pool_t::removed_snaps, an interval_set): sorted, disjoint,
+   * non-adjacent intervals `[start, length]` covering ids `start .. start + length - 1`, each
+   * `start >= 1`, `length >= 1`, ending at or below `snapSeq`. Kept compact by
+   * `insertRemovedSnap` (./snaps.ts), which merges neighbours; query with `isSnapRemoved`.
+   */
+  removedSnaps: SnapInterval[];
 }
+
+/** A run of snap ids `[start, length]`: ids `start .. start + length - 1` (Ceph interval_set's `start~len`). */
+export type SnapInterval = [start: number, length: number];
 
 /** One OSD's entry in the OSDMap. */
 export interface OsdInfo {
@@ -91,6 +106,13 @@ export interface OsdInfo {
   downStampMs: number;
   /** Set by an operator's `osd in`: automatic `out` does not undo it until the OSD next boots. */
   autoOutExempt: boolean;
+  /**
+   * The OSD reported its store past the full ratio (Ceph CEPH_OSD_FULL, from MOSDFull; here
+   * from `osd beacon`). Cleared when the OSD boots: the new incarnation reports afresh.
+   */
+  full: boolean;
+  /** The OSD reported its store past the nearfull ratio (Ceph CEPH_OSD_NEARFULL). Cleared on boot. */
+  nearfull: boolean;
 }
 
 /** The OSDMap: OSDs, pools, CRUSH and temporary PG mappings at one epoch. */
@@ -146,6 +168,8 @@ export interface OsdMapIncremental {
   /** pg_temp set (non-empty osds) or cleared (empty osds). */
   newPgTemp: { pgid: string; osds: number[] }[];
   newFlags: string[] | null;
+  /** OSDs whose reported full/nearfull state changed (Ceph new_state FULL/NEARFULL bits). */
+  newFullState: { id: number; full: boolean; nearfull: boolean }[];
 }
 
 /** An empty incremental for `epoch` — the builder fills it in. */
@@ -153,6 +177,6 @@ export function emptyIncremental(epoch: number, modifiedMs: number): OsdMapIncre
   return {
     epoch, modifiedMs, newMaxOsd: null, newPools: [], oldPools: [], newPoolMax: null,
     newEcProfiles: [], oldEcProfiles: [], newOsds: [], oldOsds: [], newUp: [], newDown: [],
-    newWeight: [], crush: null, newPgTemp: [], newFlags: null,
+    newWeight: [], crush: null, newPgTemp: [], newFlags: null, newFullState: [],
   };
 }

@@ -7,7 +7,7 @@ import {
 } from '../../src/osdmap/codec.ts';
 import { Decoder } from '../../src/codec.ts';
 import type { MonMap } from '../../src/osdmap/types.ts';
-import { arbIncremental, arbMonMap, arbOsdMap, sampleIncremental, sampleMonMap, sampleOsdMap } from './gen.ts';
+import { arbIncremental, arbMonMap, arbOsdMap, sampleIncremental, sampleIncrementalV2, sampleMonMap, sampleOsdMap, sampleOsdMapV2 } from './gen.ts';
 
 const monMapToBytes = (m: MonMap): Uint8Array => encodeMonMap(m).finish();
 const monMapFromBytes = (b: Uint8Array): MonMap => {
@@ -17,11 +17,18 @@ const monMapFromBytes = (b: Uint8Array): MonMap => {
   return m;
 };
 
-interface Codec<T> { name: string; enc: (v: T) => Uint8Array; dec: (b: Uint8Array) => T; arb: fc.Arbitrary<T>; sample: () => T; file: string }
+/** `samples`: every saved encoding (oldest first) and the value it decodes to; the last is what this writer produces. */
+interface Codec<T> { name: string; enc: (v: T) => Uint8Array; dec: (b: Uint8Array) => T; arb: fc.Arbitrary<T>; sample: () => T; samples: { file: string; value: () => T }[] }
 const codecs = [
-  { name: 'OSDMap', enc: osdMapToBytes, dec: osdMapFromBytes, arb: arbOsdMap, sample: sampleOsdMap, file: 'osdmap-v1.bin' },
-  { name: 'OSDMap incremental', enc: incrementalToBytes, dec: incrementalFromBytes, arb: arbIncremental, sample: sampleIncremental, file: 'incremental-v1.bin' },
-  { name: 'MonMap', enc: monMapToBytes, dec: monMapFromBytes, arb: arbMonMap, sample: sampleMonMap, file: 'monmap-v1.bin' },
+  {
+    name: 'OSDMap', enc: osdMapToBytes, dec: osdMapFromBytes, arb: arbOsdMap, sample: sampleOsdMapV2,
+    samples: [{ file: 'osdmap-v1.bin', value: sampleOsdMap }, { file: 'osdmap-v2.bin', value: sampleOsdMapV2 }],
+  },
+  {
+    name: 'OSDMap incremental', enc: incrementalToBytes, dec: incrementalFromBytes, arb: arbIncremental, sample: sampleIncrementalV2,
+    samples: [{ file: 'incremental-v1.bin', value: sampleIncremental }, { file: 'incremental-v2.bin', value: sampleIncrementalV2 }],
+  },
+  { name: 'MonMap', enc: monMapToBytes, dec: monMapFromBytes, arb: arbMonMap, sample: sampleMonMap, samples: [{ file: 'monmap-v1.bin', value: sampleMonMap }] },
 ] as Codec<unknown>[];
 
 /** Runs `f`; it may succeed, or fail only with AspenError E_DECODE / E_UNSUPPORTED. */
@@ -80,15 +87,16 @@ describe.each(codecs)('$name codec', (c) => {
     expect(() => c.dec(bytes)).toThrow(expect.objectContaining({ code: 'E_UNSUPPORTED' }));
   });
 
-  it(`still decodes the saved v1 sample bytes (testdata/osdmap/${c.file})`, () => {
-    const path = golden(c.file);
-    const bytes = c.enc(c.sample());
-    if (!existsSync(path) && process.env.ASPEN_UPDATE_GOLDEN === '1') writeFileSync(path, bytes); // writes missing files only
-    expect(existsSync(path), `${c.file} missing: run with ASPEN_UPDATE_GOLDEN=1 to create it`).toBe(true);
+  it.each(c.samples.map((sample, i) => ({ ...sample, newest: i === c.samples.length - 1 })))('still decodes the saved sample bytes testdata/osdmap/$file', ({ file, value, newest }) => {
+    const path = golden(file);
+    const bytes = c.enc(value());
+    if (!existsSync(path) && newest && process.env.ASPEN_UPDATE_GOLDEN === '1') writeFileSync(path, bytes); // writes missing files only
+    expect(existsSync(path), `${file} missing: run with ASPEN_UPDATE_GOLDEN=1 to create it`).toBe(true);
     const saved = new Uint8Array(readFileSync(path));
-    expect(c.dec(saved)).toEqual(c.sample());
-    // v1 writers still produce exactly these bytes; when a v2 appends fields, drop this line, keep the one above.
-    expect(bytes).toEqual(saved);
+    // Older versions decode with the defaults of the fields appended since (the samples carry them).
+    expect(c.dec(saved)).toEqual(value());
+    // The current writer still produces exactly the newest saved bytes.
+    if (newest) expect(bytes).toEqual(saved);
   });
 });
 
@@ -118,5 +126,23 @@ describe('pool encoding', () => {
     expect(bytes[at]).toBe(0);
     bytes[at] = 2;
     expect(() => osdMapFromBytes(bytes)).toThrow(expect.objectContaining({ code: 'E_DECODE', message: expect.stringMatching(/unknown pool type 2/) }));
+  });
+});
+
+describe('pool snaps encoding (v2)', () => {
+  it('refuses removed_snaps that are not sorted disjoint runs within snap_seq with E_DECODE', () => {
+    const m = sampleOsdMapV2();
+    Object.assign(m.pools.get(1)!, { snapSeq: 9, removedSnaps: [[6, 2], [1, 3]] });
+    expect(() => osdMapFromBytes(osdMapToBytes(m))).toThrow(expect.objectContaining({ code: 'E_DECODE', message: expect.stringMatching(/removed_snaps/) }));
+    Object.assign(m.pools.get(1)!, { snapSeq: 5, removedSnaps: [[1, 3], [6, 2]] });
+    expect(() => osdMapFromBytes(osdMapToBytes(m))).toThrow(expect.objectContaining({ code: 'E_DECODE' }));
+  });
+
+  it('v1 pools and OSDs decode with no snaps and not full', () => {
+    const saved = new Uint8Array(readFileSync(golden('osdmap-v1.bin')));
+    const m = osdMapFromBytes(saved);
+    for (const p of m.pools.values()) expect(p).toMatchObject({ snapSeq: 0, removedSnaps: [] });
+    for (const o of m.osds.values()) expect(o).toMatchObject({ full: false, nearfull: false });
+    expect(incrementalFromBytes(new Uint8Array(readFileSync(golden('incremental-v1.bin')))).newFullState).toEqual([]);
   });
 });

@@ -13,7 +13,8 @@ const uuid = (n: number): string => `00000000-0000-4000-8000-${n.toString(16).pa
 type Op =
   | { kind: 'newOsd' } | { kind: 'up'; pick: number } | { kind: 'down'; pick: number } | { kind: 'weight'; pick: number; w: number }
   | { kind: 'rmOsd'; pick: number } | { kind: 'newPool'; pgNum: number } | { kind: 'rmPool'; pick: number }
-  | { kind: 'pgTemp'; pick: number; seed: number; clear: boolean } | { kind: 'flags'; flags: string[] } | { kind: 'ec'; k: number };
+  | { kind: 'pgTemp'; pick: number; seed: number; clear: boolean } | { kind: 'flags'; flags: string[] } | { kind: 'ec'; k: number }
+  | { kind: 'full'; pick: number; full: boolean; nearfull: boolean };
 
 const arbOp: fc.Arbitrary<Op> = fc.oneof(
   fc.constant({ kind: 'newOsd' as const }),
@@ -26,6 +27,7 @@ const arbOp: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constant('pgTemp' as const), pick: fc.nat(), seed: fc.nat({ max: 63 }), clear: fc.boolean() }),
   fc.record({ kind: fc.constant('flags' as const), flags: fc.uniqueArray(fc.constantFrom('noout', 'nodown', 'noup'), { maxLength: 3 }) }),
   fc.record({ kind: fc.constant('ec' as const), k: fc.integer({ min: 1, max: 8 }) }),
+  fc.record({ kind: fc.constant('full' as const), pick: fc.nat(), full: fc.boolean(), nearfull: fc.boolean() }),
 );
 
 function buildInc(map: OsdMap, op: Op, stampMs: number): OsdMapIncremental {
@@ -47,7 +49,7 @@ function buildInc(map: OsdMap, op: Op, stampMs: number): OsdMapIncremental {
     case 'rmOsd': { const id = pickOsd(op.pick); if (id !== undefined) inc.oldOsds.push(id); break; }
     case 'newPool': {
       const id = map.poolMax + 1;
-      inc.newPools.push({ id, name: `p${id}`, type: 'replicated', size: 3, minSize: 2, pgNum: op.pgNum, pgpNum: op.pgNum, crushRule: 0, erasureCodeProfile: '', applications: [], hashPsPool: true, createdEpoch: inc.epoch, lastChangeEpoch: inc.epoch });
+      inc.newPools.push({ id, name: `p${id}`, type: 'replicated', size: 3, minSize: 2, pgNum: op.pgNum, pgpNum: op.pgNum, crushRule: 0, erasureCodeProfile: '', applications: [], hashPsPool: true, createdEpoch: inc.epoch, lastChangeEpoch: inc.epoch, snapSeq: 0, removedSnaps: [] });
       inc.newPoolMax = id;
       break;
     }
@@ -59,6 +61,7 @@ function buildInc(map: OsdMap, op: Op, stampMs: number): OsdMapIncremental {
       break;
     }
     case 'flags': inc.newFlags = op.flags; break;
+    case 'full': { const id = pickOsd(op.pick); if (id !== undefined) inc.newFullState.push({ id, full: op.full, nearfull: op.nearfull }); break; }
     case 'ec': inc.newEcProfiles.push({ name: `k${op.k}`, k: op.k, m: 1, stripeUnitBytes: 4096, crushFailureDomain: 'host', plugin: 'jerasure', technique: 'reed_sol_van' }); break;
   }
   return inc;
@@ -108,6 +111,20 @@ describe('applyIncremental', () => {
     expect(map.osds.get(2)).toMatchObject({ up: true, addr: '10.9.9.9:1', upFrom: 2 });
     expect([isOsdUp(map, 0), isOsdUp(map, 2), isOsdIn(map, 1), isOsdIn(map, 0)]).toEqual([false, true, false, true]);
     expect(map.modifiedMs).toBe(5000);
+  });
+
+  it('a full-state change sets full/nearfull; a later boot of that OSD clears them (its new incarnation reports afresh)', () => {
+    const map = freshMap();
+    const inc = emptyIncremental(2, 1);
+    inc.newFullState.push({ id: 0, full: true, nearfull: false }, { id: 1, full: false, nearfull: true });
+    applyIncremental(map, inc);
+    expect(map.osds.get(0)).toMatchObject({ full: true, nearfull: false });
+    expect(map.osds.get(1)).toMatchObject({ full: false, nearfull: true });
+    const boot = emptyIncremental(3, 2);
+    boot.newUp.push({ id: 0, addr: '10.9.9.9:1', host: 'node1' });
+    applyIncremental(map, boot);
+    expect(map.osds.get(0)).toMatchObject({ up: true, full: false, nearfull: false });
+    expect(map.osds.get(1)).toMatchObject({ nearfull: true });
   });
 
   it('deleting pool 1 drops only its pg_temp entries (not those of pool 11)', () => {
