@@ -14,6 +14,8 @@ import type { MapUpdate } from '@aspen/shared/io/mon-api.ts';
 import { incrementalFromBytes, osdMapFromBytes } from '@aspen/shared/osdmap/codec.ts';
 import { applyIncremental } from '@aspen/shared/osdmap/incremental.ts';
 import type { OsdMap } from '@aspen/shared/osdmap/types.ts';
+import { RadosClient } from '@aspen/shared/io/rados.ts';
+import { isSnapRemoved } from '@aspen/shared/osdmap/snaps.ts';
 import { MonCluster, ProcessHarness, REPO_ROOT, freePort, sleep, tsNodeArgs, waitFor } from '@aspen/test';
 
 const ASPEN = join(REPO_ROOT, 'mon', 'src', 'bin', 'aspen.ts');
@@ -149,7 +151,8 @@ describe('OSD liveness end to end (through the client API, as OSD daemons do)', 
     let beaconing = true;
     const beacons = (async () => {
       while (beaconing) {
-        await client.command({ prefix: 'osd beacon', id: 0 }).catch(() => undefined);
+        // osd.0's store is full (Ceph MOSDFull): the leader records it once, as `osd full`.
+        await client.command({ prefix: 'osd beacon', id: 0, full: true }).catch(() => undefined);
         await sleep(500);
       }
     })();
@@ -168,8 +171,35 @@ describe('OSD liveness end to end (through the client API, as OSD daemons do)', 
     }
     const tree = await json<{ nodes: { name: string; status?: string }[] }>(['osd', 'tree']);
     expect(tree.nodes.filter((n) => n.name.startsWith('osd.')).map((n) => `${n.name}:${n.status}`).sort()).toEqual(['osd.0:up', 'osd.1:down', 'osd.2:down']);
+    const dump = (await client.command({ prefix: 'osd dump' })).data as { osds: { osd: number; state: string[] }[] };
+    expect(dump.osds.find((o) => o.osd === 0)!.state).toEqual(['exists', 'up', 'full']);
+    const health = await json<{ status: string; checks: Record<string, { summary: { message: string }; detail: { message: string }[] }> }>(['health', 'detail']);
+    expect(health.status).toBe('HEALTH_ERR');
+    expect(health.checks.OSD_FULL).toMatchObject({ summary: { message: '1 full osd(s)' }, detail: [{ message: 'osd.0 is full' }] });
     await client.command({ prefix: 'config set', who: 'mon', name: 'mon_osd_report_timeout', value: '600' });
   }, 90_000);
+});
+
+describe('self-managed snapshots through RadosClient (librados selfmanaged_snap_create/remove)', () => {
+  it('create allocates increasing snap ids, rm marks them removed; each resolves with the client map at the new epoch', async () => {
+    const client = cluster.client(20_000);
+    await client.command({ prefix: 'osd pool create', pool: 'snaps', pg_num: 1, size: 1 });
+    const rados = await RadosClient.connect({ monAddrs: [...cluster.addrs.values()], opTimeoutMs: 20_000 });
+    try {
+      const a = await rados.selfmanagedSnapCreate('snaps');
+      const b = await rados.selfmanagedSnapCreate('snaps');
+      expect(b).toBe(a + 1n);
+      expect(rados.pool('snaps').snapSeq).toBe(Number(b)); // already in this client's map
+      await rados.selfmanagedSnapRemove('snaps', a);
+      expect(isSnapRemoved(rados.pool('snaps'), a)).toBe(true);
+      await rados.selfmanagedSnapRemove('snaps', a); // idempotent, as Ceph
+      await expect(rados.selfmanagedSnapRemove('snaps', b + 5n)).rejects.toMatchObject({ code: 'EINVAL' });
+      const ls = await json<{ pool_name: string; snap_seq: number; removed_snaps: string }[]>(['osd', 'pool', 'ls', 'detail']);
+      expect(ls.find((p) => p.pool_name === 'snaps')).toMatchObject({ snap_seq: Number(b), removed_snaps: `[${a}~1]` });
+    } finally {
+      await rados.close();
+    }
+  }, 60_000);
 });
 
 describe('OSDMap subscription', () => {
