@@ -43,8 +43,8 @@ export interface ExecContext {
   store: ObjectStore;
   coll: string;
   oid: ObjectId;
-  /** Version to stamp on the object if the request mutates it. */
-  newVersion: bigint;
+  /** Version to stamp on the object if the request mutates it; default: its current one + 1 (Ceph user_version). */
+  newVersion?: bigint;
   nowMs: number;
 }
 
@@ -58,11 +58,13 @@ export interface ExecOutcome {
   removes: boolean;
   /** The object's version after the request (its current one for reads). */
   version: bigint;
+  /** The object's data size after the request, bytes (0 when it does not exist). */
+  sizeBytes: number;
   results: OsdOpResult[];
 }
 
 function fail(code: string, message: string, version: bigint): ExecOutcome {
-  return { code, message, tx: null, removes: false, version, results: [] };
+  return { code, message, tx: null, removes: false, version, sizeBytes: 0, results: [] };
 }
 
 async function objectInfo(store: ObjectStore, coll: string, oid: ObjectId): Promise<ObjectInfo | null> {
@@ -118,7 +120,7 @@ export async function executeOps(ctx: ExecContext, ops: readonly OsdOp[]): Promi
           break;
       }
     }
-    if (mutating) return await planMutations(ctx, ops, oi);
+    if (mutating) return await planMutations({ ...ctx, newVersion: ctx.newVersion ?? curVersion + 1n }, ops, oi);
     return await executeReads(ctx, ops, oi);
   } catch (err) {
     if (err instanceof AspenError && (err.code === 'EINVAL' || err.code === 'ENOENT')) return fail(err.code, err.message, curVersion);
@@ -126,7 +128,7 @@ export async function executeOps(ctx: ExecContext, ops: readonly OsdOp[]): Promi
   }
 }
 
-async function planMutations(ctx: ExecContext, ops: readonly OsdOp[], oi: ObjectInfo | null): Promise<ExecOutcome> {
+async function planMutations(ctx: ExecContext & { newVersion: bigint }, ops: readonly OsdOp[], oi: ObjectInfo | null): Promise<ExecOutcome> {
   const { store, coll, oid } = ctx;
   const tx = new Transaction();
   let exists = oi !== null;
@@ -212,7 +214,7 @@ async function planMutations(ctx: ExecContext, ops: readonly OsdOp[], oi: Object
   }
   if (exists) tx.setattr(coll, oid, VERSION_XATTR, encodeObjectInfo({ version: ctx.newVersion, mtimeMs: ctx.nowMs }));
   assert(!tx.empty, 'a mutating request plans at least one store op');
-  return { code: 0, message: '', tx, removes: removed && !exists, version: ctx.newVersion, results };
+  return { code: 0, message: '', tx, removes: removed && !exists, version: ctx.newVersion, sizeBytes: exists ? size : 0, results };
 }
 
 async function executeReads(ctx: ExecContext, ops: readonly OsdOp[], oi: ObjectInfo | null): Promise<ExecOutcome> {
@@ -277,5 +279,5 @@ async function executeReads(ctx: ExecContext, ops: readonly OsdOp[], oi: ObjectI
   }
   const firstError = results.find((r) => r.code !== 0);
   const code = firstError === undefined ? 0 : firstError.code;
-  return { code: code !== 0 && isErrorCode(code) ? code : 0, message: firstError?.kind === 'error' ? firstError.message : '', tx: null, removes: false, version, results };
+  return { code: code !== 0 && isErrorCode(code) ? code : 0, message: firstError?.kind === 'error' ? firstError.message : '', tx: null, removes: false, version, sizeBytes: 0, results };
 }

@@ -211,6 +211,15 @@ export class OsdPgs {
     return entry.core.stateString;
   }
 
+  /**
+   * The primary's copy of `object` failed a read (EIO): the PG's core marks it missing and
+   * pulls it from a member (no-op when this OSD does not hold the PG).
+   */
+  objectError(pgid: string, object: string): void {
+    const entry = this.pgs.get(pgid);
+    if (entry !== undefined) this.step(pgid, entry, { kind: 'objectError', object });
+  }
+
   /** Advances every PG's clock. */
   tick(): void {
     const now = this.o.clock();

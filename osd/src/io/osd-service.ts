@@ -5,12 +5,17 @@
  * Client ops (Ceph PrimaryLogPG::do_op, simplified): a request for an epoch newer than ours
  * waits for that map (up to {@link CLIENT_MAP_WAIT_MS}); a request for a PG whose acting
  * primary is not this OSD gets ESTALE with our epoch (the client refreshes and resends).
- * The op list runs as read-modify-write of the object's whole state (../pg/object-state.ts):
- * the current state is read through the core (so it waits for recovery of a missing
- * object), the ops are applied in memory (guards first), and a mutation is handed to the core
- * as a `writeFull` of the new state (or a `delete`) under the client's request id (the core
- * deduplicates resends through its log). Requests on one object are serialized here, so two
- * read-modify-writes never interleave.
+ * The op list (Ceph PrimaryLogPG::do_osd_ops): a `probe` through the core waits until the
+ * object is readable here (not missing, recovering, scrubbed or written) and gives its log
+ * version; the ops then run against the local store (../core/op-exec.ts: guards first,
+ * reads answered from the store, mutations planned into ONE store transaction). A mutation
+ * is handed to the core as that transaction (`txn`, or a `delete`) under the client's
+ * request id, stamped with the log version it was planned against: the core logs it,
+ * replicates it to every acting member and answers once all have it durable, or answers
+ * EAGAIN if the object changed meanwhile (re-planned here). Requests on one object are
+ * serialized here. A read that hits a block failing its checksum (EIO) reports the object
+ * to the core, which pulls a good copy from a replica (Ceph rep_repair_primary_object);
+ * the request then runs again.
  */
 import { AspenError, Decoder, Encoder, isErrorCode } from '@aspen/shared';
 import { MSG_OSD_COMMAND, MSG_OSD_OP, MSG_PG_LS } from '@aspen/shared/client/messages.ts';
@@ -22,8 +27,10 @@ import type { OsdMapTracker } from '@aspen/shared/io/osdmap-tracker.ts';
 import type { Logger } from 'pino';
 import { decodePgMessage } from '../pg/msg-codec.ts';
 import { normalizeOid } from '../store/oid.ts';
-import { applyOsdOps, decodeObjectState, encodeObjectState } from '../pg/object-state.ts';
-import type { ClientReply } from '../pg/types.ts';
+import { executeOps } from '../core/op-exec.ts';
+import { encodeTransaction } from '../store/txn-codec.ts';
+import type { ClientOpBody, ClientReply, Eversion } from '../pg/types.ts';
+import { oidOf } from './osd-store.ts';
 import { MSG_OSD_PING, MSG_PG, type OsdPgs } from './osd-pgs.ts';
 
 /** How long a client op for a newer epoch waits for that map, ms. */
@@ -36,13 +43,15 @@ export const PGLS_PAGE_MAX = 10_000;
  * re-executed against the newer state (its guards could fail, its version would differ).
  */
 export const COMPLETED_REPLIES_MAX = 8192;
+/** Re-plans of one request after EAGAIN (object changed) or EIO (primary copy repaired) before giving up. */
+export const EXEC_ATTEMPTS_MAX = 5;
 
 /** Serves one OSD's messenger traffic. */
 export class OsdService {
   private readonly locks = new Map<string, Promise<void>>();
   /** `client/tid` → the successful reply of a mutation, oldest first, at most {@link COMPLETED_REPLIES_MAX}. */
   private readonly completed = new Map<string, Omit<OsdReply, 'epoch'>>();
-  private rmwTid = 0;
+  private execTid = 0;
 
   constructor(
     private readonly whoami: number,
@@ -125,7 +134,7 @@ export class OsdService {
     return this.locked(`${pgid}/${object}`, async () => {
       const done = this.completed.get(key);
       if (done !== undefined) return reply(done);
-      const r = await this.rmw(pgid, object, req);
+      const r = await this.execute(pgid, object, req);
       if (r.code === 0 && mutating) {
         this.completed.set(key, r);
         if (this.completed.size > COMPLETED_REPLIES_MAX) this.completed.delete(this.completed.keys().next().value!);
@@ -151,26 +160,51 @@ export class OsdService {
     }
   }
 
-  private async rmw(pgid: string, object: string, req: OsdRequest): Promise<Omit<OsdReply, 'epoch'>> {
+  private async execute(pgid: string, object: string, req: OsdRequest): Promise<Omit<OsdReply, 'epoch'>> {
     const fail = (r: Extract<ClientReply, { ok: false }>): Omit<OsdReply, 'epoch'> => ({ code: r.code, message: r.message, version: 0n, results: [] });
-    const read = await this.pgs.clientOp(pgid, { reqid: { client: `osd.${this.whoami}.rmw`, tid: ++this.rmwTid }, object, body: { kind: 'read' } });
-    let cur = null;
-    if (read.ok) cur = decodeObjectState(read.data ?? new Uint8Array(0));
-    else if (read.code !== 'ENOENT') return fail(read);
-    const outcome = applyOsdOps(cur, req.ops, this.wallClock());
-    if (outcome.code !== 0) {
-      return { code: isErrorCode(outcome.code) ? outcome.code : 'EIO', message: outcome.message, version: outcome.version, results: outcome.results };
-    }
-    if (!outcome.mutates) return { code: 0, message: '', version: outcome.version, results: outcome.results };
-    if (outcome.next !== null && this.isFull()) {
-      // Ceph answers ENOSPC (or blocks) when the OSD is full; a full store would fail the transaction.
-      return { code: 'ENOSPC', message: `osd.${this.whoami} is full: only deletes are accepted`, version: outcome.version, results: [] };
-    }
-    const body = outcome.next === null || outcome.next === undefined ? { kind: 'delete' as const } : { kind: 'writeFull' as const, data: encodeObjectState(outcome.next) };
     if (req.reqid.tid > BigInt(Number.MAX_SAFE_INTEGER)) throw new AspenError('EINVAL', 'request tid out of range');
-    const w = await this.pgs.clientOp(pgid, { reqid: { client: req.reqid.client, tid: Number(req.reqid.tid) }, object, body });
-    if (!w.ok) return fail(w);
-    return { code: 0, message: '', version: outcome.version, results: outcome.results };
+    let last: Omit<OsdReply, 'epoch'> | null = null;
+    for (let attempt = 0; attempt < EXEC_ATTEMPTS_MAX; attempt++) {
+      const probe = await this.pgs.clientOp(pgid, { reqid: this.internalReqid(), object, body: { kind: 'probe' } });
+      if (!probe.ok) return fail(probe);
+      const store = this.pgs.pgStore(pgid);
+      if (store === undefined) return { code: 'ESTALE', message: `osd.${this.whoami} no longer holds ${pgid}`, version: 0n, results: [] };
+      let outcome;
+      try {
+        outcome = await executeOps({ store: store.objectStore, coll: store.coll, oid: oidOf(object), nowMs: this.wallClock() }, req.ops);
+      } catch (err) {
+        if (!(err instanceof AspenError) || err.code !== 'EIO') throw err;
+        // Our copy is damaged: have the core pull a good one, then run the request again.
+        this.log.warn({ pgid, object, err: err.message }, 'read error on the primary copy: repairing it from a replica');
+        this.pgs.objectError(pgid, object);
+        last = { code: 'EIO', message: err.message, version: 0n, results: [] };
+        continue;
+      }
+      if (outcome.code !== 0) {
+        return { code: isErrorCode(outcome.code) ? outcome.code : 'EIO', message: outcome.message, version: outcome.version, results: outcome.results };
+      }
+      if (outcome.tx === null) return { code: 0, message: '', version: outcome.version, results: outcome.results };
+      if (!outcome.removes && this.isFull()) {
+        // Ceph answers ENOSPC (or blocks) when the OSD is full; a full store would fail the transaction.
+        return { code: 'ENOSPC', message: `osd.${this.whoami} is full: only deletes are accepted`, version: outcome.version, results: [] };
+      }
+      const priorVersion: Eversion = probe.version;
+      let body: ClientOpBody;
+      if (outcome.removes) body = { kind: 'delete', priorVersion };
+      else {
+        const enc = encodeTransaction(outcome.tx);
+        body = { kind: 'txn', meta: enc.meta, data: enc.data, sizeBytes: outcome.sizeBytes, priorVersion };
+      }
+      const w = await this.pgs.clientOp(pgid, { reqid: { client: req.reqid.client, tid: Number(req.reqid.tid) }, object, body });
+      if (w.ok) return { code: 0, message: '', version: outcome.version, results: outcome.results };
+      if (w.code !== 'EAGAIN') return fail(w);
+      last = fail(w);
+    }
+    return last ?? { code: 'EAGAIN', message: `request on ${object} could not be applied`, version: 0n, results: [] };
+  }
+
+  private internalReqid(): { client: string; tid: number } {
+    return { client: `osd.${this.whoami}.exec`, tid: ++this.execTid };
   }
 
   /**

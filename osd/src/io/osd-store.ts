@@ -3,10 +3,12 @@
  * osd/src/pg/types.ts) on the OSD's SqliteObjectStore, in the PG's collection
  * (`<pool>.<seed hex>_head`).
  *
- * Layout: each core object (one blob of its whole state, ../pg/object-state.ts) is stored
- * natively — data, user xattrs under `_`, the object info in VERSION_XATTR, omap header and
- * entries (as op-exec.ts lays them out) — plus {@link PG_OBJ_XATTR}: its log version, blob
- * size and blob crc32c. The PG meta (info, log, missing) is an xattr of the object
+ * Layout: each core object is stored natively — data, user xattrs under `_`, the object info
+ * in VERSION_XATTR, omap header and entries (as op-exec.ts lays them out) — plus
+ * {@link PG_OBJ_XATTR}: its log version, data size and, when it was last written whole, the
+ * crc32c of its whole-state blob (../pg/object-state.ts; the form recovery pushes). Client
+ * mutations arrive as the store transaction the primary planned (`txn`, applied as is);
+ * recovery, backfill and repair push whole-state blobs (`writeFull`). The PG meta (info, log, missing) is an xattr of the object
  * {@link PGMETA_OID}, in a namespace clients cannot reach through the core.
  *
  * Ordering and durability: transactions are queued to the store in submission order (the
@@ -20,6 +22,7 @@ import { AspenError, Decoder, Encoder, assert, assertNever, crc32c } from '@aspe
 import { VERSION_XATTR, USER_XATTR_PREFIX, decodeObjectInfo, encodeObjectInfo } from '../core/op-exec.ts';
 import { collectionName, type ObjectId } from '../store/oid.ts';
 import { Transaction } from '../store/transaction.ts';
+import { decodeTransaction } from '../store/txn-codec.ts';
 import type { ObjectStore } from '../store/types.ts';
 import { decodePgMeta, encodePgMeta } from '../pg/codec.ts';
 import { decodeObjectState, encodeObjectState, type ObjectState } from '../pg/object-state.ts';
@@ -27,7 +30,7 @@ import type { Eversion, ObjectStat, PgMeta, ScrubObject, StoreOp, StoreRead, Sto
 
 /** The object holding a PG's meta. */
 export const PGMETA_OID: ObjectId = { name: 'pgmeta', namespace: '\u0001aspen' };
-/** Xattr on every core object: log version, blob size, blob crc32c (struct v1). */
+/** Xattr on every core object: log version, data size, whole-state crc32c if known (struct v2). */
 export const PG_OBJ_XATTR = 'aspen.pg';
 /** Xattr of {@link PGMETA_OID} holding the encoded PgMeta. */
 export const PGMETA_XATTR = 'aspen.pgmeta';
@@ -49,17 +52,24 @@ export function objectNameOf(oid: { name: string; namespace: string }): string {
 
 interface PgObjInfo {
   readonly version: Eversion;
-  readonly blobBytes: number;
-  readonly crc: number;
+  /** Data bytes (v1 records held the blob's size). */
+  readonly sizeBytes: number;
+  /** crc32c of the whole-state blob when written whole; null after a partial write. */
+  readonly crc: number | null;
 }
 
 function encodePgObjInfo(i: PgObjInfo): Uint8Array {
-  return new Encoder(32).struct(1, 1, (e) => e.u32(i.version.epoch).u53(i.version.version).u53(i.blobBytes).u32(i.crc)).finish();
+  return new Encoder(32).struct(2, 1, (e) => e.u32(i.version.epoch).u53(i.version.version).u53(i.sizeBytes).u32(i.crc ?? 0).bool(i.crc !== null)).finish();
 }
 
 function decodePgObjInfo(b: Uint8Array): PgObjInfo {
   const d = new Decoder(b);
-  const i = d.struct(1, 'pg object info', (x) => ({ version: { epoch: x.u32(), version: x.u53() }, blobBytes: x.u53(), crc: x.u32() }));
+  const i = d.struct(2, 'pg object info', (x, v) => {
+    const version = { epoch: x.u32(), version: x.u53() };
+    const sizeBytes = x.u53();
+    const crc = x.u32();
+    return { version, sizeBytes, crc: v < 2 || x.bool() ? crc : null };
+  });
   d.done('pg object info');
   return i;
 }
@@ -84,6 +94,11 @@ export class PgStore {
     this.coll = collectionName(Number(pool), parseInt(seed!, 16));
     this.collExists = loaded !== undefined;
     this.present = new Set(loaded?.objects ?? []);
+  }
+
+  /** The OSD's object store (the primary's op execution reads it directly). */
+  get objectStore(): ObjectStore {
+    return this.store;
   }
 
   /**
@@ -114,15 +129,29 @@ export class PgStore {
         const attrs = new Map<string, Uint8Array>();
         for (const [k, v] of s.xattrs) attrs.set(USER_XATTR_PREFIX + k, v);
         attrs.set(VERSION_XATTR, encodeObjectInfo({ version: s.version, mtimeMs: s.mtimeMs }));
-        attrs.set(PG_OBJ_XATTR, encodePgObjInfo({ version: op.version, blobBytes: op.data.length, crc: crc32c(op.data) }));
+        attrs.set(PG_OBJ_XATTR, encodePgObjInfo({ version: op.version, sizeBytes: s.data.length, crc: crc32c(op.data) }));
         tx.setattrs(this.coll, oid, attrs);
         if (s.omapHeader.length > 0) tx.omapSetHeader(this.coll, oid, s.omapHeader);
         if (s.omap.size > 0) tx.omapSetKeys(this.coll, oid, s.omap);
         this.present.add(op.object);
         break;
       }
+      case 'txn': {
+        const planned = decodeTransaction(op.meta, op.data);
+        const oid = oidOf(op.object);
+        for (const o of planned.ops) {
+          // The primary plans against this PG's collection and this object (its clones later) only.
+          const target = 'oid' in o ? o.oid : o.op === 'clone' || o.op === 'cloneRange' ? o.src : null;
+          const ok = target !== null && 'coll' in o && o.coll === this.coll && target.name === oid.name && target.namespace === (oid.namespace ?? '');
+          if (!ok) throw new AspenError('EINVAL', `txn for ${op.object} in ${this.coll} has a foreign op ${o.op}`);
+        }
+        tx.append(planned);
+        tx.setattr(this.coll, oid, PG_OBJ_XATTR, encodePgObjInfo({ version: op.version, sizeBytes: op.sizeBytes, crc: null }));
+        this.present.add(op.object);
+        break;
+      }
       case 'write':
-        // The daemon sends whole-object bodies only (writeFull of the state blob).
+        // The daemon sends whole-object bodies or planned transactions, never core partial writes.
         throw new AspenError('EINVAL', `partial write of ${op.object}: the daemon replicates whole objects only`);
       case 'remove':
         if (this.present.delete(op.object)) tx.remove(this.coll, oidOf(op.object));
@@ -160,8 +189,8 @@ export class PgStore {
         const objects: ScrubObject[] = [];
         for (const name of await this.listNames()) {
           const info = decodePgObjInfo(await this.store.getattr(this.coll, oidOf(name), PG_OBJ_XATTR));
-          const base = { object: name, version: info.version, sizeBytes: info.blobBytes, storedCrc: info.crc };
-          objects.push(r.deep ? { ...base, dataCrc: await this.deepCrc(name, info.crc) } : base);
+          const base: ScrubObject = { object: name, version: info.version, sizeBytes: info.sizeBytes, storedCrc: info.crc };
+          objects.push(r.deep ? { ...base, ...(await this.deepCrc(name)) } : base);
         }
         return { kind: 'list', objects };
       }
@@ -171,16 +200,16 @@ export class PgStore {
   }
 
   /**
-   * The crc32c of the object's state as read back now. A block failing its checksum (EIO)
-   * yields a crc that differs from the stored one, so scrub reports this copy bad instead of
-   * stalling on the error (Ceph's deep scrub records read errors the same way).
+   * The crc32c of the object's whole state as read back now. A block failing its checksum
+   * (EIO) marks the copy as a read error, so scrub reports it bad instead of stalling on the
+   * error (Ceph's deep scrub records read errors the same way).
    */
-  private async deepCrc(object: string, storedCrc: number): Promise<number> {
+  private async deepCrc(object: string): Promise<{ dataCrc: number } | { readError: true }> {
     try {
-      return crc32c((await this.readBlob(object)).blob);
+      return { dataCrc: crc32c((await this.readBlob(object)).blob) };
     } catch (err) {
       if (!(err instanceof AspenError) || err.code !== 'EIO') throw err;
-      return (storedCrc ^ 0xffffffff) >>> 0;
+      return { readError: true };
     }
   }
 
@@ -262,7 +291,7 @@ export async function loadPgs(store: ObjectStore): Promise<LoadedPg[]> {
     const objects = new Map<string, ObjectStat>();
     for (const name of await ps.listNames()) {
       const info = decodePgObjInfo(await store.getattr(coll, oidOf(name), PG_OBJ_XATTR));
-      objects.set(name, { version: info.version, sizeBytes: info.blobBytes });
+      objects.set(name, { version: info.version, sizeBytes: info.sizeBytes });
     }
     out.push({ pgid, meta, objects });
   }

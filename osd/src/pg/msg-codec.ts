@@ -15,7 +15,7 @@ import { decodeLogEntry, decodeMissing, decodePgLog, encodeLogEntry, encodeMissi
 import { decodePgMeta, encodePgMeta } from './codec.ts';
 import type { ClientOpBody, Eversion, PgHistory, PgMessage, PushMode, ScrubObject } from './types.ts';
 
-const V1 = 1;
+
 
 /** Message kinds in wire order (append only). */
 const KINDS: readonly PgMessage['kind'][] = [
@@ -23,7 +23,9 @@ const KINDS: readonly PgMessage['kind'][] = [
   'backfillScan', 'backfillScanReply', 'backfillDone', 'backfillDoneAck', 'scrubReq', 'scrubMap', 'purge',
 ];
 const KIND_CODE = new Map(KINDS.map((k, i) => [k, i] as const));
-const BODY_KINDS: readonly ClientOpBody['kind'][] = ['writeFull', 'write', 'delete', 'read'];
+const BODY_KINDS: readonly ClientOpBody['kind'][] = ['writeFull', 'write', 'delete', 'read', 'txn', 'probe'];
+/** Struct version written (v2: scrub objects with an optional stored crc and a read-error flag; txn bodies). */
+const V2 = 2;
 const PUSH_MODES: readonly PushMode[] = ['recovery', 'backfill', 'repair'];
 
 /** A PG message as the messenger carries it. */
@@ -55,15 +57,18 @@ function decHistory(d: Decoder): PgHistory {
 function encScrubObject(e: Encoder, o: ScrubObject): void {
   e.string(o.object);
   encEv(e, o.version);
-  e.u53(o.sizeBytes).u32(o.storedCrc).optional(o.dataCrc, (x, c) => x.u32(c));
+  e.u53(o.sizeBytes).optional(o.storedCrc ?? undefined, (x, c) => x.u32(c)).optional(o.dataCrc, (x, c) => x.u32(c)).bool(o.readError === true);
 }
-function decScrubObject(d: Decoder): ScrubObject {
+/** v1 (older peers): a stored crc always, no read-error flag. */
+function decScrubObject(d: Decoder, structVersion: number): ScrubObject {
   const object = d.string();
   const version = decEv(d);
   const sizeBytes = d.u53();
-  const storedCrc = d.u32();
+  const storedCrc = structVersion < 2 ? d.u32() : d.optional((x) => x.u32()) ?? null;
   const dataCrc = d.optional((x) => x.u32());
-  return dataCrc === undefined ? { object, version, sizeBytes, storedCrc } : { object, version, sizeBytes, storedCrc, dataCrc };
+  const readError = structVersion < 2 ? false : d.bool();
+  const o: ScrubObject = dataCrc === undefined ? { object, version, sizeBytes, storedCrc } : { object, version, sizeBytes, storedCrc, dataCrc };
+  return readError ? { ...o, readError } : o;
 }
 function pushModeOf(i: number): PushMode {
   const m = PUSH_MODES[i];
@@ -80,7 +85,7 @@ export function encodePgMessage(from: number, msg: PgMessage): EncodedPgMessage 
   assert(KIND_CODE.has(msg.kind), `unknown pg message kind ${msg.kind}`);
   let data: Uint8Array = EMPTY;
   const e = new Encoder(256);
-  e.struct(V1, V1, (b) => {
+  e.struct(V2, V2, (b) => {
     b.u32(from).string(msg.pgid).u32(msg.interval).u8(KIND_CODE.get(msg.kind)!);
     switch (msg.kind) {
       case 'query': case 'backfillDone': case 'backfillDoneAck': case 'purge':
@@ -98,7 +103,11 @@ export function encodePgMessage(from: number, msg: PgMessage): EncodedPgMessage 
         const body = msg.body;
         b.u8(BODY_KINDS.indexOf(body.kind));
         if (body.kind === 'write') b.u53(body.offsetBytes);
-        if (body.kind === 'write' || body.kind === 'writeFull') {
+        if (body.kind === 'txn') {
+          b.bytes(body.meta).u53(body.sizeBytes);
+          encEv(b, body.priorVersion);
+        }
+        if (body.kind === 'write' || body.kind === 'writeFull' || body.kind === 'txn') {
           b.u53(body.data.length);
           data = body.data;
         }
@@ -148,7 +157,7 @@ function takeData(data: Uint8Array, n: number): Uint8Array {
 export function decodePgMessage(meta: Uint8Array, data: Uint8Array = EMPTY): DecodedPgMessage {
   const d = new Decoder(meta);
   let usedData = false;
-  const out = d.struct(V1, 'pg message', (b): DecodedPgMessage => {
+  const out = d.struct(V2, 'pg message', (b, structVersion): DecodedPgMessage => {
     const from = b.u32();
     const pgid = b.string();
     const interval = b.u32();
@@ -179,7 +188,15 @@ export function decodePgMessage(meta: Uint8Array, data: Uint8Array = EMPTY): Dec
               body = { kind: bk, offsetBytes, data: takeData(data, b.u53()) };
               break;
             }
-            case 'delete': case 'read': body = { kind: bk }; break;
+            case 'txn': {
+              const txMeta = b.bytes();
+              const sizeBytes = b.u53();
+              const priorVersion = decEv(b);
+              usedData = true;
+              body = { kind: bk, meta: txMeta, sizeBytes, priorVersion, data: takeData(data, b.u53()) };
+              break;
+            }
+            case 'delete': case 'read': case 'probe': body = { kind: bk }; break;
             case undefined: throw new AspenError('E_DECODE', 'unknown repop body kind');
             default: return assertNever(bk, 'body kind');
           }
@@ -206,7 +223,7 @@ export function decodePgMessage(meta: Uint8Array, data: Uint8Array = EMPTY): Dec
         case 'backfillScan': return { ...base, kind, after: b.string(), upTo: b.optional((x) => x.string()) ?? null };
         case 'backfillScanReply': return { ...base, kind, after: b.string(), objects: b.array((x) => [x.string(), decEv(x)] as const) };
         case 'scrubReq': return { ...base, kind, deep: b.bool(), scrubId: b.u53() };
-        case 'scrubMap': return { ...base, kind, scrubId: b.u53(), objects: b.array(decScrubObject) };
+        case 'scrubMap': return { ...base, kind, scrubId: b.u53(), objects: b.array((x) => decScrubObject(x, structVersion)) };
         default: return assertNever(kind, 'pg message kind');
       }
     })();

@@ -29,7 +29,7 @@ import {
 } from './types.ts';
 import { emptyLog } from './pg-log.ts';
 import { expireWaiting, pgStateString, purgeStrays } from './state.ts';
-import { executeWaiting, markUnfoundLost, onClientOp, onRepop, onRepopAck, onWriteCommitted, requeueOrReject, type InflightOp } from './primary.ts';
+import { executeWaiting, markUnfoundLost, onClientOp, onObjectError, onRepop, onRepopAck, onWriteCommitted, requeueOrReject, type InflightOp } from './primary.ts';
 import {
   kickRecovery, onBackfillDone, onBackfillDoneAck, onBackfillScan, onBackfillScanReply, onPull, onPullReply, onPush,
   onObjectRead, onPushAck, retryRecovery, salvage, type BackfillReserver, type BackfillState, type RecoveryOp,
@@ -247,6 +247,7 @@ export class PgCore {
       case 'scrub': requestScrub(this, input.deep); break;
       case 'repair': repairPg(this); break;
       case 'markUnfoundLost': markUnfoundLost(this); break;
+      case 'objectError': onObjectError(this, input.object); break;
       default: assertNever(input, 'PG input');
     }
     return this.finish();

@@ -14,7 +14,7 @@ import { assert } from '@aspen/shared';
 import { appendEntry, findReqid, sameReqid, trimTarget } from './pg-log.ts';
 import type { PgCore } from './pg.ts';
 import {
-  EVERSION_ZERO, evCmp, evStr, type ClientOp, type ClientOpBody, type Eversion, type LogEntry, type LogOp, type PgMessage, type StoreOp,
+  EVERSION_ZERO, evCmp, isReadBody, evStr, type ClientOp, type ClientOpBody, type Eversion, type LogEntry, type LogOp, type PgMessage, type StoreOp,
 } from './types.ts';
 import { inBackfillScan, watermarkCovers } from './recovery.ts';
 
@@ -44,7 +44,7 @@ export function onClientOp(pg: PgCore, op: ClientOp): void {
   }
   // A resend of a request already queued or in flight is answered with it (one reply per reqid).
   if (pg.waitingOps.some((w) => sameReqid(w.op.reqid, op.reqid))) return;
-  if (op.body.kind !== 'read' && pg.inflight.some((f) => f.op !== null && sameReqid(f.op.reqid, op.reqid))) return;
+  if (!isReadBody(op.body) && pg.inflight.some((f) => f.op !== null && sameReqid(f.op.reqid, op.reqid))) return;
   const queued = pg.waitingOps.length + pg.inflight.length;
   if (queued >= pg.cfg.clientOpsQueuedMax) {
     pg.out.replies.push({ reqid: op.reqid, ok: false, code: 'EBUSY', message: `pg ${pg.pgid} has ${queued} ops queued or in flight` });
@@ -70,7 +70,7 @@ export function executeWaiting(pg: PgCore): void {
   const keep: typeof pg.waitingOps = [];
   for (const w of pg.waitingOps) {
     const op = w.op;
-    const isRead = op.body.kind === 'read';
+    const isRead = isReadBody(op.body);
     // Blocked first, then dedup (Ceph do_op's order): a resend of a write whose object is
     // still missing somewhere is answered only once the object is whole again.
     if (blockedObjects.has(op.object) || objectBlocked(pg, op.object, isRead)) {
@@ -79,7 +79,8 @@ export function executeWaiting(pg: PgCore): void {
       continue;
     }
     if (dedup(pg, op)) continue;
-    if (isRead) pg.read(op.object, { kind: 'clientRead', interval: pg.interval, op });
+    if (op.body.kind === 'probe') pg.out.replies.push({ reqid: op.reqid, ok: true, version: pg.objects.get(op.object)?.version ?? EVERSION_ZERO });
+    else if (isRead) pg.read(op.object, { kind: 'clientRead', interval: pg.interval, op });
     else execute(pg, op);
   }
   pg.waitingOps = keep;
@@ -88,7 +89,7 @@ export function executeWaiting(pg: PgCore): void {
 
 /** Answers a resend from the log (Ceph `PrimaryLogPG::check_in_progress_op` / dup detection). */
 function dedup(pg: PgCore, op: ClientOp): boolean {
-  if (op.body.kind === 'read') return false;
+  if (isReadBody(op.body)) return false;
   const v = findReqid(pg.log, op.reqid);
   if (v === undefined) return false;
   const f = pg.inflight.find((x) => evCmp(x.entry.version, v) === 0);
@@ -103,8 +104,13 @@ function dedup(pg: PgCore, op: ClientOp): boolean {
 
 function execute(pg: PgCore, op: ClientOp): void {
   const body = op.body;
-  assert(body.kind !== 'read', 'reads are not logged');
+  assert(!isReadBody(body), 'reads are not logged');
   const cur = pg.objects.get(op.object);
+  if ((body.kind === 'txn' || body.kind === 'delete') && body.priorVersion !== undefined && evCmp(body.priorVersion, cur?.version ?? EVERSION_ZERO) !== 0) {
+    // Planned against another version of the object (it changed between the plan and now).
+    pg.out.replies.push({ reqid: op.reqid, ok: false, code: 'EAGAIN', message: `object ${op.object} is at ${evStr(cur?.version ?? EVERSION_ZERO)}, not ${evStr(body.priorVersion)}` });
+    return;
+  }
   if (body.kind === 'delete' && cur === undefined) {
     pg.out.replies.push({ reqid: op.reqid, ok: false, code: 'ENOENT', message: `object ${op.object} does not exist` });
     return;
@@ -146,6 +152,20 @@ export function markUnfoundLost(pg: PgCore): void {
   }
 }
 
+/**
+ * The primary's copy of `object` failed a read (Ceph `rep_repair_primary_object`): it is
+ * marked missing here (needed at its current version) and recovery pulls it from a member
+ * that has it; ops on it wait meanwhile. A no-op unless this is an active primary holding
+ * the object and not already recovering it.
+ */
+export function onObjectError(pg: PgCore, object: string): void {
+  if (pg.role !== 'primary' || pg.phase !== 'active') return;
+  const cur = pg.objects.get(object);
+  if (cur === undefined || pg.missing.has(object) || pg.recovering.has(object)) return;
+  pg.missing.set(object, { need: cur.version, have: EVERSION_ZERO });
+  pg.persist([], { kind: 'none' });
+}
+
 /** Whether mark_unfound_lost would keep a newer copy of `object` rather than delete it. */
 export function hasSalvageCopy(pg: PgCore, object: string): boolean {
   const item = pg.missing.get(object);
@@ -156,13 +176,13 @@ export function hasSalvageCopy(pg: PgCore, object: string): boolean {
 
 /** A log entry ordered by the primary itself (no client): salvage and lost deletes. */
 export function submitInternalWrite(
-  pg: PgCore, object: string, body: Exclude<ClientOpBody, { kind: 'read' }>, priorVersion: Eversion, logOp: LogOp,
+  pg: PgCore, object: string, body: Exclude<ClientOpBody, { kind: 'read' | 'probe' }>, priorVersion: Eversion, logOp: LogOp,
 ): void {
   submitWrite(pg, null, object, body, priorVersion, logOp);
 }
 
 function submitWrite(
-  pg: PgCore, op: ClientOp | null, object: string, body: Exclude<ClientOpBody, { kind: 'read' }>, priorVersion: Eversion,
+  pg: PgCore, op: ClientOp | null, object: string, body: Exclude<ClientOpBody, { kind: 'read' | 'probe' }>, priorVersion: Eversion,
   logOp: LogOp = body.kind === 'delete' ? 'delete' : 'modify',
 ): void {
   const version: Eversion = { epoch: pg.epoch, version: pg.log.head.version + 1 };
@@ -179,9 +199,10 @@ function submitWrite(
   const f: InflightOp = {
     op, entry, waiting: new Set([pg.whoami, ...pg.writePeers()]), dupOps: [], repops: new Map(), sentAtMs: pg.nowMs, replied: false,
   };
+  const repBody: ClientOpBody = body.kind === 'delete' ? { kind: 'delete' } : body;
   for (const p of pg.writePeers()) {
     const applyData = !pg.backfillTargets.includes(p) || watermarkCovers(pg, p, object);
-    const msg = { kind: 'repop', prev, entry, body, applyData, trimTo, pgid: pg.pgid, interval: pg.interval } as const;
+    const msg = { kind: 'repop', prev, entry, body: repBody, applyData, trimTo, pgid: pg.pgid, interval: pg.interval } as const;
     f.repops.set(p, msg);
     pg.out.messages.push({ to: p, msg });
   }
@@ -201,10 +222,14 @@ export function applyBody(pg: PgCore, entry: LogEntry, body: ClientOpBody): Stor
       pg.objects.set(o, { version: entry.version, sizeBytes: size });
       return [{ kind: 'write', object: o, offsetBytes: body.offsetBytes, data: body.data, version: entry.version }];
     }
+    case 'txn':
+      pg.objects.set(o, { version: entry.version, sizeBytes: body.sizeBytes });
+      return [{ kind: 'txn', object: o, meta: body.meta, data: body.data, sizeBytes: body.sizeBytes, version: entry.version }];
     case 'delete':
       pg.objects.delete(o);
       return [{ kind: 'remove', object: o, version: entry.version }];
     case 'read':
+    case 'probe':
       assert(false, 'reads are not logged');
       return [];
     default:

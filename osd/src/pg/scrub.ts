@@ -36,8 +36,10 @@ export interface Inconsistency {
 
 /**
  * Compares scrub maps (Ceph `ScrubBackend::compare_smaps`): per object, each member's copy
- * is keyed by (version, size, stored crc) or absent; with `deep`, a copy whose recomputed
- * crc differs from the stored one is invalid. Returns the objects with bad copies.
+ * is keyed by (version, size) — with `deep`, also by the crc recomputed from its bytes — or
+ * absent. A copy that failed its read (EIO) or whose recomputed crc differs from a recorded
+ * whole-object crc is invalid. The authoritative key is the majority's (ties: the
+ * primary's). Returns the objects with bad copies.
  */
 export function compareScrubMaps(
   maps: ReadonlyMap<number, readonly ScrubObject[]>, primary: number, deep: boolean,
@@ -56,8 +58,8 @@ export function compareScrubMaps(
     for (const osd of osds) {
       const o = byOsd.get(osd)!.get(name);
       if (o === undefined) keyOf.set(osd, 'absent');
-      else if (deep && o.dataCrc !== undefined && o.dataCrc !== o.storedCrc) keyOf.set(osd, null);
-      else keyOf.set(osd, `${evStr(o.version)}/${o.sizeBytes}/${o.storedCrc}`);
+      else if (o.readError === true || (deep && o.dataCrc !== undefined && o.storedCrc !== null && o.dataCrc !== o.storedCrc)) keyOf.set(osd, null);
+      else keyOf.set(osd, `${evStr(o.version)}/${o.sizeBytes}${deep && o.dataCrc !== undefined ? `/${o.dataCrc}` : ''}`);
     }
     const votes = new Map<string, number>();
     for (const k of keyOf.values()) if (k !== null) votes.set(k, (votes.get(k) ?? 0) + 1);

@@ -123,6 +123,12 @@ export interface ObjectStat {
 export type StoreOp =
   | { readonly kind: 'writeFull'; readonly object: string; readonly data: Uint8Array; readonly version: Eversion }
   | { readonly kind: 'write'; readonly object: string; readonly offsetBytes: number; readonly data: Uint8Array; readonly version: Eversion }
+  /**
+   * A store transaction planned by the primary's op execution (osd/src/core/op-exec.ts),
+   * encoded by osd/src/store/txn-codec.ts (`meta` + `data` segments), applied as is; the
+   * object's data size is then `sizeBytes`.
+   */
+  | { readonly kind: 'txn'; readonly object: string; readonly meta: Uint8Array; readonly data: Uint8Array; readonly sizeBytes: number; readonly version: Eversion }
   /** `version` is the log version of a client delete; null for rollbacks, backfill and purges. */
   | { readonly kind: 'remove'; readonly object: string; readonly version: Eversion | null }
   | { readonly kind: 'setMeta'; readonly meta: PgMeta }
@@ -149,10 +155,15 @@ export interface ScrubObject {
   readonly object: string;
   readonly version: Eversion;
   readonly sizeBytes: number;
-  /** crc32c recorded when the data was written (Ceph object_info_t data_digest). */
-  readonly storedCrc: number;
+  /**
+   * crc32c of the whole object recorded when it was written whole (Ceph object_info_t
+   * data_digest); null once a partial write made it unknown (Ceph clears the digest then).
+   */
+  readonly storedCrc: number | null;
   /** crc32c recomputed from the bytes on disk (deep reads only). */
   readonly dataCrc?: number;
+  /** A deep read of this copy failed (a block failed its checksum: EIO): the copy is bad. */
+  readonly readError?: boolean;
 }
 
 /** Result of a {@link StoreRead}. */
@@ -164,12 +175,28 @@ export type StoreReadResult =
 // ---------------------------------------------------------------------------------------
 // Client ops
 
-/** The mutation or read of one client op. */
+/**
+ * The mutation or read of one client op.
+ * - `txn`: an opaque store transaction planned by the primary against the object at
+ *   `priorVersion` (the log version it read; zero: absent). The core runs it only if the
+ *   object is still at that version, else it answers EAGAIN (the caller re-plans).
+ * - `delete` with `priorVersion`: the same check.
+ * - `probe`: waits like a read until the object is readable here (not missing, recovering,
+ *   scrubbing or being written) and answers its log version (zero: absent) without reading
+ *   the store; not logged.
+ */
 export type ClientOpBody =
   | { readonly kind: 'writeFull'; readonly data: Uint8Array }
   | { readonly kind: 'write'; readonly offsetBytes: number; readonly data: Uint8Array }
-  | { readonly kind: 'delete' }
-  | { readonly kind: 'read' };
+  | { readonly kind: 'txn'; readonly meta: Uint8Array; readonly data: Uint8Array; readonly sizeBytes: number; readonly priorVersion: Eversion }
+  | { readonly kind: 'delete'; readonly priorVersion?: Eversion }
+  | { readonly kind: 'read' }
+  | { readonly kind: 'probe' };
+
+/** Whether a body only reads (not logged, not replicated). */
+export function isReadBody(body: ClientOpBody): body is Extract<ClientOpBody, { kind: 'read' | 'probe' }> {
+  return body.kind === 'read' || body.kind === 'probe';
+}
 
 /** A client op addressed to this PG's primary. */
 export interface ClientOp {
@@ -256,7 +283,12 @@ export type PgInput =
   | { readonly kind: 'scrub'; readonly deep: boolean }
   | { readonly kind: 'repair' }
   /** Ceph `pg mark_unfound_lost delete`: give up on objects no reachable member has. */
-  | { readonly kind: 'markUnfoundLost' };
+  | { readonly kind: 'markUnfoundLost' }
+  /**
+   * The primary's own copy of `object` failed a read (EIO: a block failed its checksum).
+   * Ceph `rep_repair_primary_object`: it becomes missing here and is pulled from a member.
+   */
+  | { readonly kind: 'objectError'; readonly object: string };
 
 /** What a step asks the caller to do: persist, then send, then reply (CONVENTIONS item 1). */
 export interface Outbox {

@@ -112,6 +112,13 @@ export class Transaction {
     return this;
   }
 
+  /** Appends every op of `other` (already validated by its builder), in order. */
+  append(other: Transaction): this {
+    for (const op of other.ops) this.list.push(op);
+    this.dataBytes += other.payloadBytes;
+    return this;
+  }
+
   /** Creates a collection. Fails with EEXIST at run time if it exists. */
   createCollection(coll: string): this {
     return this.push({ op: 'createCollection', coll: checkCollectionName(coll) });

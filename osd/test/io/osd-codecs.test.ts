@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { AspenError } from '@aspen/shared';
+import { AspenError, Encoder } from '@aspen/shared';
 import { decodePgMessage, encodePgMessage } from '../../src/pg/msg-codec.ts';
 import { applyOsdOps, decodeObjectState, emptyObjectState, encodeObjectState, type ObjectState } from '../../src/pg/object-state.ts';
 import type { ClientOpBody, LogEntry, PgLogState, PgMessage, PushMode } from '../../src/pg/types.ts';
@@ -27,9 +27,13 @@ const bodyA: fc.Arbitrary<ClientOpBody> = fc.oneof(
   bytesA.map((data) => ({ kind: 'writeFull' as const, data })),
   fc.tuple(fc.nat(1 << 20), bytesA).map(([offsetBytes, data]) => ({ kind: 'write' as const, offsetBytes, data })),
   fc.constant({ kind: 'delete' as const }),
+  fc.tuple(bytesA, bytesA, fc.nat(1 << 30), evA).map(([meta, data, sizeBytes, priorVersion]) => ({ kind: 'txn' as const, meta, data, sizeBytes, priorVersion })),
 );
-const scrubObjA = fc.record({ object: nameA, version: evA, sizeBytes: fc.nat(1 << 30), storedCrc: fc.nat(0xffffffff) }).chain((o) =>
-  fc.option(fc.nat(0xffffffff), { nil: undefined }).map((dataCrc) => (dataCrc === undefined ? o : { ...o, dataCrc })));
+const scrubObjA = fc.record({ object: nameA, version: evA, sizeBytes: fc.nat(1 << 30), storedCrc: fc.option(fc.nat(0xffffffff), { nil: null }) }).chain((o) =>
+  fc.tuple(fc.option(fc.nat(0xffffffff), { nil: undefined }), fc.boolean()).map(([dataCrc, readError]) => {
+    const withCrc = dataCrc === undefined ? o : { ...o, dataCrc };
+    return readError ? { ...withCrc, readError } : withCrc;
+  }));
 
 const msgA: fc.Arbitrary<PgMessage> = fc.record({ pgid: fc.constantFrom('1.0', '2.1f'), interval: fc.nat(100_000) }).chain((base) => fc.oneof(
   fc.constantFrom('query' as const, 'backfillDone' as const, 'backfillDoneAck' as const, 'purge' as const).map((kind) => ({ ...base, kind })),
@@ -82,12 +86,24 @@ describe('PG message codec', () => {
     }), { numRuns: 1000 });
   });
 
-  it('decodes the saved v1 sample bytes of a push (and encodes them byte-exact)', () => {
+  it('decodes the saved v1 and v2 sample bytes of a push (and encodes v2 byte-exact)', () => {
     const msg: PgMessage = { pgid: '1.a', interval: 7, kind: 'push', object: 'obj', version: { epoch: 5, version: 9 }, data: new Uint8Array([1, 2, 3]), mode: 'backfill' };
-    const sampleMeta = '01012d0000000200000003000000312e610700000008030000006f626a05000000090000000000000001030000000000000001';
+    const body = '2d0000000200000003000000312e610700000008030000006f626a05000000090000000000000001030000000000000001';
     const enc = encodePgMessage(2, msg);
-    expect(hex(enc.meta)).toBe(sampleMeta);
-    expect(decodePgMessage(new Uint8Array(Buffer.from(sampleMeta, 'hex')), new Uint8Array([1, 2, 3]))).toEqual({ from: 2, msg });
+    expect(hex(enc.meta)).toBe(`0202${body}`);
+    for (const v of ['0101', '0202']) expect(decodePgMessage(new Uint8Array(Buffer.from(v + body, 'hex')), new Uint8Array([1, 2, 3]))).toEqual({ from: 2, msg });
+  });
+
+  it('decodes v1 scrub maps of older peers (stored crc always present, no read-error flag)', () => {
+    const obj = { object: 'o', version: { epoch: 3, version: 4 }, sizeBytes: 10, storedCrc: 77, dataCrc: 78 };
+    const v2 = encodePgMessage(1, { pgid: '1.0', interval: 2, kind: 'scrubMap', scrubId: 5, objects: [obj, { ...obj, object: 'p', storedCrc: null, readError: true }] });
+    expect(decodePgMessage(v2.meta, v2.data).msg).toMatchObject({ objects: [obj, { object: 'p', storedCrc: null, readError: true }] });
+    // The same message as a v1 peer wrote it: u32 stored crc, optional data crc, nothing after.
+    const e = new Encoder(64).struct(1, 1, (b) => {
+      b.u32(1).string('1.0').u32(2).u8(15).u53(5);
+      b.array([obj], (x, o) => { x.string(o.object).u32(o.version.epoch).u53(o.version.version).u53(o.sizeBytes).u32(o.storedCrc).optional(o.dataCrc, (y, c) => y.u32(c)); });
+    });
+    expect(decodePgMessage(e.finish()).msg).toEqual({ pgid: '1.0', interval: 2, kind: 'scrubMap', scrubId: 5, objects: [obj] });
   });
 
   it('refuses a data segment that the message does not account for', () => {

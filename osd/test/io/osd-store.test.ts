@@ -5,7 +5,10 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { crc32c } from '@aspen/shared';
-import { PgStore, loadPgs } from '../../src/io/osd-store.ts';
+import { PgStore, loadPgs, oidOf } from '../../src/io/osd-store.ts';
+import { executeOps } from '../../src/core/op-exec.ts';
+import { Transaction } from '../../src/store/transaction.ts';
+import { encodeTransaction } from '../../src/store/txn-codec.ts';
 import { emptyInfo } from '../../src/pg/pg.ts';
 import { emptyLog } from '../../src/pg/pg-log.ts';
 import { encodeObjectState, type ObjectState } from '../../src/pg/object-state.ts';
@@ -35,6 +38,29 @@ function blob(data: string, xattrs: [string, string][] = [], omap: [string, stri
 }
 
 describe('PgStore', () => {
+  it('applies a transaction planned by op execution (txn) on top of a pushed blob; scrub sees the same state a whole write gives', async () => {
+    const t = tempDir('aspen-osd-store-', memoryBase);
+    cleanup = t.cleanup;
+    store = await newStore(t.dir);
+    const ps = new PgStore(store, '2.3');
+    await ps.commit([{ kind: 'writeFull', object: 'o', data: blob('hello', [['x', '1']]), version: ev(1, 1) }]);
+    const plan = await executeOps({ store: ps.objectStore, coll: ps.coll, oid: oidOf('o'), nowMs: 42 }, [
+      { op: 'append', data: te(' world') }, { op: 'omap_set', entries: [['k', te('v')]] }, { op: 'rmxattr', name: 'x' },
+    ]);
+    expect(plan).toMatchObject({ code: 0, removes: false, version: 2n, sizeBytes: 11 });
+    const enc = encodeTransaction(plan.tx!);
+    await ps.commit([{ kind: 'txn', object: 'o', meta: enc.meta, data: enc.data, sizeBytes: plan.sizeBytes, version: ev(1, 2) }]);
+    const want = blob('hello world', [], [['k', 'v']], 2n);
+    expect(await ps.read({ kind: 'read', readId: 1, object: 'o' })).toEqual({ kind: 'read', exists: true, version: ev(1, 2), data: want });
+    expect(await ps.read({ kind: 'list', readId: 2, deep: true })).toEqual({ kind: 'list', objects: [
+      { object: 'o', version: ev(1, 2), sizeBytes: 11, storedCrc: null, dataCrc: crc32c(want) },
+    ] });
+    // A transaction that touches another object or collection is refused (never applied).
+    const foreign = new Transaction().touch(ps.coll, { name: 'other' });
+    const fe = encodeTransaction(foreign);
+    expect(() => ps.commit([{ kind: 'txn', object: 'o', meta: fe.meta, data: fe.data, sizeBytes: 0, version: ev(1, 3) }])).toThrow(/foreign op/);
+  });
+
   it('applies writeFull/remove/setMeta, reads back the same blob, lists, pages, loads after remount and removes the PG', async () => {
     const t = tempDir('aspen-osd-store-', memoryBase);
     cleanup = t.cleanup;
@@ -56,8 +82,8 @@ describe('PgStore', () => {
     expect(await ps.read({ kind: 'read', readId: 2, object: 'nope' })).toEqual({ kind: 'read', exists: false });
     const list = await ps.read({ kind: 'list', readId: 3, deep: true });
     expect(list).toEqual({ kind: 'list', objects: [
-      { object: 'a', version: ev(3, 2), sizeBytes: a2.length, storedCrc: crc32c(a2), dataCrc: crc32c(a2) },
-      { object: 'ns\u0000b', version: ev(3, 2), sizeBytes: b.length, storedCrc: crc32c(b), dataCrc: crc32c(b) },
+      { object: 'a', version: ev(3, 2), sizeBytes: 'second version'.length, storedCrc: crc32c(a2), dataCrc: crc32c(a2) },
+      { object: 'ns\u0000b', version: ev(3, 2), sizeBytes: 1, storedCrc: crc32c(b), dataCrc: crc32c(b) },
     ] });
     // PGLS lists the default namespace only.
     expect(await ps.listPage('', 10)).toEqual({ objects: ['a'], next: null });
@@ -67,7 +93,7 @@ describe('PgStore', () => {
     const loaded = await loadPgs(store);
     expect(loaded.map((l) => l.pgid)).toEqual(['1.1f']);
     expect(loaded[0]!.meta).toEqual(meta);
-    expect([...loaded[0]!.objects]).toEqual([['a', { version: ev(3, 2), sizeBytes: a2.length }], ['ns\u0000b', { version: ev(3, 2), sizeBytes: b.length }]]);
+    expect([...loaded[0]!.objects]).toEqual([['a', { version: ev(3, 2), sizeBytes: 'second version'.length }], ['ns\u0000b', { version: ev(3, 2), sizeBytes: 1 }]]);
 
     const ps2 = new PgStore(store, '1.1f', { objects: [...loaded[0]!.objects.keys(), '\u0000pgmeta'] });
     await ps2.commit([{ kind: 'remove', object: 'a', version: ev(4, 1) }, { kind: 'setMeta', meta }]);

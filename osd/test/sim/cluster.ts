@@ -948,6 +948,7 @@ function describeInput(input: PgInput): string {
     case 'scrub': return 'scrub';
     case 'repair': return 'repair';
     case 'markUnfoundLost': return 'markUnfoundLost';
+    case 'objectError': return `objectError ${input.object}`;
     default: return assertNever(input, 'input');
   }
 }

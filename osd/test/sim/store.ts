@@ -183,6 +183,8 @@ export class SimStore {
         case 'setMeta':
           coll().meta = op.meta;
           break;
+        case 'txn':
+          throw new Error('the simulator sends no txn bodies (they are daemon store transactions)');
         case 'removePg':
           s.delete(pgid);
           c = undefined;
