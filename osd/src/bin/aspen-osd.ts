@@ -32,6 +32,7 @@ import { OsdPgs, PG_TICK_INTERVAL_MS } from '../io/osd-pgs.ts';
 import { OsdHeartbeat, HEARTBEAT_INTERVAL_MS } from '../io/osd-heartbeat.ts';
 import { OsdService } from '../io/osd-service.ts';
 import { OsdMetrics } from '../io/osd-metrics.ts';
+import { WATCH_TIMEOUT_DEFAULT_MS, WATCH_TIMEOUT_MAX_MS, WatchService } from '../io/osd-watch.ts';
 
 /** `osd beacon` period, ms (Ceph osd_beacon_report_interval: 300 s; the mons' report timeout here is 60 s). */
 export const BEACON_INTERVAL_MS = 3_000;
@@ -39,6 +40,8 @@ export const BEACON_INTERVAL_MS = 3_000;
 const NEARFULL_RATIO = 0.85;
 /** `pg stats` period, ms. */
 export const PG_STATS_INTERVAL_MS = 2_000;
+/** Period of the watch expiry check, ms. */
+export const WATCH_TICK_INTERVAL_MS = 1_000;
 /** Time to finish in-flight work at shutdown before exiting anyway, ms. */
 const SHUTDOWN_GRACE_MS = 5_000;
 /** How long a graceful stop waits for the monitors to mark this OSD down, ms. */
@@ -67,6 +70,7 @@ interface Options {
   addr?: string;
   host?: string;
   metricsAddr?: string;
+  watchTimeoutMs: number;
   logLevel: string;
 }
 
@@ -79,6 +83,11 @@ const program = new Command('aspen-osd')
   .option('--addr <host:port>', 'messenger address to listen on (port 0: any free port)', '127.0.0.1:0')
   .option('--host <name>', 'CRUSH host to place this OSD under (default: the machine\'s hostname)')
   .option('--metrics-addr <host:port>', 'serve Prometheus /metrics here (port 0: any free port)', parseAddr)
+  .option('--watch-timeout-ms <ms>', 'default watch timeout: a watch whose client does not ping for this long expires (Ceph osd_client_watch_timeout)', (v: string) => {
+    const n = nonNegativeInt(v);
+    if (n < 1 || n > WATCH_TIMEOUT_MAX_MS) throw new InvalidArgumentError(`expected 1..${WATCH_TIMEOUT_MAX_MS}, got '${v}'`);
+    return n;
+  }, WATCH_TIMEOUT_DEFAULT_MS)
   .option('--log-level <level>', 'pino log level', 'info')
   .showHelpAfterError();
 
@@ -143,7 +152,23 @@ async function run(o: Options, log0: pino.Logger): Promise<void> {
   const tracker = new OsdMapTracker(mon);
   const metrics = new OsdMetrics({ daemon: 'osd', id: String(id.whoami) });
   const service = new OsdService(id.whoami, pgs, tracker, log, () => Date.now(), (kind, code, ms) => metrics.observeOp(kind, code, ms), () => store.isFull());
-  const server = new MsgrServer({ fsid: id.fsid, entity, handler: (_conn, m) => service.handle(m) });
+  let watchTid = 0;
+  const watch = new WatchService({
+    whoami: id.whoami, tracker, log, clock, watchTimeoutMs: o.watchTimeoutMs,
+    // Existence through the PG (waits for recovery of the object), as the ops' reads do.
+    objectExists: async (pgid, object) => {
+      const r = await pgs.clientOp(pgid, { reqid: { client: `osd.${id.whoami}.watch`, tid: ++watchTid }, object, body: { kind: 'read' } });
+      return r.ok ? 0 : r.code;
+    },
+  });
+  const server = new MsgrServer({
+    fsid: id.fsid, entity,
+    handler: (conn, m) => {
+      if (WatchService.handles(m.type)) return watch.handle(conn, m);
+      watch.noteConnection(conn, m.session);
+      return service.handle(m);
+    },
+  });
   const [host, portText] = [o.addr!.slice(0, o.addr!.lastIndexOf(':')), o.addr!.slice(o.addr!.lastIndexOf(':') + 1)];
   const bound = await server.listen(Number(portText), host.replace(/^\[|\]$/g, ''));
   const addr = bound.host.includes(':') ? `[${bound.host}]:${bound.port}` : `${bound.host}:${bound.port}`;
@@ -159,6 +184,7 @@ async function run(o: Options, log0: pino.Logger): Promise<void> {
 
   tracker.onMap((map) => {
     pgs.onMap(map);
+    watch.onMap(map);
     heartbeat.update(map, pgs.peers());
     const me = map.osds.get(id.whoami);
     // Marked down (or booted elsewhere) while alive: boot again (Ceph OSD::_committed_osd_maps).
@@ -192,6 +218,7 @@ async function run(o: Options, log0: pino.Logger): Promise<void> {
   const timers = [
     setInterval(() => pgs.tick(), PG_TICK_INTERVAL_MS),
     setInterval(() => heartbeat.tick(), HEARTBEAT_INTERVAL_MS),
+    setInterval(() => watch.tick(), WATCH_TICK_INTERVAL_MS),
     setInterval(() => {
       beacon();
       // A boot that failed (no quorum yet) is retried here, not only on the next map.
@@ -220,6 +247,7 @@ async function run(o: Options, log0: pino.Logger): Promise<void> {
     log.info({ signal }, 'stopping');
     for (const t of timers) clearInterval(t);
     tracker.close();
+    watch.close();
     metricsServer?.close();
     setTimeout(() => process.exit(code === 0 ? 0 : code), SHUTDOWN_GRACE_MS).unref();
     void (async () => {

@@ -18,6 +18,7 @@ import type { OsdMap, Pool } from '../osdmap/types.ts';
 import { MonClient } from './monclient.ts';
 import { Messenger } from './msgr-client.ts';
 import { OsdMapTracker } from './osdmap-tracker.ts';
+import { RadosWatches, type NotifyCallback, type NotifyResult, type WatchHandle } from './rados-watch.ts';
 
 /** Options of {@link RadosClient.connect}. */
 export interface RadosClientOptions {
@@ -47,7 +48,10 @@ const RESEND_CODES = new Set(['ESTALE', 'ECONNREFUSED', 'ETIMEDOUT', 'E_PG_INCOM
 /** A connected client. `close()` when done. */
 export class RadosClient {
   private tid = 0n;
-  private readonly clientId: string;
+  /** This client instance's name (Ceph entity_name_t), `<entity>.<8 hex>`: reqids, watchers and notifiers are known by it. */
+  readonly clientId: string;
+  /** Watch/notify of this client (./rados-watch.ts); IoCtx.watch / IoCtx.notify use it. */
+  readonly watches: RadosWatches;
 
   private constructor(
     readonly mon: MonClient,
@@ -58,6 +62,7 @@ export class RadosClient {
     entity: string,
   ) {
     this.clientId = `${entity}.${randomUUID().slice(0, 8)}`;
+    this.watches = new RadosWatches(this, opTimeoutMs);
   }
 
   /**
@@ -76,7 +81,9 @@ export class RadosClient {
         sleep(timeoutMs).then(() => { throw new AspenError('EAGAIN_NO_QUORUM', 'no OSDMap received from the monitors'); }),
       ]);
       const entity = o.entity ?? 'client.admin';
-      return new RadosClient(mon, tracker, new Messenger({ fsid, entity, requestTimeoutMs: timeoutMs }), fsid, timeoutMs, entity);
+      // One-way messages from OSDs are watch notifications (MSG_WATCH_NOTIFY).
+      const client: RadosClient = new RadosClient(mon, tracker, new Messenger({ fsid, entity, requestTimeoutMs: timeoutMs, onMessage: (m, from) => client.watches.onMessage(m, from) }), fsid, timeoutMs, entity);
+      return client;
     } catch (err) {
       mon.close();
       throw err;
@@ -260,6 +267,7 @@ export class RadosClient {
   }
 
   async close(): Promise<void> {
+    this.watches.close();
     this.tracker.close();
     this.mon.close();
     await this.msgr.close();
@@ -342,5 +350,27 @@ export class IoCtx {
       }
     }
     return out;
+  }
+  /**
+   * Watches `object` (librados rados_watch2): `onNotify` is called for every notification
+   * sent to the object, one at a time, and its result is the reply bytes (≤ 1 MiB) acked to the
+   * notifier. The client pings the watch and re-establishes it on a new primary by itself;
+   * `onError` is called once if the watch is lost for good (ENOTCONN: it expired at the primary
+   * and notifications may have been missed; ENOENT: the object is gone; ETIMEDOUT: no primary
+   * accepted it) — watch again then, as librbd does.
+   * @param timeoutMs the watch timeout, ms (default 30 s, Ceph osd_client_watch_timeout).
+   * @throws AspenError ENOENT when the object does not exist; ETIMEDOUT; EINVAL.
+   */
+  watch(object: string, onNotify: NotifyCallback, onError?: (err: AspenError) => void, timeoutMs?: number): Promise<WatchHandle> {
+    return this.client.watches.watch({ poolName: this.poolName, namespace: this.namespace, object }, onNotify, onError, timeoutMs);
+  }
+  /**
+   * Notifies the watchers of `object` (librados rados_notify2) and waits up to `timeoutMs`
+   * (default 30 s) for their acks.
+   * @returns the acks (watcher id, cookie, reply bytes) and the watchers that timed out.
+   * @throws AspenError ENOENT when the object does not exist; ETIMEDOUT; EINVAL for a payload over 1 MiB.
+   */
+  notify(object: string, payload: Uint8Array, timeoutMs?: number): Promise<NotifyResult> {
+    return this.client.watches.notify({ poolName: this.poolName, namespace: this.namespace, object }, payload, timeoutMs);
   }
 }
