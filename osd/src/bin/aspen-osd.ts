@@ -28,7 +28,7 @@ import { Messenger } from '@aspen/shared/io/msgr-client.ts';
 import { MsgrServer } from '@aspen/shared/io/msgr-server.ts';
 import { OsdMapTracker } from '@aspen/shared/io/osdmap-tracker.ts';
 import { SqliteObjectStore } from '../io/store-object-store.ts';
-import { OsdPgs, PG_TICK_INTERVAL_MS } from '../io/osd-pgs.ts';
+import { OSD_DEEP_SCRUB_INTERVAL_MS, OSD_SCRUB_MIN_INTERVAL_MS, OsdPgs, PG_TICK_INTERVAL_MS } from '../io/osd-pgs.ts';
 import { OsdHeartbeat, HEARTBEAT_INTERVAL_MS } from '../io/osd-heartbeat.ts';
 import { OsdService } from '../io/osd-service.ts';
 import { OsdMetrics } from '../io/osd-metrics.ts';
@@ -62,6 +62,12 @@ function nonNegativeInt(v: string): number {
   return n;
 }
 
+function positiveSeconds(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a positive number of seconds, got '${v}'`);
+  return n;
+}
+
 interface Options {
   data: string;
   mon: string[];
@@ -71,6 +77,8 @@ interface Options {
   host?: string;
   metricsAddr?: string;
   watchTimeoutMs: number;
+  osdScrubMinInterval: number;
+  osdDeepScrubInterval: number;
   logLevel: string;
 }
 
@@ -88,6 +96,8 @@ const program = new Command('aspen-osd')
     if (n < 1 || n > WATCH_TIMEOUT_MAX_MS) throw new InvalidArgumentError(`expected 1..${WATCH_TIMEOUT_MAX_MS}, got '${v}'`);
     return n;
   }, WATCH_TIMEOUT_DEFAULT_MS)
+  .option('--osd-scrub-min-interval <seconds>', 'scrub each PG at least this often (Ceph osd_scrub_min_interval)', positiveSeconds, OSD_SCRUB_MIN_INTERVAL_MS / 1000)
+  .option('--osd-deep-scrub-interval <seconds>', 'deep-scrub each PG at least this often (Ceph osd_deep_scrub_interval)', positiveSeconds, OSD_DEEP_SCRUB_INTERVAL_MS / 1000)
   .option('--log-level <level>', 'pino log level', 'info')
   .showHelpAfterError();
 
@@ -143,6 +153,7 @@ async function run(o: Options, log0: pino.Logger): Promise<void> {
   let shutdown: (signal: string, code?: number) => void = () => undefined;
   const pgs = new OsdPgs({
     whoami: id.whoami, store, msgr, mon, log, clock,
+    scrubSchedule: { minIntervalMs: o.osdScrubMinInterval * 1000, deepIntervalMs: o.osdDeepScrubInterval * 1000 },
     onFatal: (err) => {
       log.fatal({ err: String(err) }, 'store transaction failed; stopping');
       shutdown('fatal', 1);
@@ -157,8 +168,9 @@ async function run(o: Options, log0: pino.Logger): Promise<void> {
     whoami: id.whoami, tracker, log, clock, watchTimeoutMs: o.watchTimeoutMs,
     // Existence through the PG (waits for recovery of the object), as the ops' reads do.
     objectExists: async (pgid, object) => {
-      const r = await pgs.clientOp(pgid, { reqid: { client: `osd.${id.whoami}.watch`, tid: ++watchTid }, object, body: { kind: 'read' } });
-      return r.ok ? 0 : r.code;
+      const r = await pgs.clientOp(pgid, { reqid: { client: `osd.${id.whoami}.watch`, tid: ++watchTid }, object, body: { kind: 'probe' } });
+      if (!r.ok) return r.code;
+      return r.version.epoch === 0 && r.version.version === 0 ? 'ENOENT' : 0;
     },
   });
   const server = new MsgrServer({

@@ -11,6 +11,11 @@
  *   messages go out over the messenger (one-way, {@link MSG_PG}; the core resends what is
  *   lost); client replies resolve the waiting request; pg_temp requests go to the mons.
  * - Time: `tick(nowMs)` with a monotonic clock, every {@link PG_TICK_INTERVAL_MS}.
+ * - Scheduled scrubs (Ceph OSD::sched_scrub): an active+clean PG this OSD is the primary of
+ *   is scrubbed once `osd_scrub_min_interval` has passed since its last scrub, deeply once
+ *   `osd_deep_scrub_interval` has passed since its last deep scrub, at most
+ *   {@link OSD_MAX_SCRUBS} at a time. Stamps live in memory: after a (re)start each PG's
+ *   clocks start at a point staggered by its id, so the PGs do not all scrub at once.
  *
  * A store transaction that fails (ENOSPC, EIO) is fatal (`onFatal`): the core assumes its
  * transactions are applied in order, so the daemon must restart from what is on disk.
@@ -38,6 +43,47 @@ export const PG_TICK_INTERVAL_MS = 100;
 export const CLIENT_REPLY_GRACE_MS = 5_000;
 /** Backfills this OSD takes part in at once (Ceph osd_max_backfills). */
 export const OSD_MAX_BACKFILLS = 1;
+/** PG scrubs this OSD runs at once as primary (Ceph osd_max_scrubs). */
+export const OSD_MAX_SCRUBS = 1;
+/** Ceph osd_scrub_min_interval: 1 day, ms. */
+export const OSD_SCRUB_MIN_INTERVAL_MS = 24 * 3600_000;
+/** Ceph osd_deep_scrub_interval: 1 week, ms. */
+export const OSD_DEEP_SCRUB_INTERVAL_MS = 7 * 24 * 3600_000;
+
+/** Scrub intervals, ms (Ceph osd_scrub_min_interval, osd_deep_scrub_interval). */
+export interface ScrubSchedule {
+  readonly minIntervalMs: number;
+  readonly deepIntervalMs: number;
+}
+
+/** When each PG was last scrubbed (shallow or deep) and deep-scrubbed, monotonic ms. */
+export interface ScrubStamps {
+  lastScrubMs: number;
+  lastDeepScrubMs: number;
+}
+
+/**
+ * Which scrub is due for a PG (Ceph OSD::sched_scrub / PG::sched_scrub): deep once
+ * `deepIntervalMs` passed since the last deep scrub, else shallow once `minIntervalMs`
+ * passed since the last scrub of either kind, else none.
+ */
+export function dueScrub(nowMs: number, stamps: ScrubStamps, schedule: ScrubSchedule): 'deep' | 'shallow' | null {
+  if (nowMs - stamps.lastDeepScrubMs >= schedule.deepIntervalMs) return 'deep';
+  if (nowMs - stamps.lastScrubMs >= schedule.minIntervalMs) return 'shallow';
+  return null;
+}
+
+/**
+ * Stamps for a PG first seen at `nowMs`: as if last scrubbed a fraction of each interval
+ * ago, the fraction fixed by the PG id (so a restarted OSD's PGs come due spread out).
+ */
+export function initialScrubStamps(pgid: string, nowMs: number, schedule: ScrubSchedule): ScrubStamps {
+  let h = 2166136261;
+  for (let i = 0; i < pgid.length; i++) h = Math.imul(h ^ pgid.charCodeAt(i), 16777619) >>> 0;
+  const frac = h / 2 ** 32;
+  return { lastScrubMs: nowMs - frac * schedule.minIntervalMs, lastDeepScrubMs: nowMs - frac * schedule.deepIntervalMs };
+}
+
 /** PG config of the daemon: Ceph-like defaults with a shorter log (the whole meta is rewritten per transaction). */
 export const DAEMON_PG_CONFIG: PgConfig = { ...PG_CONFIG_DEFAULTS, pgLogMaxEntries: 300, pgLogDupsMax: 1000, peerRetryMs: 500 };
 
@@ -67,6 +113,8 @@ export interface OsdPgsOptions {
   readonly clock: () => number;
   readonly onFatal: (err: unknown) => void;
   readonly config?: PgConfig;
+  /** Scrub intervals; default Ceph's (1 day, 1 week). */
+  readonly scrubSchedule?: ScrubSchedule;
 }
 
 /** Every PG of this OSD. */
@@ -81,6 +129,8 @@ export class OsdPgs {
   private readonly history: MapHistory;
   private readonly reserver = new LocalReserver(OSD_MAX_BACKFILLS);
   private readonly waiting = new Map<string, ((r: ClientReply) => void)[]>();
+  private readonly scrubStamps = new Map<string, ScrubStamps>();
+  private readonly scrubSchedule: ScrubSchedule;
   private map: OsdMap | null = null;
   private epoch = 0;
 
@@ -88,6 +138,7 @@ export class OsdPgs {
     this.o = o;
     this.whoami = o.whoami;
     this.cfg = o.config ?? DAEMON_PG_CONFIG;
+    this.scrubSchedule = o.scrubSchedule ?? { minIntervalMs: OSD_SCRUB_MIN_INTERVAL_MS, deepIntervalMs: OSD_DEEP_SCRUB_INTERVAL_MS };
     const mappings = this.mappings;
     this.history = { mappingAt: (pgid, e) => mappings.get(e)?.get(pgid) };
   }
@@ -207,6 +258,7 @@ export class OsdPgs {
   operator(pgid: string, input: Extract<PgInput, { kind: 'scrub' | 'repair' }>): string {
     const entry = this.pgs.get(pgid);
     if (entry === undefined || entry.core.role !== 'primary') throw new AspenError('ESTALE', `osd.${this.whoami} is not the primary of ${pgid}`);
+    if (input.kind === 'scrub') this.stampScrub(pgid, input.deep);
     this.step(pgid, entry, input);
     return entry.core.stateString;
   }
@@ -220,12 +272,43 @@ export class OsdPgs {
     if (entry !== undefined) this.step(pgid, entry, { kind: 'objectError', object });
   }
 
-  /** Advances every PG's clock. */
+  /** Advances every PG's clock; starts a scheduled scrub when one is due and a slot is free. */
   tick(): void {
     const now = this.o.clock();
     for (const [pgid, entry] of [...this.pgs]) {
       if (this.pgs.get(pgid) === entry) this.perform(pgid, entry, entry.core.tick(now));
     }
+    this.scheduleScrubs(now);
+  }
+
+  private scheduleScrubs(now: number): void {
+    let running = 0;
+    for (const { core } of this.pgs.values()) if (core.role === 'primary' && core.stateString.includes('scrubbing')) running++;
+    for (const [pgid, entry] of this.pgs) {
+      if (running >= OSD_MAX_SCRUBS) return;
+      // Clean PGs only (an inconsistent one too: its next scrub clears the flag once mended).
+      const st = entry.core.stateString;
+      if (entry.core.role !== 'primary' || (st !== 'active+clean' && st !== 'active+clean+inconsistent')) continue;
+      let stamps = this.scrubStamps.get(pgid);
+      if (stamps === undefined) {
+        stamps = initialScrubStamps(pgid, now, this.scrubSchedule);
+        this.scrubStamps.set(pgid, stamps);
+      }
+      const due = dueScrub(now, stamps, this.scrubSchedule);
+      if (due === null) continue;
+      this.stampScrub(pgid, due === 'deep');
+      this.o.log.info({ pgid, deep: due === 'deep' }, 'scheduled scrub');
+      this.step(pgid, entry, { kind: 'scrub', deep: due === 'deep' });
+      running++;
+    }
+  }
+
+  private stampScrub(pgid: string, deep: boolean): void {
+    const now = this.o.clock();
+    const s = this.scrubStamps.get(pgid) ?? { lastScrubMs: now, lastDeepScrubMs: now };
+    s.lastScrubMs = now;
+    if (deep) s.lastDeepScrubMs = now;
+    this.scrubStamps.set(pgid, s);
   }
 
   /** The PG's store, if this OSD ever held it (PGLS). */

@@ -4,6 +4,8 @@
  * object client writing and reading through the messenger; then one OSD is `kill -9`ed and
  * writes continue — every acknowledged object must read back byte-exact, and every PG must
  * return to active; marked out, its PGs are backfilled elsewhere to active+clean; the OSD restarted from its store brings every PG back to active+clean;
+ * a flipped byte in a replica's copy is found by deep scrub and repaired; one in the primary's
+ * copy fails the primary's read, which pulls a good copy from a replica; scheduled scrubs run;
  * Prometheus metrics are served; SIGTERM stops an OSD with exit status 0.
  */
 import { execFile } from 'node:child_process';
@@ -241,7 +243,31 @@ describe('aspen-osd cluster (3 mons + 4 OSDs on loopback)', () => {
     const lastState = (): string | undefined => h.log(`osd.${primary}`).split('\n').filter((l) => l.includes(`"pgid":"${pgid}"`) && l.includes('"msg":"pg state"')).pop();
     await waitFor(() => lastState()?.includes('"state":"active+clean"') === true, { timeoutMs: 30_000, what: `pg ${pgid} clean after the second scrub` });
     expect(sha(await io.read('victim'))).toBe(sha(data));
-  }, 120_000);
+
+    // The PRIMARY's copy damaged: its read fails the checksum (EIO), the primary pulls a good
+    // copy from a replica (Ceph rep_repair_primary_object) and the client still gets the data.
+    const data2 = randomBytes(192 * 1024);
+    await io.writeFull('victim2', data2);
+    const pgid2 = mapObjectToPg(c.pool(POOL), 'victim2');
+    const primary2 = mapPg(c.osdMap, pgid2).actingPrimary;
+    await h.stop(`osd.${primary2}`);
+    await c.mon.command({ prefix: 'osd down', ids: [primary2] });
+    await waitFor(() => c.osdMap.osds.get(primary2)?.up === false, { timeoutMs: 10_000, what: `osd.${primary2} down in the client's map` });
+    flipByteOf(join(h.path(`osd.${primary2}`), 'store'), data2.subarray(50_000, 50_064));
+    // Restarted with short scrub intervals: scheduled (not operator) scrubs run too.
+    h.spawn({ name: `osd.${primary2}`, args: tsNodeArgs(OSD_ENTRY, ['--data', h.path(`osd.${primary2}`), '--mon', monAddrs, '--host', `host${primary2}`, '--osd-scrub-min-interval', '2', '--osd-deep-scrub-interval', '4']) });
+    await waitFor(() => c.osdMap.osds.get(primary2)?.up === true, { timeoutMs: 30_000, what: `osd.${primary2} up again` });
+    await waitAllActive(c, 60_000);
+    expect(mapPg(c.osdMap, pgid2).actingPrimary).toBe(primary2);
+    expect(sha(await io.read('victim2'))).toBe(sha(data2));
+    // Either the client's read or a scheduled deep scrub met the bad block first; either way it was found and mended.
+    await waitFor(() => h.log(`osd.${primary2}`).split('\n').some((l) => l.includes('"msg":"scheduled scrub"') && l.includes('"deep":true')), { timeoutMs: 30_000, what: 'a scheduled deep scrub' });
+    const log2 = h.log(`osd.${primary2}`);
+    expect(log2.includes('read error on the primary copy') || log2.includes('inconsistent')).toBe(true);
+    // Once the copy is mended, the next scheduled deep scrub finds every copy good again.
+    await waitFor(async () => (await pgState(c, pgid2)) === 'active+clean', { timeoutMs: 60_000, what: `pg ${pgid2} clean` });
+    expect(sha(await io.read('victim2'))).toBe(sha(data2));
+  }, 240_000);
 });
 
 async function startCluster(): Promise<{ c: RadosClient; monAddrs: string; metricsPort: number }> {
