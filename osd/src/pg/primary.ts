@@ -14,7 +14,7 @@ import { assert } from '@aspen/shared';
 import { appendEntry, findReqid, sameReqid, trimTarget } from './pg-log.ts';
 import type { PgCore } from './pg.ts';
 import {
-  EVERSION_ZERO, evCmp, isReadBody, evStr, type ClientOp, type ClientOpBody, type Eversion, type LogEntry, type LogOp, type PgMessage, type StoreOp,
+  EVERSION_ZERO, evCmp, isReadBody, evStr, type ClientOp, type ReqId, type ClientOpBody, type Eversion, type LogEntry, type LogOp, type PgMessage, type StoreOp,
 } from './types.ts';
 import { inBackfillScan, watermarkCovers } from './recovery.ts';
 
@@ -79,12 +79,25 @@ export function executeWaiting(pg: PgCore): void {
       continue;
     }
     if (dedup(pg, op)) continue;
-    if (op.body.kind === 'probe') pg.out.replies.push({ reqid: op.reqid, ok: true, version: pg.objects.get(op.object)?.version ?? EVERSION_ZERO });
+    if (op.body.kind === 'probe') probe(pg, op, op.body.dupOf);
     else if (isRead) pg.read(op.object, { kind: 'clientRead', interval: pg.interval, op });
     else execute(pg, op);
   }
   pg.waitingOps = keep;
   assert(pg.waitingOps.length <= pg.cfg.clientOpsQueuedMax, 'queued ops within limit');
+}
+
+/** Answers a probe: the object's version, or (dupOf in the log) that write's version. */
+function probe(pg: PgCore, op: ClientOp, dupOf: ReqId | undefined): void {
+  const v = dupOf === undefined ? undefined : findReqid(pg.log, dupOf);
+  if (v === undefined) {
+    pg.out.replies.push({ reqid: op.reqid, ok: true, version: pg.objects.get(op.object)?.version ?? EVERSION_ZERO });
+    return;
+  }
+  // Not in flight: the object is readable, so every write to it has completed.
+  const lost = pg.log.entries.some((e) => e.op === 'lostDelete' && e.object === op.object && evCmp(e.priorVersion, v) >= 0);
+  if (lost) pg.out.replies.push({ reqid: op.reqid, ok: false, code: 'EIO', message: `the write ${evStr(v)} to ${op.object} was lost (mark_unfound_lost)` });
+  else pg.out.replies.push({ reqid: op.reqid, ok: true, version: v, dup: true });
 }
 
 /** Answers a resend from the log (Ceph `PrimaryLogPG::check_in_progress_op` / dup detection). */

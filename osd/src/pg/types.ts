@@ -183,7 +183,9 @@ export type StoreReadResult =
  * - `delete` with `priorVersion`: the same check.
  * - `probe`: waits like a read until the object is readable here (not missing, recovering,
  *   scrubbing or being written) and answers its log version (zero: absent) without reading
- *   the store; not logged.
+ *   the store; not logged. With `dupOf`, a request id already in the PG log (a resend of a
+ *   write that was applied, Ceph's dup detection before do_osd_ops) is answered instead:
+ *   `dup: true` and that write's log version (EIO if mark_unfound_lost discarded it).
  */
 export type ClientOpBody =
   | { readonly kind: 'writeFull'; readonly data: Uint8Array }
@@ -191,7 +193,7 @@ export type ClientOpBody =
   | { readonly kind: 'txn'; readonly meta: Uint8Array; readonly data: Uint8Array; readonly sizeBytes: number; readonly priorVersion: Eversion }
   | { readonly kind: 'delete'; readonly priorVersion?: Eversion }
   | { readonly kind: 'read' }
-  | { readonly kind: 'probe' };
+  | { readonly kind: 'probe'; readonly dupOf?: ReqId };
 
 /** Whether a body only reads (not logged, not replicated). */
 export function isReadBody(body: ClientOpBody): body is Extract<ClientOpBody, { kind: 'read' | 'probe' }> {
@@ -207,7 +209,7 @@ export interface ClientOp {
 
 /** The answer to a client op. `version` is the log version of a write (or the read copy's). */
 export type ClientReply =
-  | { readonly reqid: ReqId; readonly ok: true; readonly version: Eversion; readonly data?: Uint8Array }
+  | { readonly reqid: ReqId; readonly ok: true; readonly version: Eversion; readonly data?: Uint8Array; readonly dup?: boolean }
   | { readonly reqid: ReqId; readonly ok: false; readonly code: ErrorCode; readonly message: string };
 
 // ---------------------------------------------------------------------------------------
