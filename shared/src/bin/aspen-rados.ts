@@ -100,6 +100,11 @@ program.command('bench').argument('<seconds>').argument('<mode>', 'write | seq')
     const lat: number[] = [];
     let ops = 0;
     let next = 0;
+    // Listing is not part of the timed window (rados bench reads its metadata object first too).
+    const objects = mode === 'seq' ? (await io.listObjects()).filter((n) => n.startsWith(prefix)).sort() : [];
+    if (mode === 'seq' && objects.length === 0) throw new AspenError('ENOENT', 'no benchmark objects: run `bench N write --no-cleanup` first');
+    // Printed as the timed window starts (as rados bench does): benchmarks measure from this line.
+    out(`Maintaining ${conc} concurrent ${mode === 'write' ? 'writes' : 'reads'} of ${size} bytes for up to ${seconds} seconds${mode === 'seq' ? ` over ${objects.length} objects` : ''}`);
     const start = Date.now();
     const end = start + seconds * 1000;
     let lastOps = 0;
@@ -108,8 +113,6 @@ program.command('bench').argument('<seconds>').argument('<mode>', 'write | seq')
       out(`${String(s).padStart(4)} s: ${ops} ops, ${((ops - lastOps) * size / (1 << 20)).toFixed(1)} MiB/s`);
       lastOps = ops;
     }, 1000);
-    const objects = mode === 'seq' ? (await io.listObjects()).filter((n) => n.startsWith(prefix)).sort() : [];
-    if (mode === 'seq' && objects.length === 0) throw new AspenError('ENOENT', 'no benchmark objects: run `bench N write --no-cleanup` first');
     const worker = async (): Promise<void> => {
       while (Date.now() < end) {
         const i = next++;
