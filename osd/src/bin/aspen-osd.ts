@@ -197,6 +197,7 @@ async function run(o: Options, log0: pino.Logger): Promise<void> {
   tracker.onMap((map) => {
     pgs.onMap(map);
     watch.onMap(map);
+    service.onMap(map); // the snap trimmer
     heartbeat.update(map, pgs.peers());
     const me = map.osds.get(id.whoami);
     // Marked down (or booted elsewhere) while alive: boot again (Ceph OSD::_committed_osd_maps).
@@ -260,6 +261,7 @@ async function run(o: Options, log0: pino.Logger): Promise<void> {
     for (const t of timers) clearInterval(t);
     tracker.close();
     watch.close();
+    service.close();
     metricsServer?.close();
     setTimeout(() => process.exit(code === 0 ? 0 : code), SHUTDOWN_GRACE_MS).unref();
     void (async () => {

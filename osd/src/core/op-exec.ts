@@ -8,32 +8,52 @@
  * User xattrs are stored with a `_` prefix and the object's user version in the internal
  * xattr {@link VERSION_XATTR} (Ceph keeps user xattrs under `_` and object_info in `_`), so
  * clients cannot collide with internal attributes.
+ *
+ * Self-managed snapshots (./snapset.ts; Ceph PrimaryLogPG): a write under a snap context with
+ * snaps newer than the head's SnapSet clones the head first (make_writeable); removing a head
+ * that has clones leaves a *whiteout* (no data, xattrs or omap; `whiteout` in its object
+ * info) which every head operation treats as absent; reads at a snap run against the clone
+ * that serves it (find_object_context); {@link trimObject} drops removed snaps (snap trimmer).
  */
 import { AspenError, Decoder, Encoder, assert, isErrorCode } from '@aspen/shared';
-import { cmpHolds, isGuard, isMutation, OMAP_PAGE_MAX, type OsdOp, type OsdOpResult } from '@aspen/shared/client/ops.ts';
+import { cmpHolds, isGuard, isMutation, OMAP_PAGE_MAX, SNAP_HEAD, type OsdOp, type OsdOpResult, type SnapContext } from '@aspen/shared/client/ops.ts';
 import type { ObjectId } from '../store/oid.ts';
 import { Transaction } from '../store/transaction.ts';
 import type { ObjectStore } from '../store/types.ts';
+import {
+  EMPTY_SNAPSET, SNAPSET_XATTR, decodeSnapSet, encodeSnapSet, planWriteSnaps, resolveSnapRead, snapSetIsEmpty, trimSnapSet,
+  validateSnapContext, type SnapSet,
+} from './snapset.ts';
 
 /** Internal xattr holding the object's user version (u64) and mtime. */
 export const VERSION_XATTR = 'aspen.oi';
 /** Prefix of user xattrs in the store. */
 export const USER_XATTR_PREFIX = '_';
 
-/** The object info kept in {@link VERSION_XATTR} (Ceph object_info_t, abridged). */
+/**
+ * The object info kept in {@link VERSION_XATTR} (Ceph object_info_t, abridged). Struct v2
+ * (compat 1) adds `whiteout`; v1 records decode with `whiteout: false`.
+ */
 export interface ObjectInfo {
   /** User-visible version, bumped by every mutating request. */
   version: bigint;
   mtimeMs: number;
+  /**
+   * The head was removed while it had clones (Ceph FLAG_WHITEOUT): it is kept, empty, for its
+   * SnapSet, and every head operation sees the object as absent. Omitted: false.
+   */
+  whiteout?: boolean;
 }
 
+/** Encodes an object info (struct v2). */
 export function encodeObjectInfo(oi: ObjectInfo): Uint8Array {
-  return new Encoder(32).struct(1, 1, (e) => e.u64(oi.version).u53(oi.mtimeMs)).finish();
+  return new Encoder(32).struct(2, 1, (e) => e.u64(oi.version).u53(oi.mtimeMs).bool(oi.whiteout === true)).finish();
 }
 
+/** Decodes {@link encodeObjectInfo}'s bytes (v1 or v2). @throws AspenError E_DECODE on malformed bytes. */
 export function decodeObjectInfo(b: Uint8Array): ObjectInfo {
   const d = new Decoder(b);
-  const oi = d.struct(1, 'object info', () => ({ version: d.u64(), mtimeMs: d.u53() }));
+  const oi = d.struct(2, 'object info', (x, v) => ({ version: x.u64(), mtimeMs: x.u53(), whiteout: v >= 2 ? x.bool() : false }));
   d.done('object info');
   return oi;
 }
@@ -46,6 +66,14 @@ export interface ExecContext {
   /** Version to stamp on the object if the request mutates it; default: its current one + 1 (Ceph user_version). */
   newVersion?: bigint;
   nowMs: number;
+  /**
+   * The snap context of a mutation (Ceph MOSDOp snapc, already filtered of removed snaps);
+   * default none (`{seq: 0, snaps: []}`: no clone is made).
+   * A malformed one fails the request with EINVAL.
+   */
+  snapc?: SnapContext;
+  /** The snap id a read runs at; default {@link SNAP_HEAD}. A mutation at another snap fails with EINVAL (snaps are read-only). */
+  snapId?: bigint;
 }
 
 /** The outcome: a failed request applies nothing. */
@@ -72,9 +100,22 @@ async function objectInfo(store: ObjectStore, coll: string, oid: ObjectId): Prom
   try {
     return decodeObjectInfo(await store.getattr(coll, oid, VERSION_XATTR));
   } catch (err) {
-    if (err instanceof AspenError && err.code === 'ENOENT') return { version: 0n, mtimeMs: 0 };
+    if (err instanceof AspenError && err.code === 'ENOENT') return { version: 0n, mtimeMs: 0, whiteout: false };
     throw err;
   }
+}
+
+/** The head's SnapSet ({@link EMPTY_SNAPSET} when it has none or does not exist). */
+async function snapSetOf(store: ObjectStore, coll: string, head: ObjectId, oi: ObjectInfo | null): Promise<SnapSet> {
+  if (oi === null) return EMPTY_SNAPSET;
+  const attrs = await store.getattrs(coll, head);
+  const b = attrs.get(SNAPSET_XATTR);
+  return b === undefined ? EMPTY_SNAPSET : decodeSnapSet(b);
+}
+
+/** The store id of clone `cloneId` of `head`. */
+export function cloneOid(head: ObjectId, cloneId: bigint): ObjectId {
+  return { ...head, snap: cloneId };
 }
 
 /**
@@ -85,10 +126,34 @@ async function objectInfo(store: ObjectStore, coll: string, oid: ObjectId): Prom
  */
 export async function executeOps(ctx: ExecContext, ops: readonly OsdOp[]): Promise<ExecOutcome> {
   assert(ops.length > 0, 'a request has ops');
-  const { store, coll, oid } = ctx;
-  const oi = await objectInfo(store, coll, oid);
-  const curVersion = oi?.version ?? 0n;
+  const { store, coll } = ctx;
+  const headOid = ctx.oid;
+  assert((headOid.snap ?? 'head') === 'head', 'requests name the head; snaps are chosen by snapId');
+  const headOi = await objectInfo(store, coll, headOid);
   const mutating = ops.some(isMutation);
+  const snapId = ctx.snapId ?? SNAP_HEAD;
+  // The object as the request sees it: a whiteout head is absent (Ceph treats it as ENOENT).
+  let oi = headOi !== null && headOi.whiteout !== true ? headOi : null;
+  let oid = headOid;
+  const curVersion = headOi?.version ?? 0n;
+  let ss: SnapSet;
+  try {
+    ss = await snapSetOf(store, coll, headOid, headOi);
+  } catch (err) {
+    if (err instanceof AspenError && err.code === 'E_DECODE') throw new AspenError('EIO', `snapset of ${headOid.name} in ${coll}: ${err.message}`);
+    throw err;
+  }
+  if (snapId !== SNAP_HEAD) {
+    if (mutating) return fail('EINVAL', `snap ${snapId} is read-only: writes go to the head`, curVersion);
+    const where = resolveSnapRead(ss, snapId);
+    if (where.kind === 'none') return fail('ENOENT', `object does not exist at snap ${snapId}`, curVersion);
+    if (where.kind === 'clone') {
+      oid = cloneOid(headOid, where.clone.cloneId);
+      oi = await objectInfo(store, coll, oid);
+      assert(oi !== null, `clone ${where.clone.cloneId} of ${headOid.name} listed in its snapset exists`);
+    }
+  }
+  const target: ExecContext = { ...ctx, oid };
   try {
     // 1. Guards.
     for (const op of ops) {
@@ -120,24 +185,53 @@ export async function executeOps(ctx: ExecContext, ops: readonly OsdOp[]): Promi
           break;
       }
     }
-    if (mutating) return await planMutations({ ...ctx, newVersion: ctx.newVersion ?? curVersion + 1n }, ops, oi);
-    return await executeReads(ctx, ops, oi);
+    if (mutating) {
+      const snapc = ctx.snapc ?? { seq: 0n, snaps: [] };
+      validateSnapContext(snapc);
+      return await planMutations({ ...target, newVersion: ctx.newVersion ?? curVersion + 1n, snapc }, ops, { oi, physical: headOi !== null, ss });
+    }
+    return await executeReads(target, ops, oi);
   } catch (err) {
     if (err instanceof AspenError && (err.code === 'EINVAL' || err.code === 'ENOENT')) return fail(err.code, err.message, curVersion);
     throw err;
   }
 }
 
-async function planMutations(ctx: ExecContext & { newVersion: bigint }, ops: readonly OsdOp[], oi: ObjectInfo | null): Promise<ExecOutcome> {
+/** The head as a mutation finds it. */
+interface HeadState {
+  /** Its object info when it exists for clients (null: absent or a whiteout). */
+  readonly oi: ObjectInfo | null;
+  /** Whether the store object exists (a whiteout does). */
+  readonly physical: boolean;
+  readonly ss: SnapSet;
+}
+
+async function planMutations(ctx: ExecContext & { newVersion: bigint; snapc: SnapContext }, ops: readonly OsdOp[], head: HeadState): Promise<ExecOutcome> {
   const { store, coll, oid } = ctx;
   const tx = new Transaction();
-  let exists = oi !== null;
+  let exists = head.oi !== null;
+  /** Whether the store object exists (a whiteout does): writes onto it need no touch. */
+  let physical = head.physical;
   let size = exists ? (await store.stat(coll, oid)).sizeBytes : 0;
   let removed = false;
   const results: OsdOpResult[] = [];
-  const cur = oi?.version ?? 0n;
+  const cur = head.oi?.version ?? 0n;
+  // make_writeable: clone the head before the request changes it.
+  const { next: ss, clone } = planWriteSnaps(head.ss, ctx.snapc, exists, size);
+  if (clone !== null) {
+    const coid = cloneOid(oid, clone.cloneId);
+    tx.clone(coll, oid, coid);
+    tx.rmattr(coll, coid, SNAPSET_XATTR); // a clone has no snapset of its own (Ceph _make_clone)
+  }
+  /** User xattr names set by this request (a whiteout must clear them too). */
+  const setNames = new Set<string>();
   const needObject = (what: string): void => {
     if (!exists) throw new AspenError('ENOENT', `${what}: object does not exist`);
+  };
+  const materialize = (): void => {
+    if (!physical) tx.touch(coll, oid);
+    exists = true;
+    physical = true;
   };
   for (const op of ops) {
     if (isGuard(op)) {
@@ -149,21 +243,25 @@ async function planMutations(ctx: ExecContext & { newVersion: bigint }, ops: rea
         if (exists && op.exclusive) return fail('EEXIST', 'object exists', cur);
         tx.touch(coll, oid);
         exists = true;
+        physical = true;
         break;
       case 'write':
         tx.write(coll, oid, op.offset, op.data);
         exists = true;
+        physical = true;
         size = Math.max(size, op.offset + op.data.length);
         break;
       case 'writefull':
         if (exists) tx.truncate(coll, oid, 0);
         tx.write(coll, oid, 0, op.data);
         exists = true;
+        physical = true;
         size = op.data.length;
         break;
       case 'append':
         tx.write(coll, oid, size, op.data);
         exists = true;
+        physical = true;
         size += op.data.length;
         break;
       case 'truncate':
@@ -177,21 +275,33 @@ async function planMutations(ctx: ExecContext & { newVersion: bigint }, ops: rea
         break;
       case 'remove':
         needObject('remove');
-        tx.remove(coll, oid);
+        if (ss.clones.length > 0) {
+          // Its clones stay reachable through the head's snapset: leave a whiteout (Ceph FLAG_WHITEOUT).
+          if (size > 0) tx.truncate(coll, oid, 0);
+          const names = new Set(setNames);
+          for (const k of (await store.getattrs(coll, oid)).keys()) if (k.startsWith(USER_XATTR_PREFIX)) names.add(k.slice(USER_XATTR_PREFIX.length));
+          for (const n of [...names].sort()) tx.rmattr(coll, oid, USER_XATTR_PREFIX + n);
+          tx.omapClear(coll, oid);
+        } else {
+          tx.remove(coll, oid);
+          physical = false;
+          removed = true;
+        }
+        setNames.clear();
         exists = false;
-        removed = true;
         size = 0;
         break;
       case 'setxattr':
-        if (!exists) { tx.touch(coll, oid); exists = true; }
+        if (!exists) materialize();
         tx.setattr(coll, oid, USER_XATTR_PREFIX + op.name, op.value);
+        setNames.add(op.name);
         break;
       case 'rmxattr':
         needObject('rmxattr');
         tx.rmattr(coll, oid, USER_XATTR_PREFIX + op.name);
         break;
       case 'omap_set':
-        if (!exists) { tx.touch(coll, oid); exists = true; }
+        if (!exists) materialize();
         tx.omapSetKeys(coll, oid, new Map(op.entries));
         break;
       case 'omap_rm':
@@ -203,7 +313,7 @@ async function planMutations(ctx: ExecContext & { newVersion: bigint }, ops: rea
         tx.omapClear(coll, oid);
         break;
       case 'omap_set_header':
-        if (!exists) { tx.touch(coll, oid); exists = true; }
+        if (!exists) materialize();
         tx.omapSetHeader(coll, oid, op.data);
         break;
       default:
@@ -212,9 +322,48 @@ async function planMutations(ctx: ExecContext & { newVersion: bigint }, ops: rea
     }
     results.push({ code: 0, kind: 'none' });
   }
-  if (exists) tx.setattr(coll, oid, VERSION_XATTR, encodeObjectInfo({ version: ctx.newVersion, mtimeMs: ctx.nowMs }));
+  if (physical) {
+    // The head (live or whiteout) carries the object info and, once snaps are involved, the snapset.
+    tx.setattr(coll, oid, VERSION_XATTR, encodeObjectInfo({ version: ctx.newVersion, mtimeMs: ctx.nowMs, whiteout: !exists }));
+    if (!snapSetIsEmpty(ss)) tx.setattr(coll, oid, SNAPSET_XATTR, encodeSnapSet(ss));
+  }
   assert(!tx.empty, 'a mutating request plans at least one store op');
-  return { code: 0, message: '', tx, removes: removed && !exists, version: ctx.newVersion, sizeBytes: exists ? size : 0, results };
+  assert(physical || ss.clones.length === 0, 'a head with clones is never removed');
+  return { code: 0, message: '', tx, removes: removed && !physical, version: ctx.newVersion, sizeBytes: exists ? size : 0, results };
+}
+
+/**
+ * Snap trimming of one object (Ceph PrimaryLogPG::trim_object, SnapTrimmer): drops the snap
+ * ids `isRemoved` reports from its clones' SnapSet entries, deletes clones left serving no
+ * snap, and — when the head is a whiteout left without clones — removes the object
+ * (`removes`). Runs at the primary like a client mutation; the user version is not bumped.
+ * @returns an outcome with `tx: null` when there is nothing to trim.
+ * @throws AspenError EIO for an unreadable SnapSet or store failures.
+ */
+export async function trimObject(ctx: Omit<ExecContext, 'snapc' | 'snapId' | 'newVersion'>, isRemoved: (snapId: bigint) => boolean): Promise<ExecOutcome> {
+  const { store, coll, oid } = ctx;
+  const headOi = await objectInfo(store, coll, oid);
+  const version = headOi?.version ?? 0n;
+  const nothing: ExecOutcome = { code: 0, message: '', tx: null, removes: false, version, sizeBytes: 0, results: [] };
+  if (headOi === null) return nothing;
+  let ss: SnapSet;
+  try {
+    ss = await snapSetOf(store, coll, oid, headOi);
+  } catch (err) {
+    if (err instanceof AspenError && err.code === 'E_DECODE') throw new AspenError('EIO', `snapset of ${oid.name} in ${coll}: ${err.message}`);
+    throw err;
+  }
+  const { next, removeClones, changed } = trimSnapSet(ss, isRemoved);
+  if (!changed) return nothing;
+  const tx = new Transaction();
+  for (const id of removeClones) tx.remove(coll, cloneOid(oid, id));
+  const whiteout = headOi.whiteout === true;
+  if (whiteout && next.clones.length === 0) return { ...nothing, tx, removes: true };
+  if (snapSetIsEmpty(next)) tx.rmattr(coll, oid, SNAPSET_XATTR);
+  else tx.setattr(coll, oid, SNAPSET_XATTR, encodeSnapSet(next));
+  const sizeBytes = whiteout ? 0 : (await store.stat(coll, oid)).sizeBytes;
+  assert(!tx.empty, 'a trim that changes the snapset plans store ops');
+  return { ...nothing, tx, sizeBytes };
 }
 
 async function executeReads(ctx: ExecContext, ops: readonly OsdOp[], oi: ObjectInfo | null): Promise<ExecOutcome> {

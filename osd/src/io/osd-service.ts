@@ -16,18 +16,28 @@
  * serialized here. A read that hits a block failing its checksum (EIO) reports the object
  * to the core, which pulls a good copy from a replica (Ceph rep_repair_primary_object);
  * the request then runs again.
+ *
+ * Self-managed snapshots (Ceph PrimaryLogPG): a request's snap context, less the snaps the
+ * pool has removed (Ceph filter_snapc), drives cloning in op-exec.ts; a read at a snap id
+ * runs against the clone that serves it. The snap trimmer ({@link OsdService.onMap}): when a
+ * pool's removed snaps change, the primary of each of its PGs runs an internal trim mutation
+ * (reqid client `osd.N.trim`) through the same path on every object that has clones,
+ * {@link TRIM_OBJECTS_INFLIGHT_MAX} at a time, retrying a PG after {@link TRIM_RETRY_MS}
+ * when one fails (peering, not primary any more).
  */
 import { AspenError, Decoder, Encoder, isErrorCode } from '@aspen/shared';
 import { MSG_OSD_COMMAND, MSG_OSD_OP, MSG_PG_LS } from '@aspen/shared/client/messages.ts';
-import { decodeOsdRequest, encodeOsdReply, isMutation, SNAP_HEAD, type OsdReply, type OsdRequest } from '@aspen/shared/client/ops.ts';
+import { decodeOsdRequest, encodeOsdReply, isMutation, type OsdReply } from '@aspen/shared/client/ops.ts';
 import { mapPg } from '@aspen/shared/osdmap/map-placement.ts';
+import { isSnapRemoved } from '@aspen/shared/osdmap/snaps.ts';
 import type { OsdMap } from '@aspen/shared/osdmap/types.ts';
 import type { MsgrMessage, MsgrReply } from '@aspen/shared/io/msgr-server.ts';
 import type { OsdMapTracker } from '@aspen/shared/io/osdmap-tracker.ts';
 import type { Logger } from 'pino';
 import { decodePgMessage } from '../pg/msg-codec.ts';
 import { normalizeOid } from '../store/oid.ts';
-import { executeOps } from '../core/op-exec.ts';
+import { executeOps, trimObject, type ExecOutcome } from '../core/op-exec.ts';
+import type { ObjectStore } from '../store/types.ts';
 import { encodeTransaction } from '../store/txn-codec.ts';
 import type { ClientOpBody, ClientReply, Eversion } from '../pg/types.ts';
 import { oidOf } from './osd-store.ts';
@@ -45,6 +55,13 @@ export const PGLS_PAGE_MAX = 10_000;
 export const COMPLETED_REPLIES_MAX = 8192;
 /** Re-plans of one request after EAGAIN (object changed) or EIO (primary copy repaired) before giving up. */
 export const EXEC_ATTEMPTS_MAX = 5;
+/** Snap-trim mutations in flight per OSD (Ceph osd_pg_max_concurrent_snap_trims). */
+export const TRIM_OBJECTS_INFLIGHT_MAX = 2;
+/** Delay before a PG whose trim failed (peering, map change) is tried again, ms. */
+export const TRIM_RETRY_MS = 2_000;
+
+/** Plans one mutation or read against the primary's store (a client op list, or a snap trim). */
+type Planner = (store: ObjectStore, coll: string, oid: ReturnType<typeof oidOf>) => Promise<ExecOutcome>;
 
 /** Serves one OSD's messenger traffic. */
 export class OsdService {
@@ -52,6 +69,15 @@ export class OsdService {
   /** `client/tid` → the successful reply of a mutation, oldest first, at most {@link COMPLETED_REPLIES_MAX}. */
   private readonly completed = new Map<string, Omit<OsdReply, 'epoch'>>();
   private execTid = 0;
+  /** Snap trimmer: pgid → the pool's removed snaps (formatted) this PG was fully trimmed against, while we are its primary. */
+  private readonly trimmedAgainst = new Map<string, string>();
+  /** PGs waiting to be trimmed (FIFO) and the one being trimmed. */
+  private readonly trimQueue = new Set<string>();
+  private trimming = false;
+  private trimRetry: NodeJS.Timeout | null = null;
+  private closed = false;
+  /** Tids of trim mutations: seeded from the clock so reqids stay unique across restarts (the PG log detects duplicates). */
+  private trimTid: number;
 
   constructor(
     private readonly whoami: number,
@@ -63,7 +89,94 @@ export class OsdService {
     private readonly onOp: (kind: 'read' | 'write', code: 0 | string, latencyMs: number) => void = () => undefined,
     /** Whether the local store is full: writes that add data are refused with ENOSPC (deletes still run). */
     private readonly isFull: () => boolean = () => false,
-  ) {}
+  ) {
+    this.trimTid = Math.max(0, Math.floor(wallClock())) * 1000;
+  }
+
+  /**
+   * Feeds the snap trimmer a new OSDMap (call on every epoch, after the PG host has it).
+   * Queues each PG this OSD is the acting primary of whose pool's removed snaps changed since
+   * it was last trimmed here (all such PGs after a restart or on becoming primary).
+   */
+  onMap(map: OsdMap): void {
+    const primaryOf = new Set<string>();
+    for (const pool of map.pools.values()) {
+      if (pool.type !== 'replicated' || pool.removedSnaps.length === 0) continue;
+      const key = JSON.stringify(pool.removedSnaps);
+      for (let seed = 0; seed < pool.pgNum; seed++) {
+        const pgid = `${pool.id}.${seed.toString(16)}`;
+        if (mapPg(map, pgid).actingPrimary !== this.whoami) continue;
+        primaryOf.add(pgid);
+        if (this.trimmedAgainst.get(pgid) !== key) this.trimQueue.add(pgid);
+      }
+    }
+    for (const pgid of [...this.trimmedAgainst.keys()]) if (!primaryOf.has(pgid)) this.trimmedAgainst.delete(pgid);
+    for (const pgid of [...this.trimQueue]) if (!primaryOf.has(pgid)) this.trimQueue.delete(pgid);
+    this.kickTrimmer();
+  }
+
+  /** Stops the snap trimmer (a running trim finishes its current objects). */
+  close(): void {
+    this.closed = true;
+    if (this.trimRetry !== null) clearTimeout(this.trimRetry);
+    this.trimRetry = null;
+    this.trimQueue.clear();
+  }
+
+  private kickTrimmer(): void {
+    if (this.trimming || this.closed || this.trimQueue.size === 0) return;
+    const pgid = this.trimQueue.values().next().value!;
+    this.trimQueue.delete(pgid);
+    this.trimming = true;
+    void this.trimPg(pgid).then((ok) => {
+      this.trimming = false;
+      if (!ok && !this.closed) {
+        // Try again later unless a newer map re-queued or dropped it meanwhile.
+        this.trimRetry ??= setTimeout(() => {
+          this.trimRetry = null;
+          const m = this.tracker.current;
+          if (m !== null) this.onMap(m);
+        }, TRIM_RETRY_MS);
+        this.trimRetry.unref();
+      }
+      this.kickTrimmer();
+    });
+  }
+
+  /** Trims every cloned object of one PG against its pool's current removed snaps. @returns whether all succeeded. */
+  private async trimPg(pgid: string): Promise<boolean> {
+    const map = this.tracker.current;
+    const pool = map?.pools.get(Number(pgid.split('.')[0]));
+    const store = this.pgs.pgStore(pgid);
+    if (map === null || pool === undefined || store === undefined || mapPg(map, pgid).actingPrimary !== this.whoami) return false;
+    const key = JSON.stringify(pool.removedSnaps);
+    const objects = store.clonedObjects();
+    let ok = true;
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < objects.length && !this.closed) {
+        const object = objects[next++]!;
+        const isRemoved = (snap: bigint): boolean => isSnapRemoved(pool, snap);
+        try {
+          const r = await this.locked(`${pgid}/${object}`, () => this.execute(pgid, object, { client: `osd.${this.whoami}.trim`, tid: ++this.trimTid },
+            (st, coll, oid) => trimObject({ store: st, coll, oid, nowMs: this.wallClock() }, isRemoved)));
+          if (r.code !== 0) {
+            ok = false;
+            this.log.info({ pgid, object, code: r.code, err: r.message }, 'snap trim of an object failed; will retry');
+          }
+        } catch (err) {
+          ok = false;
+          this.log.warn({ pgid, object, err: err instanceof Error ? err.message : String(err) }, 'snap trim of an object failed; will retry');
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: TRIM_OBJECTS_INFLIGHT_MAX }, worker));
+    if (ok && !this.closed) {
+      this.trimmedAgainst.set(pgid, key);
+      this.log.debug({ pgid, objects: objects.length, removedSnaps: key }, 'snap trim done');
+    }
+    return ok;
+  }
 
   /** The MsgrServer handler. */
   handle = async (msg: MsgrMessage): Promise<MsgrReply | void> => {
@@ -113,7 +226,6 @@ export class OsdService {
     const pool = map.pools.get(req.pool);
     if (pool === undefined) return err('ENOENT', `pool ${req.pool} does not exist`);
     if (pool.type !== 'replicated') return err('E_UNSUPPORTED', `pool ${pool.name} is not replicated`);
-    if (req.snapId !== SNAP_HEAD) return err('E_UNSUPPORTED', 'reads at a snapshot are not supported yet');
     const pgid = `${req.pool}.${req.pgSeed.toString(16)}`;
     const m = mapPg(map, pgid);
     if (m.actingPrimary !== this.whoami || req.epoch > map.epoch) {
@@ -134,7 +246,12 @@ export class OsdService {
     return this.locked(`${pgid}/${object}`, async () => {
       const done = this.completed.get(key);
       if (done !== undefined) return reply(done);
-      const r = await this.execute(pgid, object, req);
+      // Ceph filter_snapc: snaps the pool has removed (at our current map) get no clones.
+      const cur = this.tracker.current?.pools.get(req.pool) ?? pool;
+      const snapc = { seq: req.snapc.seq, snaps: req.snapc.snaps.filter((s) => !isSnapRemoved(cur, s)) };
+      if (req.reqid.tid > BigInt(Number.MAX_SAFE_INTEGER)) throw new AspenError('EINVAL', 'request tid out of range');
+      const r = await this.execute(pgid, object, { client: req.reqid.client, tid: Number(req.reqid.tid) },
+        (store, coll, oid) => executeOps({ store, coll, oid, nowMs: this.wallClock(), snapc, snapId: req.snapId }, req.ops));
       if (r.code === 0 && mutating) {
         this.completed.set(key, r);
         if (this.completed.size > COMPLETED_REPLIES_MAX) this.completed.delete(this.completed.keys().next().value!);
@@ -160,9 +277,12 @@ export class OsdService {
     }
   }
 
-  private async execute(pgid: string, object: string, req: OsdRequest): Promise<Omit<OsdReply, 'epoch'>> {
+  /**
+   * Runs `plan` at this primary and, for a mutation, has the core log and replicate it under
+   * `reqid`; re-plans on EAGAIN (the object changed) and after repairing an EIO.
+   */
+  private async execute(pgid: string, object: string, reqid: { client: string; tid: number }, plan: Planner): Promise<Omit<OsdReply, 'epoch'>> {
     const fail = (r: Extract<ClientReply, { ok: false }>): Omit<OsdReply, 'epoch'> => ({ code: r.code, message: r.message, version: 0n, results: [] });
-    if (req.reqid.tid > BigInt(Number.MAX_SAFE_INTEGER)) throw new AspenError('EINVAL', 'request tid out of range');
     let last: Omit<OsdReply, 'epoch'> | null = null;
     for (let attempt = 0; attempt < EXEC_ATTEMPTS_MAX; attempt++) {
       const probe = await this.pgs.clientOp(pgid, { reqid: this.internalReqid(), object, body: { kind: 'probe' } });
@@ -171,7 +291,7 @@ export class OsdService {
       if (store === undefined) return { code: 'ESTALE', message: `osd.${this.whoami} no longer holds ${pgid}`, version: 0n, results: [] };
       let outcome;
       try {
-        outcome = await executeOps({ store: store.objectStore, coll: store.coll, oid: oidOf(object), nowMs: this.wallClock() }, req.ops);
+        outcome = await plan(store.objectStore, store.coll, oidOf(object));
       } catch (err) {
         if (!(err instanceof AspenError) || err.code !== 'EIO') throw err;
         // Our copy is damaged: have the core pull a good one, then run the request again.
@@ -195,7 +315,7 @@ export class OsdService {
         const enc = encodeTransaction(outcome.tx);
         body = { kind: 'txn', meta: enc.meta, data: enc.data, sizeBytes: outcome.sizeBytes, priorVersion };
       }
-      const w = await this.pgs.clientOp(pgid, { reqid: { client: req.reqid.client, tid: Number(req.reqid.tid) }, object, body });
+      const w = await this.pgs.clientOp(pgid, { reqid, object, body });
       if (w.ok) return { code: 0, message: '', version: outcome.version, results: outcome.results };
       if (w.code !== 'EAGAIN') return fail(w);
       last = fail(w);

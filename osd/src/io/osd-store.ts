@@ -16,16 +16,20 @@
  * transaction is on disk. Reads first wait for every transaction submitted before them (the
  * store's reads see committed transactions only, the core's reads must see submitted ones).
  * Object existence is tracked in memory from the load and the submitted transactions, so a
- * transaction can be planned without reading the store.
+ * transaction can be planned without reading the store — heads and, per head, the ids of its
+ * clones (self-managed snapshots: the store objects `snap = cloneId`, see
+ * ../core/snapset.ts). A whole-state blob carries the head's SnapSet, whiteout flag and every
+ * clone; `writeFull` replaces the head and all its clones, `remove` removes them all.
  */
 import { AspenError, Decoder, Encoder, assert, assertNever, crc32c } from '@aspen/shared';
-import { VERSION_XATTR, USER_XATTR_PREFIX, decodeObjectInfo, encodeObjectInfo } from '../core/op-exec.ts';
+import { VERSION_XATTR, USER_XATTR_PREFIX, cloneOid, decodeObjectInfo, encodeObjectInfo } from '../core/op-exec.ts';
+import { SNAPSET_XATTR } from '../core/snapset.ts';
 import { collectionName, type ObjectId } from '../store/oid.ts';
 import { Transaction } from '../store/transaction.ts';
 import { decodeTransaction } from '../store/txn-codec.ts';
 import type { ObjectStore } from '../store/types.ts';
 import { decodePgMeta, encodePgMeta } from '../pg/codec.ts';
-import { decodeObjectState, encodeObjectState, type ObjectState } from '../pg/object-state.ts';
+import { decodeObjectState, encodeObjectState, type CloneState, type ObjectState } from '../pg/object-state.ts';
 import type { Eversion, ObjectStat, PgMeta, ScrubObject, StoreOp, StoreRead, StoreReadResult } from '../pg/types.ts';
 
 /** The object holding a PG's meta. */
@@ -79,6 +83,27 @@ export interface LoadedPg {
   readonly pgid: string;
   readonly meta: PgMeta;
   readonly objects: Map<string, ObjectStat>;
+  /** Clone ids per object that has clones (pass to the PgStore constructor). */
+  readonly clones: Map<string, bigint[]>;
+}
+
+/** What a PgStore is constructed with after a restart. */
+export interface PgStoreLoaded {
+  /** Core object names present (heads, and `\u0000pgmeta` for the meta object). */
+  readonly objects: Iterable<string>;
+  /** Clone ids per object name (from {@link loadPgs}); omitted: none. */
+  readonly clones?: ReadonlyMap<string, readonly bigint[]>;
+}
+
+/**
+ * Clone ids found by the last {@link loadPgs} of a store, per pgid: a PgStore constructed
+ * with `loaded` but without `loaded.clones` (the PG host passes only the object names) takes
+ * them from here, so clones are tracked from the restart on.
+ */
+const loadedClones = new WeakMap<ObjectStore, Map<string, Map<string, bigint[]>>>();
+
+function sameObject(a: { name: string; namespace: string }, b: ObjectId): boolean {
+  return a.name === b.name && a.namespace === (b.namespace ?? '');
 }
 
 /** The store side of one PG on this OSD. */
@@ -86,14 +111,47 @@ export class PgStore {
   readonly coll: string;
   private collExists: boolean;
   private readonly present: Set<string>;
+  /** Object name → ids of its clones in the store (submitted state); objects without clones are absent. */
+  private readonly clones = new Map<string, Set<bigint>>();
   /** Resolves when every transaction submitted so far has committed (or failed). */
   private tail: Promise<void> = Promise.resolve();
 
-  constructor(private readonly store: ObjectStore, readonly pgid: string, loaded?: { objects: Iterable<string> }) {
+  constructor(private readonly store: ObjectStore, readonly pgid: string, loaded?: PgStoreLoaded) {
     const [pool, seed] = pgid.split('.');
     this.coll = collectionName(Number(pool), parseInt(seed!, 16));
     this.collExists = loaded !== undefined;
     this.present = new Set(loaded?.objects ?? []);
+    const clones = loaded === undefined ? undefined : (loaded.clones ?? loadedClones.get(store)?.get(pgid));
+    for (const [object, ids] of clones ?? []) for (const id of ids) this.noteClone(object, id, true);
+  }
+
+  /** Names of the objects that have clones here (submitted state): what the snap trimmer visits. */
+  clonedObjects(): string[] {
+    return [...this.clones.keys()];
+  }
+
+  /** Clone ids of `object` here, ascending (submitted state). */
+  cloneIds(object: string): bigint[] {
+    return [...(this.clones.get(object) ?? [])].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+
+  private noteClone(object: string, id: bigint, present: boolean): void {
+    let set = this.clones.get(object);
+    if (present) {
+      if (set === undefined) this.clones.set(object, (set = new Set()));
+      set.add(id);
+    } else if (set !== undefined) {
+      set.delete(id);
+      if (set.size === 0) this.clones.delete(object);
+    }
+  }
+
+  /** Plans the removal of `object`'s head (if present) and every clone. */
+  private removeAll(tx: Transaction, object: string): void {
+    const oid = oidOf(object);
+    for (const id of this.cloneIds(object)) tx.remove(this.coll, cloneOid(oid, id));
+    this.clones.delete(object);
+    if (this.present.delete(object)) tx.remove(this.coll, oid);
   }
 
   /** The OSD's object store (the primary's op execution reads it directly). */
@@ -122,17 +180,15 @@ export class PgStore {
     switch (op.kind) {
       case 'writeFull': {
         const oid = oidOf(op.object);
-        if (this.present.has(op.object)) tx.remove(this.coll, oid);
+        this.removeAll(tx, op.object);
         const s = decodeObjectState(op.data);
-        tx.touch(this.coll, oid);
-        if (s.data.length > 0) tx.write(this.coll, oid, 0, s.data);
-        const attrs = new Map<string, Uint8Array>();
-        for (const [k, v] of s.xattrs) attrs.set(USER_XATTR_PREFIX + k, v);
-        attrs.set(VERSION_XATTR, encodeObjectInfo({ version: s.version, mtimeMs: s.mtimeMs }));
-        attrs.set(PG_OBJ_XATTR, encodePgObjInfo({ version: op.version, sizeBytes: s.data.length, crc: crc32c(op.data) }));
-        tx.setattrs(this.coll, oid, attrs);
-        if (s.omapHeader.length > 0) tx.omapSetHeader(this.coll, oid, s.omapHeader);
-        if (s.omap.size > 0) tx.omapSetKeys(this.coll, oid, s.omap);
+        for (const c of s.clones ?? []) {
+          this.writeState(tx, cloneOid(oid, c.cloneId), c, new Map());
+          this.noteClone(op.object, c.cloneId, true);
+        }
+        const internal = new Map<string, Uint8Array>([[PG_OBJ_XATTR, encodePgObjInfo({ version: op.version, sizeBytes: s.data.length, crc: crc32c(op.data) })]]);
+        if (s.snapset !== undefined && s.snapset.length > 0) internal.set(SNAPSET_XATTR, s.snapset);
+        this.writeState(tx, oid, { ...s, whiteout: s.whiteout === true }, internal);
         this.present.add(op.object);
         break;
       }
@@ -142,8 +198,15 @@ export class PgStore {
         for (const o of planned.ops) {
           // The primary plans against this PG's collection and this object (its clones later) only.
           const target = 'oid' in o ? o.oid : o.op === 'clone' || o.op === 'cloneRange' ? o.src : null;
-          const ok = target !== null && 'coll' in o && o.coll === this.coll && target.name === oid.name && target.namespace === (oid.namespace ?? '');
+          const dstOk = (o.op !== 'clone' && o.op !== 'cloneRange') || sameObject(o.dst, oid);
+          const ok = target !== null && 'coll' in o && o.coll === this.coll && sameObject(target, oid) && dstOk;
           if (!ok) throw new AspenError('EINVAL', `txn for ${op.object} in ${this.coll} has a foreign op ${o.op}`);
+        }
+        // Track the clones it makes and removes (a later writeFull or remove must find them).
+        for (const o of planned.ops) {
+          if (o.op === 'clone' || o.op === 'cloneRange') {
+            if (o.dst.snap !== 'head') this.noteClone(op.object, o.dst.snap, true);
+          } else if ('oid' in o && o.oid.snap !== 'head') this.noteClone(op.object, o.oid.snap, o.op !== 'remove');
         }
         tx.append(planned);
         tx.setattr(this.coll, oid, PG_OBJ_XATTR, encodePgObjInfo({ version: op.version, sizeBytes: op.sizeBytes, crc: null }));
@@ -154,7 +217,7 @@ export class PgStore {
         // The daemon sends whole-object bodies or planned transactions, never core partial writes.
         throw new AspenError('EINVAL', `partial write of ${op.object}: the daemon replicates whole objects only`);
       case 'remove':
-        if (this.present.delete(op.object)) tx.remove(this.coll, oidOf(op.object));
+        this.removeAll(tx, op.object);
         break;
       case 'setMeta':
         if (!this.present.has('\u0000pgmeta')) {
@@ -165,15 +228,32 @@ export class PgStore {
         break;
       case 'removePg':
         if (this.collExists) {
+          for (const [o, ids] of this.clones) for (const id of ids) tx.remove(this.coll, cloneOid(oidOf(o), id));
           for (const o of this.present) tx.remove(this.coll, o === '\u0000pgmeta' ? PGMETA_OID : oidOf(o));
           tx.removeCollection(this.coll);
         }
         this.present.clear();
+        this.clones.clear();
         this.collExists = false;
         break;
       default:
         assertNever(op, 'store op');
     }
+  }
+
+  /** Plans writing one object (head or clone) of a state blob onto a removed/absent id. */
+  private writeState(
+    tx: Transaction, oid: ObjectId, s: Pick<ObjectState, 'data' | 'xattrs' | 'omapHeader' | 'omap' | 'version' | 'mtimeMs' | 'whiteout'>,
+    internal: ReadonlyMap<string, Uint8Array>,
+  ): void {
+    tx.touch(this.coll, oid);
+    if (s.data.length > 0) tx.write(this.coll, oid, 0, s.data);
+    const attrs = new Map<string, Uint8Array>(internal);
+    for (const [k, v] of s.xattrs) attrs.set(USER_XATTR_PREFIX + k, v);
+    attrs.set(VERSION_XATTR, encodeObjectInfo({ version: s.version, mtimeMs: s.mtimeMs, whiteout: s.whiteout === true }));
+    tx.setattrs(this.coll, oid, attrs);
+    if (s.omapHeader.length > 0) tx.omapSetHeader(this.coll, oid, s.omapHeader);
+    if (s.omap.size > 0) tx.omapSetKeys(this.coll, oid, s.omap);
   }
 
   /** Performs a core read after every transaction submitted before it. @throws AspenError EIO on a checksum mismatch. */
@@ -213,15 +293,37 @@ export class PgStore {
     }
   }
 
-  /** The whole state of `object` re-encoded as its blob. */
+  /** The whole state of `object` re-encoded as its blob: the head, its SnapSet and whiteout flag, and its clones. */
   private async readBlob(object: string): Promise<{ blob: Uint8Array; info: PgObjInfo }> {
     const oid = oidOf(object);
+    const head = await this.readOne(object, oid);
+    const info = head.attrs.get(PG_OBJ_XATTR);
+    if (info === undefined) throw new AspenError('EIO', `object ${object} in ${this.coll} lacks its pg info`);
+    const clones: CloneState[] = [];
+    for (const id of this.cloneIds(object)) {
+      const c = await this.readOne(object, cloneOid(oid, id));
+      clones.push({ cloneId: id, data: c.data, xattrs: c.xattrs, omapHeader: c.omapHeader, omap: c.omap, version: c.oi.version, mtimeMs: c.oi.mtimeMs });
+    }
+    const state: ObjectState = {
+      data: head.data, xattrs: head.xattrs, omapHeader: head.omapHeader, omap: head.omap, version: head.oi.version, mtimeMs: head.oi.mtimeMs,
+    };
+    if (head.oi.whiteout === true) state.whiteout = true;
+    const ss = head.attrs.get(SNAPSET_XATTR);
+    if (ss !== undefined && ss.length > 0) state.snapset = ss;
+    if (clones.length > 0) state.clones = clones;
+    return { blob: encodeObjectState(state), info: decodePgObjInfo(info) };
+  }
+
+  /** One store object's data, attrs, object info and omap. */
+  private async readOne(object: string, oid: ObjectId): Promise<{
+    data: Uint8Array; attrs: Map<string, Uint8Array>; xattrs: Map<string, Uint8Array>; oi: ReturnType<typeof decodeObjectInfo>;
+    omapHeader: Uint8Array; omap: Map<string, Uint8Array>;
+  }> {
     const st = await this.store.stat(this.coll, oid);
     const data = st.sizeBytes === 0 ? new Uint8Array(0) : await this.store.read(this.coll, oid, 0, st.sizeBytes);
     const attrs = await this.store.getattrs(this.coll, oid);
-    const info = attrs.get(PG_OBJ_XATTR);
     const oiBytes = attrs.get(VERSION_XATTR);
-    if (info === undefined || oiBytes === undefined) throw new AspenError('EIO', `object ${object} in ${this.coll} lacks its object info`);
+    if (oiBytes === undefined) throw new AspenError('EIO', `object ${object} (snap ${String(oid.snap ?? 'head')}) in ${this.coll} lacks its object info`);
     const oi = decodeObjectInfo(oiBytes);
     const xattrs = new Map<string, Uint8Array>();
     for (const [k, v] of attrs) if (k.startsWith(USER_XATTR_PREFIX)) xattrs.set(k.slice(USER_XATTR_PREFIX.length), v);
@@ -233,8 +335,27 @@ export class PgStore {
       if (!page.more || page.entries.length === 0) break;
       after = page.entries[page.entries.length - 1]![0];
     }
-    const state: ObjectState = { data, xattrs, omapHeader: await this.store.omapGetHeader(this.coll, oid), omap, version: oi.version, mtimeMs: oi.mtimeMs };
-    return { blob: encodeObjectState(state), info: decodePgObjInfo(info) };
+    return { data, attrs, xattrs, oi, omapHeader: await this.store.omapGetHeader(this.coll, oid), omap };
+  }
+
+  /** Clone ids per object name in the collection (committed state): the restart load. */
+  async listClones(): Promise<Map<string, bigint[]>> {
+    const out = new Map<string, bigint[]>();
+    if (!(await this.store.collectionExists(this.coll))) return out;
+    let after: ObjectId | undefined;
+    for (;;) {
+      const page = await this.store.listObjects(this.coll, after, STORE_LIST_PAGE_MAX);
+      for (const o of page.objects) {
+        if (o.snap === 'head' || o.namespace === PGMETA_OID.namespace) continue;
+        const name = objectNameOf(o);
+        const ids = out.get(name) ?? [];
+        ids.push(o.snap);
+        out.set(name, ids);
+      }
+      if (page.next === null) break;
+      after = page.next;
+    }
+    return out;
   }
 
   /** Core object names in the collection (committed state), in store order. */
@@ -251,6 +372,13 @@ export class PgStore {
     return out;
   }
 
+  /** Whether a head is a whiteout (removed, kept for its clones): not listed (Ceph pgnls skips whiteouts). */
+  private async isWhiteout(oid: ObjectId): Promise<boolean> {
+    const attrs = await this.store.getattrs(this.coll, oid);
+    const oi = attrs.get(VERSION_XATTR);
+    return oi !== undefined && decodeObjectInfo(oi).whiteout === true;
+  }
+
   /**
    * One page of client object names for PGLS (committed state), after `cursor` (a store
    * object key as `namespace\0name`, '' for the start).
@@ -262,11 +390,15 @@ export class PgStore {
     const objects: string[] = [];
     let after: ObjectId | undefined = cursor === '' ? undefined : oidOf(cursor);
     let last: string | null = null;
+    // Clones sort just before their head: only a head right after clones can be a whiteout.
+    let cloned: string | null = null;
     while (objects.length < max) {
       const page = await this.store.listObjects(this.coll, after, max - objects.length);
       for (const o of page.objects) {
-        last = objectNameOf(o);
-        if (o.snap === 'head' && o.namespace === '') objects.push(o.name);
+        const name = objectNameOf(o);
+        last = name;
+        if (o.snap !== 'head') cloned = name;
+        else if (o.namespace === '' && !(cloned === name && (await this.isWhiteout(o)))) objects.push(o.name);
       }
       if (page.next === null) return { objects, next: null };
       after = page.next;
@@ -276,11 +408,14 @@ export class PgStore {
 }
 
 /**
- * Loads every PG collection of the store (on restart): its meta and object stats.
+ * Loads every PG collection of the store (on restart): its meta, object stats and clone ids
+ * (also remembered for the PgStores built for these PGs, see `loadedClones`).
  * Collections without a meta (a crash before the first setMeta) are skipped.
  */
 export async function loadPgs(store: ObjectStore): Promise<LoadedPg[]> {
   const out: LoadedPg[] = [];
+  const clonesByPg = new Map<string, Map<string, bigint[]>>();
+  loadedClones.set(store, clonesByPg);
   for (const coll of await store.listCollections()) {
     const m = /^(\d+)\.([0-9a-f]+)_head$/.exec(coll);
     if (m === null) continue;
@@ -293,7 +428,9 @@ export async function loadPgs(store: ObjectStore): Promise<LoadedPg[]> {
       const info = decodePgObjInfo(await store.getattr(coll, oidOf(name), PG_OBJ_XATTR));
       objects.set(name, { version: info.version, sizeBytes: info.sizeBytes });
     }
-    out.push({ pgid, meta, objects });
+    const clones = await ps.listClones();
+    clonesByPg.set(pgid, clones);
+    out.push({ pgid, meta, objects, clones });
   }
   return out;
 }

@@ -12,6 +12,11 @@
  * Blob struct v1 (compat 1): version u64, mtimeMs u53, data bytes, xattrs [(name, value)]
  * sorted by name, omap header bytes, omap [(key, value)] sorted by key — deterministic, so
  * equal states have equal bytes (and equal crc32c, which scrub compares).
+ * Struct v2 appends the snapshot state (Ceph pushes the head with its SnapSet and each clone
+ * as its own object; we push them together): whiteout bool, the head's encoded SnapSet
+ * (osd/src/core/snapset.ts; empty when none), clones [(cloneId u64, version u64, mtimeMs
+ * u53, data, xattrs, omap header, omap)] ascending by cloneId, compat 2 (an older reader
+ * would drop the clones). A plain object (none of these set) is still written as v1.
  */
 import { AspenError, Decoder, Encoder, assert, isErrorCode } from '@aspen/shared';
 import { cmpHolds, OMAP_PAGE_MAX, isGuard, isMutation, type OsdOp, type OsdOpResult } from '@aspen/shared/client/ops.ts';
@@ -25,9 +30,27 @@ export interface ObjectState {
   /** User-visible version, bumped by every mutating request (Ceph user_version). */
   version: bigint;
   mtimeMs: number;
+  /** The head is a whiteout (removed while it had clones; see op-exec.ts). Omitted: false. */
+  whiteout?: boolean;
+  /** The head's encoded SnapSet (the `aspen.ss` xattr); omitted or empty: none. */
+  snapset?: Uint8Array;
+  /** The object's clones, ascending by cloneId; omitted: none. */
+  clones?: CloneState[];
 }
 
-const BLOB_V = 1;
+/** One clone of an object in its state blob: the store object `snap = cloneId`. */
+export interface CloneState {
+  cloneId: bigint;
+  data: Uint8Array;
+  xattrs: Map<string, Uint8Array>;
+  omapHeader: Uint8Array;
+  omap: Map<string, Uint8Array>;
+  /** The clone's object info: the head's user version and mtime when it was cloned. */
+  version: bigint;
+  mtimeMs: number;
+}
+
+const BLOB_V = 2;
 const EMPTY = new Uint8Array(0);
 
 /** A fresh object (what `create` or a first write makes). */
@@ -39,45 +62,84 @@ function sortedEntries(m: ReadonlyMap<string, Uint8Array>): [string, Uint8Array]
   return [...m].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
 }
 
-/** Encodes an object's state (struct v1). */
-export function encodeObjectState(s: ObjectState): Uint8Array {
-  assert(s.version >= 0n && s.version < 1n << 64n, 'object version is a u64');
-  assert(Number.isSafeInteger(s.mtimeMs) && s.mtimeMs >= 0, 'mtime is a non-negative integer');
+function sizeOf(s: { data: Uint8Array; omapHeader: Uint8Array; xattrs: Map<string, Uint8Array>; omap: Map<string, Uint8Array> }): number {
   let bytes = s.data.length + s.omapHeader.length + 64;
   for (const [k, v] of s.xattrs) bytes += k.length * 3 + v.length + 8;
   for (const [k, v] of s.omap) bytes += k.length * 3 + v.length + 8;
+  return bytes;
+}
+
+function decodeMap(b: Decoder, what: string): Map<string, Uint8Array> {
+  const m = new Map<string, Uint8Array>();
+  for (const [k, v] of b.array((x) => [x.string(), x.bytes()] as const)) {
+    if (m.has(k)) throw new AspenError('E_DECODE', `duplicate ${what} ${k}`);
+    m.set(k, v);
+  }
+  return m;
+}
+
+/** Encodes an object's state: struct v1 for a plain object, v2 (compat 2) when it has snapshot state. */
+export function encodeObjectState(s: ObjectState): Uint8Array {
+  assert(s.version >= 0n && s.version < 1n << 64n, 'object version is a u64');
+  assert(Number.isSafeInteger(s.mtimeMs) && s.mtimeMs >= 0, 'mtime is a non-negative integer');
+  const clones = s.clones ?? [];
+  for (let i = 1; i < clones.length; i++) assert(clones[i]!.cloneId > clones[i - 1]!.cloneId, 'clones ascending by id');
+  const snapset = s.snapset ?? EMPTY;
+  const snappy = s.whiteout === true || snapset.length > 0 || clones.length > 0;
+  let bytes = sizeOf(s) + snapset.length + 16;
+  for (const c of clones) bytes += sizeOf(c) + 32;
   const e = new Encoder(bytes);
-  e.struct(BLOB_V, 1, (b) => {
+  // A plain object keeps its v1 bytes (older readers, and the crcs scrub recorded for it).
+  e.struct(snappy ? BLOB_V : 1, snappy ? 2 : 1, (b) => {
     b.u64(s.version).u53(s.mtimeMs).bytes(s.data);
     b.array(sortedEntries(s.xattrs), (x, [k, v]) => x.string(k).bytes(v));
     b.bytes(s.omapHeader);
     b.array(sortedEntries(s.omap), (x, [k, v]) => x.string(k).bytes(v));
+    if (!snappy) return;
+    b.bool(s.whiteout === true).bytes(snapset);
+    b.array(clones, (x, c) => {
+      x.u64(c.cloneId).u64(c.version).u53(c.mtimeMs).bytes(c.data);
+      x.array(sortedEntries(c.xattrs), (y, [k, v]) => y.string(k).bytes(v));
+      x.bytes(c.omapHeader);
+      x.array(sortedEntries(c.omap), (y, [k, v]) => y.string(k).bytes(v));
+    });
   });
   return e.finish();
 }
 
 /**
- * Decodes {@link encodeObjectState}'s bytes. The result aliases `blob`.
- * @throws AspenError E_DECODE on malformed bytes or a duplicate key.
+ * Decodes {@link encodeObjectState}'s bytes (v1 or v2). The result aliases `blob`; a v1 blob
+ * (and a v2 blob without snapshot state) decodes without `whiteout`, `snapset` or `clones`.
+ * @throws AspenError E_DECODE on malformed bytes, a duplicate key or clones out of order.
  */
 export function decodeObjectState(blob: Uint8Array): ObjectState {
   const d = new Decoder(blob);
-  const s = d.struct(BLOB_V, 'object state', (b) => {
+  const s = d.struct(BLOB_V, 'object state', (b, v): ObjectState => {
     const version = b.u64();
     const mtimeMs = b.u53();
     const data = b.bytes();
-    const xattrs = new Map<string, Uint8Array>();
-    for (const [k, v] of b.array((x) => [x.string(), x.bytes()] as const)) {
-      if (xattrs.has(k)) throw new AspenError('E_DECODE', `duplicate xattr ${k}`);
-      xattrs.set(k, v);
-    }
+    const xattrs = decodeMap(b, 'xattr');
     const omapHeader = b.bytes();
-    const omap = new Map<string, Uint8Array>();
-    for (const [k, v] of b.array((x) => [x.string(), x.bytes()] as const)) {
-      if (omap.has(k)) throw new AspenError('E_DECODE', `duplicate omap key ${k}`);
-      omap.set(k, v);
-    }
-    return { data, xattrs, omapHeader, omap, version, mtimeMs };
+    const omap = decodeMap(b, 'omap key');
+    const state: ObjectState = { data, xattrs, omapHeader, omap, version, mtimeMs };
+    if (v < 2) return state;
+    const whiteout = b.bool();
+    const snapset = b.bytes();
+    const clones = b.array((x): CloneState => {
+      const cloneId = x.u64();
+      const cv = x.u64();
+      const cm = x.u53();
+      const cdata = x.bytes();
+      const cx = decodeMap(x, 'clone xattr');
+      const ch = x.bytes();
+      return { cloneId, version: cv, mtimeMs: cm, data: cdata, xattrs: cx, omapHeader: ch, omap: decodeMap(x, 'clone omap key') };
+    });
+    for (let i = 1; i < clones.length; i++) if (clones[i]!.cloneId <= clones[i - 1]!.cloneId) throw new AspenError('E_DECODE', 'clones out of order');
+    // Absent snapshot state is left out, so a plain object decodes the same from v1 and v2.
+    if (whiteout) state.whiteout = true;
+    if (snapset.length > 0) state.snapset = snapset;
+    if (clones.length > 0) state.clones = clones;
+    return state;
   });
   d.done('object state');
   return s;
