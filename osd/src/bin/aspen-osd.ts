@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Command, InvalidArgumentError } from 'commander';
 import { pino } from 'pino';
-import { AspenError } from '@aspen/shared';
+import { AspenError, isErrorCode } from '@aspen/shared';
 import { MonClient } from '@aspen/shared/io/monclient.ts';
 import { Messenger } from '@aspen/shared/io/msgr-client.ts';
 import { MsgrServer } from '@aspen/shared/io/msgr-server.ts';
@@ -159,18 +159,16 @@ async function run(o: Options, log0: pino.Logger): Promise<void> {
       shutdown('fatal', 1);
     },
   });
-  const loaded = await pgs.load();
+  const { pgs: loaded, newestMap } = await pgs.load();
   const tracker = new OsdMapTracker(mon);
   const metrics = new OsdMetrics({ daemon: 'osd', id: String(id.whoami) });
   const service = new OsdService(id.whoami, pgs, tracker, log, () => Date.now(), (kind, code, ms) => metrics.observeOp(kind, code, ms), () => store.isFull());
-  let watchTid = 0;
   const watch = new WatchService({
     whoami: id.whoami, tracker, log, clock, watchTimeoutMs: o.watchTimeoutMs,
-    // Existence through the PG (waits for recovery of the object), as the ops' reads do.
+    // Existence at head through the PG (waits for recovery; a snapshot whiteout is absent).
     objectExists: async (pgid, object) => {
-      const r = await pgs.clientOp(pgid, { reqid: { client: `osd.${id.whoami}.watch`, tid: ++watchTid }, object, body: { kind: 'probe' } });
-      if (!r.ok) return r.code;
-      return r.version.epoch === 0 && r.version.version === 0 ? 'ENOENT' : 0;
+      const code = await service.objectExists(pgid, object);
+      return code === 0 || isErrorCode(code) ? code : 'EIO';
     },
   });
   const server = new MsgrServer({
@@ -214,7 +212,7 @@ async function run(o: Options, log0: pino.Logger): Promise<void> {
       setTimeout(() => { booting = false; }, 1000);
     });
   };
-  tracker.start();
+  tracker.start(newestMap ?? undefined); // from the stored history: the mons send only newer epochs
   boot();
   // The store's full state rides on the beacon (Ceph MOSDFull); a flip is sent at the next
   // stats period instead of waiting for the beacon period.

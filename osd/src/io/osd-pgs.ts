@@ -3,9 +3,12 @@
  * simulator in osd/test/sim/cluster.ts does, with real I/O) and performs its outboxes.
  *
  * - Maps: every OSDMap epoch received is recorded as a per-PG mapping table (the
- *   {@link MapHistory}: all epochs since boot, in memory; the first map after a restart is
- *   the baseline), PGs where this OSD is up or acting are created, and every PG gets a `map`
- *   input.
+ *   {@link MapHistory}) and stored ({@link OsdMapStore}); after a restart the stored epochs
+ *   are reloaded, so past intervals reach back before the restart (epochs the OSD never
+ *   received — the monitors keep the last 500 — stay unknown). PGs where this OSD is up or
+ *   acting are created, and every PG gets a `map` input. Epochs are trimmed (memory and
+ *   disk) once older than every local PG's last_epoch_started, interval start and
+ *   last_epoch_clean and than the newest {@link MAP_HISTORY_KEPT_MIN} epochs.
  * - Outbox, in order: transactions are queued to the PG's collection ({@link PgStore}) and
  *   reported `committed` when durable; reads run after the transactions before them; peer
  *   messages go out over the messenger (one-way, {@link MSG_PG}; the core resends what is
@@ -32,6 +35,7 @@ import { encodePgMessage } from '../pg/msg-codec.ts';
 import type { ClientOp, ClientReply, MapHistory, Outbox, PgInput, PgMapping, PgMessage } from '../pg/types.ts';
 import type { ObjectStore } from '../store/types.ts';
 import { PgStore, loadPgs } from './osd-store.ts';
+import { OsdMapStore } from './osd-maps.ts';
 
 /** Messenger type of a PG message between OSDs (one-way). */
 export const MSG_PG = 0x100;
@@ -43,6 +47,11 @@ export const PG_TICK_INTERVAL_MS = 100;
 export const CLIENT_REPLY_GRACE_MS = 5_000;
 /** Backfills this OSD takes part in at once (Ceph osd_max_backfills). */
 export const OSD_MAX_BACKFILLS = 1;
+/** Newest epochs of map history always kept (as many as the monitors keep incrementals). */
+export const MAP_HISTORY_KEPT_MIN = 500;
+/** Trim the map history every this many epochs. */
+const MAP_TRIM_EVERY_EPOCHS = 50;
+
 /** PG scrubs this OSD runs at once as primary (Ceph osd_max_scrubs). */
 export const OSD_MAX_SCRUBS = 1;
 /** Ceph osd_scrub_min_interval: 1 day, ms. */
@@ -133,6 +142,8 @@ export class OsdPgs {
   private readonly scrubSchedule: ScrubSchedule;
   private map: OsdMap | null = null;
   private epoch = 0;
+  private readonly mapStore: OsdMapStore;
+  private lastTrimEpoch = 0;
 
   constructor(o: OsdPgsOptions) {
     this.o = o;
@@ -141,6 +152,7 @@ export class OsdPgs {
     this.scrubSchedule = o.scrubSchedule ?? { minIntervalMs: OSD_SCRUB_MIN_INTERVAL_MS, deepIntervalMs: OSD_DEEP_SCRUB_INTERVAL_MS };
     const mappings = this.mappings;
     this.history = { mappingAt: (pgid, e) => mappings.get(e)?.get(pgid) };
+    this.mapStore = new OsdMapStore(o.store);
   }
 
   /** The newest epoch this host has applied. */
@@ -148,15 +160,21 @@ export class OsdPgs {
     return this.epoch;
   }
 
-  /** Loads every PG found in the store (restart). Call once, before the first map. */
-  async load(): Promise<number> {
+  /**
+   * Loads the stored map history and every PG found in the store (restart). Call once,
+   * before the first map.
+   * @returns the PG count and the newest stored map (subscribe from it), or null.
+   */
+  async load(): Promise<{ pgs: number; newestMap: OsdMap | null }> {
+    const maps = await this.mapStore.loadAll();
+    for (const m of maps) this.mappings.set(m.epoch, this.mappingTable(m));
     const loaded = await loadPgs(this.o.store);
     for (const l of loaded) {
-      const store = new PgStore(this.o.store, l.pgid, { objects: [...l.objects.keys(), '\u0000pgmeta'] });
+      const store = new PgStore(this.o.store, l.pgid, { objects: [...l.objects.keys(), '\u0000pgmeta'], clones: l.clones });
       this.stores.set(l.pgid, store);
       this.create(l.pgid, { meta: l.meta, objects: l.objects });
     }
-    return loaded.length;
+    return { pgs: loaded.length, newestMap: maps.at(-1) ?? null };
   }
 
   private storeOf(pgid: string): PgStore {
@@ -181,6 +199,35 @@ export class OsdPgs {
   onMap(map: OsdMap): void {
     if (map.epoch <= this.epoch) return;
     this.map = map;
+    const table = this.mappingTable(map);
+    this.mappings.set(map.epoch, table);
+    this.mapStore.save(map).catch((err: unknown) => this.o.log.warn({ epoch: map.epoch, err: String(err) }, 'could not store the OSDMap'));
+    this.epoch = map.epoch;
+    for (const [pgid, m] of table) {
+      if (!this.pgs.has(pgid) && (m.up.includes(this.whoami) || m.acting.includes(this.whoami))) this.create(pgid);
+    }
+    for (const [pgid, entry] of [...this.pgs]) {
+      if (this.pgs.get(pgid) === entry) this.step(pgid, entry, { kind: 'map', epoch: map.epoch });
+    }
+    if (map.epoch - this.lastTrimEpoch >= MAP_TRIM_EVERY_EPOCHS) this.trimMaps();
+  }
+
+  /** Drops map epochs no local PG can need any more (see the module docs). */
+  private trimMaps(): void {
+    this.lastTrimEpoch = this.epoch;
+    let keepFrom = this.epoch - MAP_HISTORY_KEPT_MIN;
+    for (const { core } of this.pgs.values()) {
+      const h = core.info.history;
+      keepFrom = Math.min(keepFrom, h.lastEpochStarted, h.sameIntervalSince, h.lastEpochClean, core.info.lastEpochStarted);
+    }
+    keepFrom -= 1; // an interval start is found by looking one epoch further back
+    if (keepFrom <= 1) return;
+    for (const e of [...this.mappings.keys()]) if (e < keepFrom) this.mappings.delete(e);
+    this.mapStore.trimBefore(keepFrom).catch((err: unknown) => this.o.log.warn({ err: String(err) }, 'could not trim stored OSDMaps'));
+  }
+
+  /** Every PG's placement at `map`'s epoch (replicated pools). */
+  private mappingTable(map: OsdMap): Map<string, PgMapping> {
     const up = new Set<number>();
     for (const o of map.osds.values()) if (o.up) up.add(o.id);
     const isUp = (osd: number): boolean => up.has(osd);
@@ -196,14 +243,7 @@ export class OsdPgs {
         });
       }
     }
-    this.mappings.set(map.epoch, table);
-    this.epoch = map.epoch;
-    for (const [pgid, m] of table) {
-      if (!this.pgs.has(pgid) && (m.up.includes(this.whoami) || m.acting.includes(this.whoami))) this.create(pgid);
-    }
-    for (const [pgid, entry] of [...this.pgs]) {
-      if (this.pgs.get(pgid) === entry) this.step(pgid, entry, { kind: 'map', epoch: map.epoch });
-    }
+    return table;
   }
 
   /** Delivers a peer's message (a query for an unknown PG creates it, as a stray). */

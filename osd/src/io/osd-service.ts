@@ -285,8 +285,11 @@ export class OsdService {
     const fail = (r: Extract<ClientReply, { ok: false }>): Omit<OsdReply, 'epoch'> => ({ code: r.code, message: r.message, version: 0n, results: [] });
     let last: Omit<OsdReply, 'epoch'> | null = null;
     for (let attempt = 0; attempt < EXEC_ATTEMPTS_MAX; attempt++) {
-      const probe = await this.pgs.clientOp(pgid, { reqid: this.internalReqid(), object, body: { kind: 'probe' } });
+      // A resend of a write already in the PG log (e.g. after a primary change) is answered
+      // from the log, never re-executed (its guards or an exclusive create would now fail).
+      const probe = await this.pgs.clientOp(pgid, { reqid: this.internalReqid(), object, body: { kind: 'probe', dupOf: reqid } });
       if (!probe.ok) return fail(probe);
+      if (probe.dup === true) return { code: 0, message: '', version: 0n, results: [] };
       const store = this.pgs.pgStore(pgid);
       if (store === undefined) return { code: 'ESTALE', message: `osd.${this.whoami} no longer holds ${pgid}`, version: 0n, results: [] };
       let outcome;
@@ -321,6 +324,16 @@ export class OsdService {
       last = fail(w);
     }
     return last ?? { code: 'EAGAIN', message: `request on ${object} could not be applied`, version: 0n, results: [] };
+  }
+
+  /**
+   * Whether `object` exists at head here, once it is readable (watch registration, Ceph
+   * checks the object context first): 0, or the error code (ENOENT for an absent object or
+   * a whiteout kept for its clones; ESTALE, E_PG_INCOMPLETE … from the PG).
+   */
+  async objectExists(pgid: string, object: string): Promise<0 | string> {
+    const r = await this.execute(pgid, object, this.internalReqid(), (store, coll, oid) => executeOps({ store, coll, oid, nowMs: this.wallClock() }, [{ op: 'assert_exists' }]));
+    return r.code;
   }
 
   private internalReqid(): { client: string; tid: number } {

@@ -21,9 +21,15 @@ export class OsdMapTracker {
 
   constructor(private readonly mon: MonClient) {}
 
-  /** Starts the subscription. */
-  start(): void {
-    this.subscribe(0);
+  /**
+   * Starts the subscription. With `from` (a map kept from before, e.g. an OSD's stored
+   * history), it is the current map and the monitors send only the epochs after it
+   * (incrementals while they still keep them, else a full map); listeners hear of the new
+   * epochs only.
+   */
+  start(from?: OsdMap): void {
+    if (from !== undefined && this.map === null) this.map = from;
+    this.subscribe(this.map?.epoch ?? 0);
   }
 
   private subscribe(haveEpoch: number): void {
