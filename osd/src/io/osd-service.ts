@@ -307,9 +307,11 @@ export class OsdService {
         return { code: isErrorCode(outcome.code) ? outcome.code : 'EIO', message: outcome.message, version: outcome.version, results: outcome.results };
       }
       if (outcome.tx === null) return { code: 0, message: '', version: outcome.version, results: outcome.results };
-      if (!outcome.removes && this.isFull()) {
-        // Ceph answers ENOSPC (or blocks) when the OSD is full; a full store would fail the transaction.
-        return { code: 'ENOSPC', message: `osd.${this.whoami} is full: only deletes are accepted`, version: outcome.version, results: [] };
+      const fullMember = outcome.removes ? null : this.fullActingMember(pgid);
+      if (fullMember !== null) {
+        // Ceph refuses (or blocks) writes while an OSD they would land on is full; a full
+        // store would fail the transaction. Deletes still run.
+        return { code: 'ENOSPC', message: `osd.${fullMember} is full: only deletes are accepted`, version: outcome.version, results: [] };
       }
       const priorVersion: Eversion = probe.version;
       let body: ClientOpBody;
@@ -334,6 +336,15 @@ export class OsdService {
   async objectExists(pgid: string, object: string): Promise<0 | string> {
     const r = await this.execute(pgid, object, this.internalReqid(), (store, coll, oid) => executeOps({ store, coll, oid, nowMs: this.wallClock() }, [{ op: 'assert_exists' }]));
     return r.code;
+  }
+
+  /** This OSD if its store is full, else an acting member the OSDMap marks full, else null. */
+  private fullActingMember(pgid: string): number | null {
+    if (this.isFull()) return this.whoami;
+    const map = this.tracker.current;
+    if (map === null) return null;
+    for (const o of mapPg(map, pgid).acting) if (o >= 0 && map.osds.get(o)?.full === true) return o;
+    return null;
   }
 
   private internalReqid(): { client: string; tid: number } {

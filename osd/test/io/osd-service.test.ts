@@ -87,7 +87,7 @@ afterEach(async () => {
   cleanup = null;
 });
 
-async function setup(whoamiIsPrimary = true): Promise<{ svc: OsdService; pgs: FakePgs; primary: number; full: { value: boolean } }> {
+async function setup(whoamiIsPrimary = true): Promise<{ svc: OsdService; pgs: FakePgs; primary: number; full: { value: boolean }; map: OsdMap }> {
   const t = tempDir('aspen-osd-service-', memoryBase);
   cleanup = t.cleanup;
   store = await newStore(t.dir);
@@ -98,7 +98,7 @@ async function setup(whoamiIsPrimary = true): Promise<{ svc: OsdService; pgs: Fa
   const whoami = whoamiIsPrimary ? primary : (primary + 1) % 3;
   const full = { value: false };
   const svc = new OsdService(whoami, pgs as unknown as OsdPgs, tracker, pino({ level: 'silent' }), () => 1000, () => undefined, () => full.value);
-  return { svc, pgs, primary, full };
+  return { svc, pgs, primary, full, map };
 }
 
 let tid = 0n;
@@ -169,6 +169,17 @@ describe('OsdService client ops', () => {
     expect((await op(svc, [{ op: 'read', offset: 0, length: 0 }])).results).toEqual([{ code: 0, kind: 'data', data: te('old') }]);
     expect((await op(svc, [{ op: 'remove' }])).code).toBe(0);
     expect(pgs.versions.size).toBe(0);
+  });
+
+  it('refuses writes with ENOSPC while an acting replica is marked full in the OSDMap', async () => {
+    const { svc, map, primary } = await setup();
+    expect((await op(svc, [{ op: 'writefull', data: te('old') }])).code).toBe(0);
+    const replica = mapPg(map, '1.0').acting.find((o) => o !== primary)!;
+    map.osds.get(replica)!.full = true;
+    const r = await op(svc, [{ op: 'writefull', data: te('x') }]);
+    expect(r.code).toBe('ENOSPC');
+    expect((await op(svc, [{ op: 'read', offset: 0, length: 0 }])).results).toEqual([{ code: 0, kind: 'data', data: te('old') }]);
+    expect((await op(svc, [{ op: 'remove' }])).code).toBe(0);
   });
 
   it('answers ESTALE with its epoch when it is not the acting primary, and for a PGLS of a PG it does not hold', async () => {
