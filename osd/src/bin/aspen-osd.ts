@@ -29,7 +29,7 @@ import { MsgrServer } from '@aspen/shared/io/msgr-server.ts';
 import { OsdMapTracker } from '@aspen/shared/io/osdmap-tracker.ts';
 import { SqliteObjectStore } from '../io/store-object-store.ts';
 import { OSD_DEEP_SCRUB_INTERVAL_MS, OSD_SCRUB_MIN_INTERVAL_MS, OsdPgs, PG_TICK_INTERVAL_MS } from '../io/osd-pgs.ts';
-import { OsdHeartbeat, HEARTBEAT_INTERVAL_MS } from '../io/osd-heartbeat.ts';
+import { OsdHeartbeat, HEARTBEAT_GRACE_MS, HEARTBEAT_INTERVAL_MS } from '../io/osd-heartbeat.ts';
 import { OsdService } from '../io/osd-service.ts';
 import { OsdMetrics } from '../io/osd-metrics.ts';
 import { WATCH_TIMEOUT_DEFAULT_MS, WATCH_TIMEOUT_MAX_MS, WatchService } from '../io/osd-watch.ts';
@@ -78,6 +78,7 @@ interface Options {
   metricsAddr?: string;
   watchTimeoutMs: number;
   osdScrubMinInterval: number;
+  osdHeartbeatGrace: number;
   osdDeepScrubInterval: number;
   logLevel: string;
 }
@@ -96,6 +97,7 @@ const program = new Command('aspen-osd')
     if (n < 1 || n > WATCH_TIMEOUT_MAX_MS) throw new InvalidArgumentError(`expected 1..${WATCH_TIMEOUT_MAX_MS}, got '${v}'`);
     return n;
   }, WATCH_TIMEOUT_DEFAULT_MS)
+  .option('--osd-heartbeat-grace <seconds>', 'report a peer failed after this much silence (Ceph osd_heartbeat_grace)', positiveSeconds, HEARTBEAT_GRACE_MS / 1000)
   .option('--osd-scrub-min-interval <seconds>', 'scrub each PG at least this often (Ceph osd_scrub_min_interval)', positiveSeconds, OSD_SCRUB_MIN_INTERVAL_MS / 1000)
   .option('--osd-deep-scrub-interval <seconds>', 'deep-scrub each PG at least this often (Ceph osd_deep_scrub_interval)', positiveSeconds, OSD_DEEP_SCRUB_INTERVAL_MS / 1000)
   .option('--log-level <level>', 'pino log level', 'info')
@@ -150,6 +152,8 @@ async function run(o: Options, log0: pino.Logger): Promise<void> {
   const mon = new MonClient({ monAddrs: o.mon, fsid: id.fsid, timeoutMs: MON_COMMAND_TIMEOUT_MS });
   const entity = `osd.${id.whoami}`;
   const msgr = new Messenger({ fsid: id.fsid, entity, requestTimeoutMs: 10_000 });
+  // Heartbeats on connections of their own (Ceph hb_back), never queued behind bulk data.
+  const hbMsgr = new Messenger({ fsid: id.fsid, entity, requestTimeoutMs: 10_000 });
   let shutdown: (signal: string, code?: number) => void = () => undefined;
   const pgs = new OsdPgs({
     whoami: id.whoami, store, msgr, mon, log, clock,
@@ -182,7 +186,7 @@ async function run(o: Options, log0: pino.Logger): Promise<void> {
   const [host, portText] = [o.addr!.slice(0, o.addr!.lastIndexOf(':')), o.addr!.slice(o.addr!.lastIndexOf(':') + 1)];
   const bound = await server.listen(Number(portText), host.replace(/^\[|\]$/g, ''));
   const addr = bound.host.includes(':') ? `[${bound.host}]:${bound.port}` : `${bound.host}:${bound.port}`;
-  const heartbeat = new OsdHeartbeat(id.whoami, msgr, mon, log, clock);
+  const heartbeat = new OsdHeartbeat(id.whoami, hbMsgr, mon, log, clock, o.osdHeartbeatGrace * 1000);
   let metricsServer: { close(): void } | null = null;
   let metricsPort: number | null = null;
   if (o.metricsAddr !== undefined) {
@@ -271,6 +275,7 @@ async function run(o: Options, log0: pino.Logger): Promise<void> {
       }
       await server.close(1000).catch(() => undefined);
       await msgr.close().catch(() => undefined);
+      await hbMsgr.close().catch(() => undefined);
       mon.close();
       await store.umount().catch((err: unknown) => log.error({ err: String(err) }, 'umount failed'));
       log.info('stopped');

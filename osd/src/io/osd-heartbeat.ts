@@ -1,7 +1,9 @@
 /**
  * OSD ↔ OSD heartbeats (Ceph OSD::heartbeat, osd_heartbeat_interval / osd_heartbeat_grace):
- * every {@link HEARTBEAT_INTERVAL_MS} this OSD pings each up OSD it shares a PG with over the
- * messenger; a peer that has not answered for {@link HEARTBEAT_GRACE_MS} is reported to the
+ * every {@link HEARTBEAT_INTERVAL_MS} this OSD pings each up OSD it shares a PG with over a
+ * messenger of its own (separate connections, as Ceph's hb_back/hb_front messengers: a ping
+ * never waits behind bulk recovery or client data); a peer that has not answered for the
+ * grace ({@link HEARTBEAT_GRACE_MS} by default) is reported to the
  * monitors with `osd failure` (renewed every {@link FAILURE_REPORT_RENEW_MS} while it stays
  * silent), and the report is cancelled if it answers again. The monitors mark it down once
  * enough distinct reporters agree (mon_osd_min_down_reporters).
@@ -15,8 +17,11 @@ import { MSG_OSD_PING } from './osd-pgs.ts';
 
 /** Ping period, ms (Ceph osd_heartbeat_interval is 6 s; ours is shorter for fast tests). */
 export const HEARTBEAT_INTERVAL_MS = 1_000;
-/** Silence after which a peer is reported failed, ms (Ceph osd_heartbeat_grace: 20 s). */
-export const HEARTBEAT_GRACE_MS = 6_000;
+/**
+ * Default silence after which a peer is reported failed, ms (Ceph osd_heartbeat_grace: 20 s;
+ * a busy OSD on shared cores can miss pings for several seconds without being dead).
+ */
+export const HEARTBEAT_GRACE_MS = 20_000;
 /** A standing failure report is sent again this often, ms. */
 export const FAILURE_REPORT_RENEW_MS = 5_000;
 /** Deadline of one ping, ms. */
@@ -39,6 +44,8 @@ export class OsdHeartbeat {
     private readonly mon: MonClient,
     private readonly log: Logger,
     private readonly clock: () => number,
+    /** Silence after which a peer is reported failed, ms. */
+    private readonly graceMs: number = HEARTBEAT_GRACE_MS,
   ) {}
 
   /** Updates the peer set from the current map: `wanted` (PG peers) that are up, with their addresses. */
@@ -64,7 +71,7 @@ export class OsdHeartbeat {
     for (const [id, p] of this.peers) {
       if (!p.inflight) this.ping(id, p);
       const silentMs = now - p.lastReplyMs;
-      if (silentMs >= HEARTBEAT_GRACE_MS && (p.reportedAtMs === null || now - p.reportedAtMs >= FAILURE_REPORT_RENEW_MS)) {
+      if (silentMs >= this.graceMs && (p.reportedAtMs === null || now - p.reportedAtMs >= FAILURE_REPORT_RENEW_MS)) {
         p.reportedAtMs = now;
         this.log.warn({ target: id, silentMs }, 'heartbeat: peer silent, reporting failure');
         this.mon.command({ prefix: 'osd failure', id: this.whoami, target: id }).catch((err: unknown) => {
