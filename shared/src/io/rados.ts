@@ -40,7 +40,15 @@ export interface OperateOptions {
   timeoutMs?: number;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** `p`'s value, or undefined after `ms`; the timer is cleared either way (it never keeps a CLI alive). */
+async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<undefined>((r) => { timer = setTimeout(() => r(undefined), ms); })]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** Error codes after which the op is resent (after a map refresh or a short wait). */
 const RESEND_CODES = new Set(['ESTALE', 'ECONNREFUSED', 'ETIMEDOUT', 'E_PG_INCOMPLETE', 'EAGAIN_NO_QUORUM']);
@@ -76,10 +84,10 @@ export class RadosClient {
       const fsid = o.fsid ?? String(((await mon.command({ prefix: 'mon dump' })).data as { fsid: string }).fsid);
       const tracker = new OsdMapTracker(mon);
       tracker.start();
-      await Promise.race([
-        tracker.waitForEpoch(1),
-        sleep(timeoutMs).then(() => { throw new AspenError('EAGAIN_NO_QUORUM', 'no OSDMap received from the monitors'); }),
-      ]);
+      if ((await withTimeout(tracker.waitForEpoch(1), timeoutMs)) === undefined) {
+        tracker.close();
+        throw new AspenError('EAGAIN_NO_QUORUM', 'no OSDMap received from the monitors');
+      }
       const entity = o.entity ?? 'client.admin';
       // One-way messages from OSDs are watch notifications (MSG_WATCH_NOTIFY).
       const client: RadosClient = new RadosClient(mon, tracker, new Messenger({ fsid, entity, requestTimeoutMs: timeoutMs, onMessage: (m, from) => client.watches.onMessage(m, from) }), fsid, timeoutMs, entity);
@@ -109,7 +117,7 @@ export class RadosClient {
 
   /** Waits for a map newer than `epoch`, or `maxWaitMs`. */
   private async newerMap(epoch: number, maxWaitMs: number): Promise<void> {
-    await Promise.race([this.tracker.waitForEpoch(epoch + 1), sleep(Math.max(0, maxWaitMs))]);
+    await withTimeout(this.tracker.waitForEpoch(epoch + 1), Math.max(0, maxWaitMs));
   }
 
   /**
