@@ -1,0 +1,252 @@
+/**
+ * `aspen-rbd`: block images from the shell, like Ceph's `rbd` (format 2 images):
+ *
+ *   aspen-rbd [-p POOL] create IMG --size 20G [--object-size 4M]
+ *   aspen-rbd [-p POOL] ls [-l]          aspen-rbd info IMG[@SNAP]      aspen-rbd du [IMG]
+ *   aspen-rbd resize IMG --size S [--allow-shrink]      aspen-rbd rm IMG
+ *   aspen-rbd rename SRC DST
+ *   aspen-rbd snap create|rm|rollback|protect|unprotect [POOL/]IMG@SNAP     aspen-rbd snap ls IMG
+ *   aspen-rbd export IMG[@SNAP] FILE|-   aspen-rbd import FILE|- [IMG] [--object-size S]
+ *   aspen-rbd bench IMG --io-type write|read [--io-size 4K] [--io-threads 16] [--io-total 1G] [--io-pattern seq|rand]
+ *   aspen-rbd lock ls IMG                aspen-rbd lock break IMG [LOCKER]
+ *
+ * Images are named `[POOL/]IMG[@SNAP]`; the pool defaults to `-p POOL`, then `rbd` (Ceph's
+ * default). `-f json` prints JSON. Monitors come from `-m`, `$ASPEN_MON_HOST` or aspen.conf.
+ * Exit status: 0, or the errno of the error (ENOENT 2, EBUSY 16, …), as `rbd` does.
+ * Not in this slice: clone, children, flatten, export-diff, import-diff, --data-pool.
+ */
+import { randomBytes } from 'node:crypto';
+import { Command } from 'commander';
+import { AspenError, type ErrorCode } from '@aspen/shared';
+import { resolveMonAddrs } from '@aspen/shared/io/config.ts';
+import { RadosClient } from '@aspen/shared/io/rados.ts';
+import { breakImageLock, createImage, diskUsage, imageHeader, listImages, removeImage, renameImage, type DiskUsage } from '../image/admin.ts';
+import { FEATURE_NAMES, type ImageHeader } from '../image/header.ts';
+import { Image } from '../image/image.ts';
+import { formatSize, objectCount, parseImageSpec, parseSize } from '../image/layout.ts';
+import { Progress, benchImage, exportImage, importImage } from './transfer.ts';
+
+const ERRNO: Partial<Record<ErrorCode, number>> = {
+  EPERM: 1, ENOENT: 2, EIO: 5, EAGAIN: 11, EBUSY: 16, EEXIST: 17, EINVAL: 22, ENOSPC: 28, ENOTEMPTY: 39, ETIMEDOUT: 110, ECANCELED: 125, EAGAIN_NO_QUORUM: 11,
+};
+
+interface GlobalOpts { mon?: string; conf?: string; pool?: string; format: string; progress: boolean }
+
+const program = new Command('aspen-rbd')
+  .description('block images (like rbd)')
+  .option('-m, --mon <addrs>', 'monitor addresses HOST:PORT[,…]')
+  .option('-c, --conf <file>', 'aspen.conf to read mon_host from')
+  .option('-p, --pool <pool>', 'pool (default rbd)')
+  .option('-f, --format <format>', 'output format: plain or json', 'plain')
+  .option('--no-progress', 'do not print progress')
+  .showHelpAfterError();
+
+const g = (): GlobalOpts => program.opts<GlobalOpts>();
+const out = (s: string): void => { process.stdout.write(s.endsWith('\n') ? s : `${s}\n`); };
+const json = (): boolean => g().format === 'json';
+const newId = (): string => randomBytes(6).toString('hex');
+
+/** A spec resolved against `-p` (then `rbd`). */
+function spec(s: string, snap: 'none' | 'optional' | 'required' = 'none'): { pool: string; image: string; snap: string | undefined } {
+  const p = parseImageSpec(s);
+  if (snap === 'none' && p.snap !== undefined) throw new AspenError('EINVAL', `'${s}': a snapshot is not allowed here`);
+  if (snap === 'required' && p.snap === undefined) throw new AspenError('EINVAL', `'${s}': a snapshot name is required (IMG@SNAP)`);
+  return { pool: p.pool ?? g().pool ?? 'rbd', image: p.image, snap: p.snap };
+}
+
+async function withClient<T>(fn: (client: RadosClient) => Promise<T>): Promise<T> {
+  const client = await RadosClient.connect({ monAddrs: resolveMonAddrs(g().mon, g().conf) });
+  try {
+    return await fn(client);
+  } finally {
+    await client.close();
+  }
+}
+
+function infoObject(name: string, h: ImageHeader, snapSize?: number): Record<string, unknown> {
+  const size = snapSize ?? h.sizeBytes;
+  return {
+    name, id: h.id, size, objects: objectCount(size, 2 ** h.order), order: h.order, object_size: 2 ** h.order, snapshot_count: h.snaps.length,
+    block_name_prefix: h.objectPrefix, format: 2, features: FEATURE_NAMES.filter(([bit]) => (h.features & bit) !== 0n).map(([, n]) => n),
+    ...(h.createTimestampMs > 0 ? { create_timestamp: new Date(h.createTimestampMs).toUTCString() } : {}),
+    ...(h.lock === null ? {} : { lock_owner: h.lock.owner }),
+  };
+}
+
+program.command('create').argument('<image>').requiredOption('-s, --size <size>', 'size (M by default; K/M/G/T suffixes)').option('--object-size <size>', 'object size (bytes; K/M suffixes)', '4M')
+  .description('create an empty (thin) image')
+  .action((image: string, o: { size: string; objectSize: string }) => withClient(async (client) => {
+    const s = spec(image);
+    await createImage(client, s.pool, s.image, { sizeBytes: parseSize(o.size, 'M'), objectSizeBytes: parseSize(o.objectSize), id: newId(), createTimestampMs: Date.now() });
+  }));
+
+program.command('ls').alias('list').argument('[pool]').option('-l, --long', 'sizes and locks too').description('list the images of a pool')
+  .action((poolArg: string | undefined, o: { long?: boolean }) => withClient(async (client) => {
+    const pool = poolArg ?? g().pool ?? 'rbd';
+    const images = await listImages(client, pool);
+    if (!o.long) {
+      if (json()) out(JSON.stringify(images.map((i) => i.name)));
+      else for (const i of images) out(i.name);
+      return;
+    }
+    const rows = [];
+    for (const i of images) {
+      const h = await imageHeader(client, pool, i.name);
+      rows.push({ image: i.name, id: i.id, size: h.sizeBytes, format: 2, lock_type: h.lock === null ? undefined : 'exclusive' });
+      for (const sn of [...h.snaps].reverse()) rows.push({ image: i.name, snapshot: sn.name, id: i.id, size: sn.sizeBytes, format: 2, protected: sn.protected });
+    }
+    if (json()) return out(JSON.stringify(rows));
+    out(`${'NAME'.padEnd(24)} ${'SIZE'.padStart(10)}  FMT  PROT  LOCK`);
+    for (const r of rows) out(`${('snapshot' in r ? `${r.image}@${r.snapshot}` : r.image).padEnd(24)} ${formatSize(r.size).padStart(10)}  ${r.format}    ${'protected' in r && r.protected ? 'yes ' : '    '}  ${'lock_type' in r && r.lock_type ? 'excl' : ''}`);
+  }));
+
+program.command('info').argument('<image>', '[POOL/]IMG[@SNAP]').description('show an image\'s header')
+  .action((image: string) => withClient(async (client) => {
+    const s = spec(image, 'optional');
+    const h = await imageHeader(client, s.pool, s.image);
+    const snap = s.snap === undefined ? undefined : h.snaps.find((x) => x.name === s.snap);
+    if (s.snap !== undefined && snap === undefined) throw new AspenError('ENOENT', `image '${s.image}' has no snapshot '${s.snap}'`);
+    const info = infoObject(s.image, h, snap?.sizeBytes);
+    if (snap !== undefined) Object.assign(info, { snapshot: snap.name, snap_id: Number(snap.id), protected: snap.protected });
+    if (json()) return out(JSON.stringify(info));
+    out(`rbd image '${s.image}':\n\tsize ${formatSize(info['size'] as number)} in ${info['objects'] as number} objects\n\torder ${h.order} (${formatSize(2 ** h.order)} objects)\n\tsnapshot_count: ${h.snaps.length}\n\tid: ${h.id}\n\tblock_name_prefix: ${h.objectPrefix}\n\tformat: 2\n\tfeatures: ${(info['features'] as string[]).join(', ')}${h.createTimestampMs > 0 ? `\n\tcreate_timestamp: ${String(info['create_timestamp'])}` : ''}${snap !== undefined ? `\n\tprotected: ${snap.protected ? 'True' : 'False'}` : ''}${h.lock !== null ? `\n\tlocked by: ${h.lock.owner}` : ''}`);
+  }));
+
+program.command('du').alias('disk-usage').argument('[image]').description('provisioned and used space')
+  .action((image: string | undefined) => withClient(async (client) => {
+    const pool = image === undefined ? g().pool ?? 'rbd' : spec(image).pool;
+    const names = image === undefined ? (await listImages(client, pool)).map((i) => i.name) : [spec(image).image];
+    const rows: DiskUsage[] = [];
+    for (const n of names) rows.push(await diskUsage(client, pool, n));
+    if (json()) return out(JSON.stringify({ images: rows.map((r) => ({ name: r.name, provisioned_size: r.provisionedBytes, used_size: r.usedBytes })), total_provisioned_size: rows.reduce((a, r) => a + r.provisionedBytes, 0), total_used_size: rows.reduce((a, r) => a + r.usedBytes, 0) }));
+    out(`${'NAME'.padEnd(24)} ${'PROVISIONED'.padStart(12)} ${'USED'.padStart(12)}`);
+    for (const r of rows) out(`${r.name.padEnd(24)} ${formatSize(r.provisionedBytes).padStart(12)} ${formatSize(r.usedBytes).padStart(12)}`);
+    if (rows.length > 1) out(`${'<TOTAL>'.padEnd(24)} ${formatSize(rows.reduce((a, r) => a + r.provisionedBytes, 0)).padStart(12)} ${formatSize(rows.reduce((a, r) => a + r.usedBytes, 0)).padStart(12)}`);
+  }));
+
+program.command('resize').argument('<image>').requiredOption('-s, --size <size>', 'new size (M by default)').option('--allow-shrink', 'permit shrinking (discards data past the new end)')
+  .description('grow or shrink an image; open handles (NBD exports) see it at once')
+  .action((image: string, o: { size: string; allowShrink?: boolean }) => withClient(async (client) => {
+    const s = spec(image);
+    const img = await Image.open(client, s.pool, s.image, { exclusive: false });
+    try {
+      await img.resize(parseSize(o.size, 'M'), { allowShrink: o.allowShrink === true });
+      if (g().progress) process.stderr.write('Resizing image: 100% complete...done.\n');
+    } finally {
+      await img.close();
+    }
+  }));
+
+program.command('rm').alias('remove').argument('<image>').description('remove an image (refused with snapshots or watchers)')
+  .action((image: string) => withClient(async (client) => {
+    const s = spec(image);
+    const p = new Progress('Removing image', g().progress);
+    await removeImage(client, s.pool, s.image, (d, t) => p.update(d, t));
+    p.done();
+  }));
+
+program.command('rename').alias('mv').argument('<src>').argument('<dst>').description('rename an image within its pool')
+  .action((src: string, dst: string) => withClient(async (client) => {
+    const a = spec(src);
+    const b = spec(dst);
+    if (a.pool !== b.pool) throw new AspenError('EINVAL', 'rename cannot move an image between pools');
+    await renameImage(client, a.pool, a.image, b.image);
+  }));
+
+const snap = program.command('snap').description('snapshots');
+/** Runs `fn` on the image named by `s` opened without the lock (header changes only). */
+const onImage = (specText: string, need: 'none' | 'required', fn: (img: Image, snapName: string) => Promise<void>, exclusive = false, breakLock = false): Promise<void> => withClient(async (client) => {
+  const s = spec(specText, need);
+  const img = await Image.open(client, s.pool, s.image, { exclusive, breakLock });
+  try {
+    await fn(img, s.snap ?? '');
+  } finally {
+    await img.close();
+  }
+});
+snap.command('create').alias('add').argument('<snap-spec>', '[POOL/]IMG@SNAP').description('take a snapshot')
+  .action((sp: string) => onImage(sp, 'required', async (img, name) => { await img.snapCreate(name, Date.now()); }));
+snap.command('ls').alias('list').argument('<image>').description('list snapshots')
+  .action((sp: string) => onImage(sp, 'none', async (img) => {
+    const snaps = [...img.snapList()].reverse();
+    if (json()) return out(JSON.stringify(snaps.map((x) => ({ id: Number(x.id), name: x.name, size: x.sizeBytes, protected: String(x.protected), timestamp: x.timestampMs > 0 ? new Date(x.timestampMs).toUTCString() : '' }))));
+    if (snaps.length === 0) return;
+    out(`${'SNAPID'.padStart(6)}  ${'NAME'.padEnd(20)} ${'SIZE'.padStart(10)}  PROTECTED  TIMESTAMP`);
+    for (const x of snaps) out(`${String(x.id).padStart(6)}  ${x.name.padEnd(20)} ${formatSize(x.sizeBytes).padStart(10)}  ${(x.protected ? 'yes' : '').padEnd(9)}  ${x.timestampMs > 0 ? new Date(x.timestampMs).toUTCString() : ''}`);
+  }));
+snap.command('rm').alias('remove').argument('<snap-spec>').description('remove a snapshot (refused while protected)')
+  .action((sp: string) => onImage(sp, 'required', async (img, name) => {
+    await img.snapRemove(name);
+    if (g().progress) process.stderr.write('Removing snap: 100% complete...done.\n');
+  }));
+snap.command('protect').argument('<snap-spec>').description('protect a snapshot from removal')
+  .action((sp: string) => onImage(sp, 'required', (img, name) => img.snapSetProtected(name, true)));
+snap.command('unprotect').argument('<snap-spec>').description('allow a snapshot to be removed')
+  .action((sp: string) => onImage(sp, 'required', (img, name) => img.snapSetProtected(name, false)));
+snap.command('rollback').alias('revert').argument('<snap-spec>').option('--break-lock', 'break another client\'s exclusive lock first')
+  .description('roll the image back to a snapshot (needs the exclusive lock)')
+  .action((sp: string, o: { breakLock?: boolean }) => onImage(sp, 'required', async (img, name) => {
+    const p = new Progress('Rolling back to snapshot', g().progress);
+    await img.snapRollback(name, (d, t) => p.update(d, t));
+    p.done();
+  }, true, o.breakLock === true));
+
+program.command('export').argument('<image>', '[POOL/]IMG[@SNAP]').argument('<file>', 'a file, or - for stdout').description('write an image to a file (sparse) or stdout')
+  .action((image: string, file: string) => withClient(async (client) => {
+    const s = spec(image, 'optional');
+    await exportImage(client, s.pool, s.image, s.snap, file, new Progress('Exporting image', g().progress));
+  }));
+
+program.command('import').argument('<file>', 'a file, or - for stdin').argument('[image]', 'destination (default: the file name)').option('--object-size <size>', 'object size (bytes; K/M suffixes)')
+  .description('create an image from a file, writing only non-zero blocks')
+  .action((file: string, image: string | undefined, o: { objectSize?: string }) => withClient(async (client) => {
+    const dest = image ?? (file === '-' ? undefined : file.split('/').at(-1));
+    if (dest === undefined) throw new AspenError('EINVAL', 'importing from stdin needs a destination image name');
+    const s = spec(dest);
+    await importImage(client, s.pool, file, s.image, { id: newId(), nowMs: Date.now(), ...(o.objectSize === undefined ? {} : { objectSizeBytes: parseSize(o.objectSize) }) }, new Progress('Importing image', g().progress));
+  }));
+
+program.command('bench').argument('<image>').requiredOption('--io-type <type>', 'write or read').option('--io-size <size>', 'bytes per op', '4K').option('--io-threads <n>', 'ops in flight', '16')
+  .option('--io-total <size>', 'bytes in all', '1G').option('--io-pattern <pattern>', 'seq or rand', 'seq').option('--break-lock', 'break another client\'s exclusive lock first')
+  .description('I/O benchmark on an image (like rbd bench)')
+  .action((image: string, o: { ioType: string; ioSize: string; ioThreads: string; ioTotal: string; ioPattern: string; breakLock?: boolean }) => withClient(async (client) => {
+    if (o.ioType !== 'write' && o.ioType !== 'read') throw new AspenError('EINVAL', '--io-type must be write or read');
+    if (o.ioPattern !== 'seq' && o.ioPattern !== 'rand') throw new AspenError('EINVAL', '--io-pattern must be seq or rand');
+    const s = spec(image);
+    const r = await benchImage(client, s.pool, s.image, {
+      ioType: o.ioType, ioSizeBytes: parseSize(o.ioSize), ioThreads: Number(o.ioThreads), ioTotalBytes: parseSize(o.ioTotal), pattern: o.ioPattern, breakLock: o.breakLock === true,
+    }, json() ? () => undefined : out);
+    if (json()) out(JSON.stringify({ elapsed_sec: r.elapsedSec, ops: r.ops, ops_per_sec: r.opsPerSec, bytes_per_sec: r.bytesPerSec }));
+  }));
+
+const lock = program.command('lock').description('the exclusive lock');
+lock.command('ls').alias('list').argument('<image>').description('show the lock holder')
+  .action((image: string) => withClient(async (client) => {
+    const s = spec(image);
+    const h = await imageHeader(client, s.pool, s.image);
+    if (json()) return out(JSON.stringify(h.lock === null ? [] : [{ locker: h.lock.owner, id: h.lock.cookie }]));
+    if (h.lock === null) return;
+    out(`There is 1 exclusive lock on this image.\n${'Locker'.padEnd(28)} ID`);
+    out(`${h.lock.owner.padEnd(28)} ${h.lock.cookie}`);
+  }));
+lock.command('break').argument('<image>').argument('[locker]', 'only if this client still holds it').description('break the exclusive lock (only if its holder is dead)')
+  .action((image: string, locker: string | undefined) => withClient(async (client) => {
+    const s = spec(image);
+    let expected;
+    if (locker !== undefined) {
+      const h = await imageHeader(client, s.pool, s.image);
+      if (h.lock === null || h.lock.owner !== locker) throw new AspenError('ENOENT', `image '${s.image}' is not locked by ${locker}`);
+      expected = h.lock;
+    }
+    const broken = await breakImageLock(client, s.pool, s.image, expected);
+    if (broken === null) throw new AspenError('ENOENT', `image '${s.image}' is not locked`);
+  }));
+
+program.parseAsync().then(() => process.exit(0), (err: unknown) => {
+  if (err instanceof AspenError) {
+    process.stderr.write(`aspen-rbd: error ${err.code}: ${err.message.replace(/^[A-Z_]+: /, '')}\n`);
+    process.exit(ERRNO[err.code] ?? 1);
+  }
+  process.stderr.write(`aspen-rbd: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

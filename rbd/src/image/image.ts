@@ -1,0 +1,520 @@
+/**
+ * An open RBD image (librbd's ImageCtx + ImageRequest + ExclusiveLock + ImageWatcher, much
+ * reduced): byte-addressed reads and writes mapped onto `rbd_data.<id>.<objno>` objects,
+ * discard/write-zeroes, resize, snapshots, an exclusive lock for writers, and a watch on the
+ * header so a change made elsewhere (resize, snapshot) is seen at once.
+ *
+ * Ordering and durability: every call resolves after the OSDs acknowledged every object op
+ * it sent, and an acknowledged op is durable on the whole acting set (see osd/), so `flush`
+ * has nothing to wait for. Pieces of one call that fall in different objects are sent in
+ * parallel (at most {@link IMAGE_OPS_INFLIGHT_MAX}); concurrent calls on overlapping ranges are
+ * not ordered relative to each other, as with librbd without a cache.
+ *
+ * Snapshots: writes carry the image's snap context (the header's snap_seq and snapshot ids,
+ * newest first), so the OSD keeps a clone on the first write after a snapshot; reads of an
+ * image opened at a snapshot read each object at that snap id.
+ */
+import { AspenError, assert } from '@aspen/shared';
+import type { OsdOp, OsdReply } from '@aspen/shared/client/ops.ts';
+import type { IoCtx, RadosClient } from '@aspen/shared/io/rados.ts';
+import type { WatchHandle, WatchNotification } from '@aspen/shared/io/rados-watch.ts';
+import {
+  HEADER_KEYS, LOCK_XATTR, decodeNotification, encodeLock, encodeNotification, encodeSnap, encodeU64, snapContextOf, snapshotKey,
+  type HeaderNotification, type ImageHeader, type LockOwner, type SnapInfo,
+} from './header.ts';
+import { checkName, dataObjectName, headerObjectName, mapExtent, objectCount, IMAGE_SIZE_MAX_BYTES } from './layout.ts';
+import { checkReply, directoryLookup, readHeader, updateHeader } from './meta.ts';
+import { forEachLimit } from './parallel.ts';
+
+/** Object ops one image call keeps in flight (named limit; librbd has no such cap without a cache, rbd bench uses 16 threads). */
+export const IMAGE_OPS_INFLIGHT_MAX = 16;
+/** How long a header-change notify waits for watchers to reload, ms (librbd waits up to 5 s per notify). */
+export const HEADER_NOTIFY_TIMEOUT_MS = 10_000;
+/** How long a watcher probe waits, ms: watchers not answering in time still count as watchers. */
+export const WATCHER_PROBE_TIMEOUT_MS = 3_000;
+
+const EMPTY = new Uint8Array(0);
+
+/** Options of {@link Image.open}. */
+export interface ImageOpenOptions {
+  /** Open read-only at this snapshot. */
+  snapName?: string;
+  /**
+   * Take the exclusive lock so this handle may write data (Ceph exclusive-lock). Default true
+   * at the head, and it must be false with `snapName`. Without it, data writes fail with EPERM
+   * (header changes such as resize and snapshots are still allowed: they are guarded and notified).
+   */
+  exclusive?: boolean;
+  /** Break a lock held by another client instead of failing with EBUSY (`--break-lock`). */
+  breakLock?: boolean;
+  /** Called after every header reload that changed it (size, snapshots, lock). */
+  onHeaderChange?: (h: ImageHeader) => void;
+}
+
+/** A range of the image and whether any object backs it (`false`: a hole, reads as zeros). */
+export interface ImageExtent {
+  readonly offsetBytes: number;
+  readonly lengthBytes: number;
+  readonly allocated: boolean;
+}
+
+function dataOf(r: OsdReply): Uint8Array {
+  const x = r.results[0];
+  if (x?.kind !== 'data') throw new AspenError('EIO', 'read reply lacks data');
+  return x.data;
+}
+
+/** An open image. Call {@link close} when done (it releases the lock and the watch). */
+export class Image {
+  private h: ImageHeader;
+  private watchHandle: WatchHandle | null = null;
+  private lockCookie: string | null = null;
+  private lockLost: string | null = null;
+  private closed = false;
+
+  private constructor(
+    readonly client: RadosClient,
+    /** This image's own IoCtx: its write snap context is the image's. */
+    readonly io: IoCtx,
+    readonly name: string,
+    header: ImageHeader,
+    /** The snapshot this handle reads, or null for the head. */
+    readonly snap: SnapInfo | null,
+    private readonly onHeaderChange: ((h: ImageHeader) => void) | undefined,
+  ) {
+    this.h = header;
+    this.applySnapContext();
+  }
+
+  /**
+   * Opens image `name` of pool `pool`: looks it up in `rbd_directory`, reads its header,
+   * watches the header, and (by default at the head) takes the exclusive lock.
+   * @throws AspenError ENOENT (no such image or snapshot, or pool); EBUSY when another client
+   *   holds the lock (details: owner, cookie) and `breakLock` is not set; EINVAL for `exclusive` at a snapshot.
+   */
+  static async open(client: RadosClient, pool: string, name: string, o: ImageOpenOptions = {}): Promise<Image> {
+    const io = client.ioctx(pool);
+    const id = await directoryLookup(io, name);
+    const h = await readHeader(io, id);
+    let snap: SnapInfo | null = null;
+    if (o.snapName !== undefined) {
+      snap = h.snaps.find((s) => s.name === o.snapName) ?? null;
+      if (snap === null) throw new AspenError('ENOENT', `image '${name}' has no snapshot '${o.snapName}'`);
+      if (o.exclusive === true) throw new AspenError('EINVAL', 'a snapshot is read-only: it cannot be opened for writing');
+    }
+    const img = new Image(client, io, name, h, snap, o.onHeaderChange);
+    try {
+      img.watchHandle = await io.watch(headerObjectName(id), (n) => img.handleNotify(n), (err) => img.handleWatchError(err));
+      if (snap === null && (o.exclusive ?? true)) await img.acquireLock(o.breakLock ?? false);
+    } catch (err) {
+      await img.close().catch(() => undefined);
+      throw err;
+    }
+    return img;
+  }
+
+  /** The image id. */
+  get id(): string {
+    return this.h.id;
+  }
+  /** The header as last read. */
+  get header(): ImageHeader {
+    return this.h;
+  }
+  /** Size in bytes (the snapshot's size when opened at one). */
+  get sizeBytes(): number {
+    return this.snap?.sizeBytes ?? this.h.sizeBytes;
+  }
+  get objectSizeBytes(): number {
+    return 2 ** this.h.order;
+  }
+  /** Whether this handle may write data (holds the lock, which was not broken, at the head). */
+  get writable(): boolean {
+    return this.snap === null && this.lockCookie !== null && this.lockLost === null && !this.closed;
+  }
+
+  private objectName(objectNo: number): string {
+    return dataObjectName(this.h.objectPrefix, objectNo);
+  }
+
+  private applySnapContext(): void {
+    const sc = snapContextOf(this.h);
+    this.io.setSelfmanagedSnapWrite(sc.seq, sc.snaps);
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new AspenError('EINVAL', `image '${this.name}' is closed`);
+  }
+
+  private checkRange(offset: number, length: number): void {
+    this.checkOpen();
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.sizeBytes) {
+      throw new AspenError('EINVAL', `range ${offset}+${length} is outside image '${this.name}' of ${this.sizeBytes} bytes`);
+    }
+  }
+
+  private checkWritable(): void {
+    this.checkOpen();
+    if (this.snap !== null) throw new AspenError('EPERM', `snapshot ${this.name}@${this.snap.name} is read-only`);
+    if (this.lockLost !== null) throw new AspenError('EBUSY', `image '${this.name}': ${this.lockLost}`);
+    if (this.lockCookie === null) throw new AspenError('EPERM', `image '${this.name}' was opened without the exclusive lock: it cannot write data`);
+  }
+
+  private readOptions(): { snapId?: bigint } {
+    return this.snap === null ? {} : { snapId: this.snap.id };
+  }
+
+  /**
+   * Reads `length` bytes at `offset`. Never-written ranges (missing objects, bytes past an
+   * object's end) read as zeros.
+   * @throws AspenError EINVAL outside the image; ETIMEDOUT; EIO; ENOENT when the snapshot was removed.
+   */
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    this.checkRange(offset, length);
+    const out = new Uint8Array(length);
+    await forEachLimit(mapExtent(offset, length, this.objectSizeBytes), IMAGE_OPS_INFLIGHT_MAX, async (x) => {
+      const r = await this.io.operate(this.objectName(x.objectNo), [{ op: 'read', offset: x.offsetInObject, length: x.lengthBytes }], this.readOptions());
+      if (r.code === 'ENOENT') return; // never written (or absent at the snap): zeros
+      const d = dataOf(checkReply(r));
+      assert(d.length <= x.lengthBytes, `read of ${x.lengthBytes} bytes returned ${d.length}`);
+      out.set(d, x.bufferOffset);
+    });
+    return out;
+  }
+
+  /**
+   * Writes `data` at `offset`, one write op per object touched (objects are created by their
+   * first write: images are thin).
+   * @throws AspenError EINVAL outside the image; EPERM without the lock or at a snapshot; EBUSY
+   *   when the lock was broken by another client; ENOSPC; ETIMEDOUT.
+   */
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    this.checkRange(offset, data.length);
+    this.checkWritable();
+    await forEachLimit(mapExtent(offset, data.length, this.objectSizeBytes), IMAGE_OPS_INFLIGHT_MAX, async (x) => {
+      checkReply(await this.io.operate(this.objectName(x.objectNo), [{ op: 'write', offset: x.offsetInObject, data: data.subarray(x.bufferOffset, x.bufferOffset + x.lengthBytes) }]));
+    });
+  }
+
+  /**
+   * Discards `[offset, offset+length)` (NBD TRIM / WRITE_ZEROES; librbd discard): whole objects
+   * are removed, a range reaching an object's end truncates it, a range inside an object is
+   * zeroed. Afterwards the range reads as zeros. Errors as {@link write}.
+   */
+  async discard(offset: number, length: number): Promise<void> {
+    this.checkRange(offset, length);
+    this.checkWritable();
+    const os = this.objectSizeBytes;
+    const size = this.h.sizeBytes;
+    await forEachLimit(mapExtent(offset, length, os), IMAGE_OPS_INFLIGHT_MAX, async (x) => {
+      const objStart = x.objectNo * os;
+      const objEnd = Math.min(objStart + os, size);
+      const toEnd = objStart + x.offsetInObject + x.lengthBytes >= objEnd;
+      const ops: OsdOp[] = x.offsetInObject === 0 && toEnd ? [{ op: 'remove' }]
+        : toEnd ? [{ op: 'assert_exists' }, { op: 'truncate', size: x.offsetInObject }]
+        : [{ op: 'assert_exists' }, { op: 'zero', offset: x.offsetInObject, length: x.lengthBytes }];
+      const r = await this.io.operate(this.objectName(x.objectNo), ops);
+      if (r.code !== 'ENOENT') checkReply(r);
+    });
+  }
+
+  /** Makes the range read as zeros (same as {@link discard}: holes read as zeros). Errors as {@link write}. */
+  writeZeroes(offset: number, length: number): Promise<void> {
+    return this.discard(offset, length);
+  }
+
+  /** Nothing to do: every acknowledged write is already durable on all replicas. */
+  async flush(): Promise<void> {
+    this.checkOpen();
+  }
+
+  /**
+   * The allocation of `[offset, offset+length)`: consecutive extents tiling the range, each
+   * allocated (backed by object data) or a hole (for NBD base:allocation and sparse export).
+   * Uses one stat per object touched. Errors as {@link read}.
+   */
+  async allocatedExtents(offset: number, length: number): Promise<ImageExtent[]> {
+    this.checkRange(offset, length);
+    const os = this.objectSizeBytes;
+    const pieces = mapExtent(offset, length, os);
+    const sizes = new Array<number>(pieces.length).fill(0);
+    await forEachLimit(pieces, IMAGE_OPS_INFLIGHT_MAX, async (x, i) => {
+      const r = await this.io.operate(this.objectName(x.objectNo), [{ op: 'stat' }], this.readOptions());
+      if (r.code === 'ENOENT') return;
+      const st = checkReply(r).results[0];
+      if (st?.kind !== 'stat') throw new AspenError('EIO', 'stat reply lacks a size');
+      sizes[i] = st.sizeBytes;
+    });
+    const out: ImageExtent[] = [];
+    const push = (offsetBytes: number, lengthBytes: number, allocated: boolean): void => {
+      if (lengthBytes === 0) return;
+      const last = out.at(-1);
+      if (last !== undefined && last.allocated === allocated && last.offsetBytes + last.lengthBytes === offsetBytes) out[out.length - 1] = { ...last, lengthBytes: last.lengthBytes + lengthBytes };
+      else out.push({ offsetBytes, lengthBytes, allocated });
+    };
+    pieces.forEach((x, i) => {
+      const start = x.objectNo * os + x.offsetInObject;
+      const dataLen = Math.max(0, Math.min(x.lengthBytes, sizes[i]! - x.offsetInObject));
+      push(start, dataLen, true);
+      push(start + dataLen, x.lengthBytes - dataLen, false);
+    });
+    assert(out.reduce((a, e) => a + e.lengthBytes, 0) === length, 'extents tile the range');
+    return out;
+  }
+
+  /**
+   * Re-reads the header (size, snapshots, lock) and adopts it if not older than the one held;
+   * notices a lock broken by another client.
+   * @throws AspenError ENOENT when the image was removed.
+   */
+  async refresh(): Promise<ImageHeader> {
+    const h = await readHeader(this.io, this.h.id);
+    if (h.version < this.h.version) return this.h;
+    const changed = h.version !== this.h.version;
+    this.h = h;
+    this.applySnapContext();
+    if (this.lockCookie !== null && this.lockLost === null && (h.lock === null || h.lock.owner !== this.client.clientId || h.lock.cookie !== this.lockCookie)) {
+      this.lockLost = `the exclusive lock was broken by another client${h.lock === null ? '' : ` (now held by ${h.lock.owner})`}`;
+    }
+    if (changed) this.onHeaderChange?.(h);
+    return h;
+  }
+
+  private async handleNotify(n: WatchNotification): Promise<Uint8Array> {
+    let msg: HeaderNotification;
+    try {
+      msg = decodeNotification(n.payload);
+    } catch {
+      return EMPTY; // from a newer client: ignore, as librbd ignores unknown notify ops
+    }
+    switch (msg.kind) {
+      case 'header_update':
+        await this.refresh().catch(() => undefined);
+        break;
+      case 'lock_broken':
+        if (msg.owner === this.client.clientId && msg.cookie === this.lockCookie) this.lockLost = `the exclusive lock was broken by ${n.notifierId}`;
+        break;
+      case 'lock_released': case 'probe':
+        break;
+      default: {
+        const never: never = msg;
+        return never;
+      }
+    }
+    return EMPTY;
+  }
+
+  private handleWatchError(err: AspenError): void {
+    // Watch again, as librbd does on a watch error; notifications may have been missed, so
+    // re-read the header too.
+    if (this.closed || err.code === 'ENOENT') return;
+    void this.io.watch(headerObjectName(this.h.id), (n) => this.handleNotify(n), (e) => this.handleWatchError(e)).then(async (w) => {
+      if (this.closed) {
+        await w.unwatch().catch(() => undefined);
+        return;
+      }
+      this.watchHandle = w;
+      await this.refresh().catch(() => undefined);
+    }, () => undefined);
+  }
+
+  private async acquireLock(breakLock: boolean): Promise<void> {
+    assert(this.watchHandle !== null && this.lockCookie === null, 'lock taken once, after the watch');
+    const me: LockOwner = { owner: this.client.clientId, cookie: `auto ${this.watchHandle.cookie}` };
+    let mayBreak = breakLock;
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const r = await this.io.operate(headerObjectName(this.h.id), [
+        { op: 'cmpxattr', name: LOCK_XATTR, cmp: 'eq', value: EMPTY }, { op: 'setxattr', name: LOCK_XATTR, value: encodeLock(me) },
+      ]);
+      if (r.code === 0) {
+        this.lockCookie = me.cookie;
+        await this.refresh();
+        return;
+      }
+      if (r.code !== 'ECANCELED') checkReply(r);
+      const h = await readHeader(this.io, this.h.id);
+      if (h.lock === null) continue;
+      if (!mayBreak) {
+        throw new AspenError('EBUSY', `image '${this.name}' is locked by ${h.lock.owner} (cookie '${h.lock.cookie}'): another client has it open for writing; if that client is dead, break the lock (--break-lock or \`aspen-rbd lock break\`)`, { owner: h.lock.owner, cookie: h.lock.cookie });
+      }
+      await breakLockOf(this.io, this.h.id, h.lock);
+      mayBreak = false;
+    }
+    throw new AspenError('EBUSY', `image '${this.name}': could not take the exclusive lock (it keeps changing hands)`);
+  }
+
+  private async notifyHeaderUpdate(): Promise<void> {
+    await notifyHeader(this.io, this.h.id, { kind: 'header_update' });
+  }
+
+  /**
+   * Changes the image size (librbd resize). Shrinking needs `allowShrink` and first removes the
+   * objects past the new end and truncates the one it cuts (under the snap context, so
+   * snapshots keep the data), then records the size; growing only records it. Watchers are
+   * notified and reload.
+   * @throws AspenError EINVAL for a shrink without `allowShrink` or a bad size; EPERM at a snapshot.
+   */
+  async resize(sizeBytes: number, o: { allowShrink?: boolean } = {}): Promise<void> {
+    this.checkOpen();
+    if (this.snap !== null) throw new AspenError('EPERM', 'a snapshot cannot be resized');
+    if (!Number.isSafeInteger(sizeBytes) || sizeBytes < 0 || sizeBytes > IMAGE_SIZE_MAX_BYTES) throw new AspenError('EINVAL', `bad size ${sizeBytes}`);
+    await this.refresh();
+    const old = this.h.sizeBytes;
+    if (sizeBytes < old) {
+      if (o.allowShrink !== true) throw new AspenError('EINVAL', 'shrinking an image is only allowed with the --allow-shrink flag');
+      await this.trimFrom(sizeBytes, old);
+    }
+    await updateHeader(this.io, this.h.id, (h) => (h.sizeBytes === sizeBytes ? null : [{ op: 'omap_set', entries: [[HEADER_KEYS.size, encodeU64(BigInt(sizeBytes))]] }]));
+    await this.notifyHeaderUpdate();
+    await this.refresh();
+  }
+
+  /** Removes/truncates the data past `newSize` (objects up to the old size's last one). */
+  private async trimFrom(newSize: number, oldSize: number): Promise<void> {
+    const os = this.objectSizeBytes;
+    const first = objectCount(newSize, os);
+    const nums = Array.from({ length: objectCount(oldSize, os) - first }, (_, i) => first + i);
+    await forEachLimit(nums, IMAGE_OPS_INFLIGHT_MAX, async (n) => {
+      const r = await this.io.operate(this.objectName(n), [{ op: 'remove' }]);
+      if (r.code !== 'ENOENT') checkReply(r);
+    });
+    if (newSize % os !== 0) {
+      const r = await this.io.operate(this.objectName(Math.floor(newSize / os)), [{ op: 'assert_exists' }, { op: 'truncate', size: newSize % os }]);
+      if (r.code !== 'ENOENT') checkReply(r);
+    }
+  }
+
+  /** The snapshots, newest first. */
+  snapList(): readonly SnapInfo[] {
+    return this.h.snaps;
+  }
+
+  private findSnap(h: ImageHeader, name: string): SnapInfo {
+    const s = h.snaps.find((x) => x.name === name);
+    if (s === undefined) throw new AspenError('ENOENT', `image '${this.name}' has no snapshot '${name}'`);
+    return s;
+  }
+
+  /**
+   * Creates snapshot `name` (librbd snap_create): allocates a self-managed snap id in the pool,
+   * records {name, id, size, time} in the header under a version guard, and notifies watchers,
+   * which adopt the new snap context before acknowledging — so their later writes preserve the
+   * snapshot's data.
+   * @param timestampMs creation time to record, ms since the epoch (injected clock).
+   * @throws AspenError EEXIST for a taken name; EINVAL for a bad name; EPERM at a snapshot.
+   */
+  async snapCreate(name: string, timestampMs = 0): Promise<SnapInfo> {
+    this.checkOpen();
+    checkName(name, 'snapshot');
+    if (this.snap !== null) throw new AspenError('EPERM', 'cannot snapshot a snapshot');
+    await this.refresh();
+    if (this.h.snaps.some((s) => s.name === name)) throw new AspenError('EEXIST', `snapshot '${name}' already exists`);
+    const id = await this.client.selfmanagedSnapCreate(this.io.poolName);
+    let info: SnapInfo | null = null;
+    try {
+      await updateHeader(this.io, this.h.id, (h) => {
+        if (h.snaps.some((s) => s.name === name)) throw new AspenError('EEXIST', `snapshot '${name}' already exists`);
+        info = { id, name, sizeBytes: h.sizeBytes, protected: false, timestampMs };
+        return [{ op: 'omap_set', entries: [[snapshotKey(id), encodeSnap(info)], [HEADER_KEYS.snapSeq, encodeU64(id > h.snapSeq ? id : h.snapSeq)]] }];
+      });
+    } catch (err) {
+      await this.client.selfmanagedSnapRemove(this.io.poolName, id).catch(() => undefined);
+      throw err;
+    }
+    await this.notifyHeaderUpdate();
+    await this.refresh();
+    assert(info !== null, 'snapshot recorded');
+    return info;
+  }
+
+  /**
+   * Removes snapshot `name` (librbd snap_remove): drops it from the header, then releases its
+   * snap id in the pool (the OSDs trim its clones), then notifies.
+   * @throws AspenError ENOENT; EBUSY while it is protected.
+   */
+  async snapRemove(name: string): Promise<void> {
+    this.checkOpen();
+    let removed: SnapInfo | null = null;
+    await updateHeader(this.io, this.h.id, (h) => {
+      const s = this.findSnap(h, name);
+      if (s.protected) throw new AspenError('EBUSY', `snapshot '${name}' is protected from removal: unprotect it first`);
+      removed = s;
+      return [{ op: 'omap_rm', keys: [snapshotKey(s.id)] }];
+    });
+    assert(removed !== null, 'snapshot found');
+    await this.client.selfmanagedSnapRemove(this.io.poolName, (removed as SnapInfo).id);
+    await this.notifyHeaderUpdate();
+    await this.refresh();
+  }
+
+  /**
+   * Sets or clears a snapshot's protection (librbd snap_protect / snap_unprotect).
+   * @throws AspenError ENOENT; EBUSY when already protected; EINVAL when already unprotected (Ceph's codes).
+   */
+  async snapSetProtected(name: string, protect: boolean): Promise<void> {
+    this.checkOpen();
+    await updateHeader(this.io, this.h.id, (h) => {
+      const s = this.findSnap(h, name);
+      if (s.protected === protect) throw new AspenError(protect ? 'EBUSY' : 'EINVAL', `snapshot '${name}' is already ${protect ? 'protected' : 'unprotected'}`);
+      return [{ op: 'omap_set', entries: [[snapshotKey(s.id), encodeSnap({ ...s, protected: protect })]] }];
+    });
+    await this.notifyHeaderUpdate();
+    await this.refresh();
+  }
+
+  /**
+   * Rolls the head back to snapshot `name` (librbd snap_rollback): resizes to the snapshot's
+   * size, then for every object of it writes back its content at the snapshot, or removes it if
+   * it did not exist then. Needs the exclusive lock.
+   * @param onProgress called with (objects done, objects total).
+   * @throws AspenError ENOENT; EPERM without the lock.
+   */
+  async snapRollback(name: string, onProgress?: (done: number, total: number) => void): Promise<void> {
+    this.checkWritable();
+    await this.refresh();
+    const s = this.findSnap(this.h, name);
+    if (s.sizeBytes !== this.h.sizeBytes) await this.resize(s.sizeBytes, { allowShrink: true });
+    const total = objectCount(s.sizeBytes, this.objectSizeBytes);
+    let done = 0;
+    await forEachLimit(Array.from({ length: total }, (_, i) => i), IMAGE_OPS_INFLIGHT_MAX, async (n) => {
+      this.checkWritable();
+      const oid = this.objectName(n);
+      const r = await this.io.operate(oid, [{ op: 'read', offset: 0, length: 0 }], { snapId: s.id });
+      const w = r.code === 'ENOENT' ? await this.io.operate(oid, [{ op: 'remove' }]) : await this.io.operate(oid, [{ op: 'writefull', data: dataOf(checkReply(r)) }]);
+      if (w.code !== 'ENOENT') checkReply(w);
+      onProgress?.(++done, total);
+    });
+  }
+
+  /** Releases the lock (guarded: only if still ours) and the watch. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.lockCookie !== null && this.lockLost === null) {
+      const me = encodeLock({ owner: this.client.clientId, cookie: this.lockCookie });
+      await this.io.operate(headerObjectName(this.h.id), [{ op: 'cmpxattr', name: LOCK_XATTR, cmp: 'eq', value: me }, { op: 'rmxattr', name: LOCK_XATTR }]).catch(() => undefined);
+    }
+    this.lockCookie = null;
+    const w = this.watchHandle;
+    this.watchHandle = null;
+    await w?.unwatch().catch(() => undefined);
+  }
+}
+
+/** Sends `n` to image `id`'s header watchers and waits for their acks (timeouts are not errors). */
+export async function notifyHeader(io: IoCtx, id: string, n: HeaderNotification, timeoutMs = HEADER_NOTIFY_TIMEOUT_MS): Promise<{ watchers: string[] }> {
+  const r = await io.notify(headerObjectName(id), encodeNotification(n), timeoutMs);
+  return { watchers: [...r.acks.map((a) => a.watcherId), ...r.timeouts.map((t) => t.watcherId)] };
+}
+
+/**
+ * Breaks `lock` on image `id` (`rbd lock break`): removes it only if it is still that lock
+ * (cmpxattr guard), then tells the old holder (if alive) that it lost the lock, so its later
+ * writes fail with EBUSY. Unlike Ceph there is no blocklist: a holder that is alive but
+ * partitioned from the notify could still complete writes it already sent.
+ * @throws AspenError ECANCELED when the lock changed meanwhile; ENOENT when the image is gone.
+ */
+export async function breakLockOf(io: IoCtx, id: string, lock: LockOwner): Promise<void> {
+  checkReply(await io.operate(headerObjectName(id), [{ op: 'cmpxattr', name: LOCK_XATTR, cmp: 'eq', value: encodeLock(lock) }, { op: 'rmxattr', name: LOCK_XATTR }]));
+  await notifyHeader(io, id, { kind: 'lock_broken', owner: lock.owner, cookie: lock.cookie }, WATCHER_PROBE_TIMEOUT_MS).catch(() => undefined);
+}

@@ -1,0 +1,8 @@
+/** RBD images: layout, header records, the Image handle and pool-level operations. */
+export * from './layout.ts';
+export * from './header.ts';
+export * from './meta.ts';
+export * from './image.ts';
+export * from './admin.ts';
+export * from './sparse.ts';
+export * from './parallel.ts';
