@@ -8,8 +8,23 @@
  * {@link PG_OBJ_XATTR}: its log version, data size and, when it was last written whole, the
  * crc32c of its whole-state blob (../pg/object-state.ts; the form recovery pushes). Client
  * mutations arrive as the store transaction the primary planned (`txn`, applied as is);
- * recovery, backfill and repair push whole-state blobs (`writeFull`). The PG meta (info, log, missing) is an xattr of the object
- * {@link PGMETA_OID}, in a namespace clients cannot reach through the core.
+ * recovery, backfill and repair push whole-state blobs (`writeFull`).
+ *
+ * PG meta layout (Ceph's pgmeta object: `PGLog::write_log_and_missing`): the object
+ * {@link PGMETA_OID}, in a namespace clients cannot reach through the core, holds
+ * - in xattr {@link PGMETA_BASE_XATTR}: pg_info, the log's tail and head, its entry and dup
+ *   counts and the missing set (codec.ts `encodePgMetaBase`; small, rewritten on every setMeta);
+ * - one omap key per log entry, {@link pgLogKey} (`log.<10-digit epoch>.<20-digit version>`,
+ *   so keys sort by version), its value the encoded entry;
+ * - one omap key per dup, {@link pgDupKey} (`dup.` + the same version key), its value the
+ *   encoded dup.
+ * The core hands a whole PgMeta on every setMeta; the PgStore diffs its log entries and dups
+ * against what it last persisted for this PG (kept in memory from the load on, so planning
+ * never reads the store) and writes only the keys of new or changed entries and removes the
+ * keys of entries gone — trimmed at the tail, or rolled back at the head by a log merge. A
+ * client write thus costs one small xattr and O(1) keys instead of the whole log.
+ * Older builds kept the whole meta in xattr {@link PGMETA_XATTR}: {@link loadPgs} still reads
+ * it, and the first setMeta after such a load writes the new layout and removes it.
  *
  * Ordering and durability: transactions are queued to the store in submission order (the
  * store group-commits them and completes them in order); `commit` resolves once the
@@ -28,16 +43,24 @@ import { collectionName, type ObjectId } from '../store/oid.ts';
 import { Transaction } from '../store/transaction.ts';
 import { decodeTransaction } from '../store/txn-codec.ts';
 import type { ObjectStore } from '../store/types.ts';
-import { decodePgMeta, encodePgMeta } from '../pg/codec.ts';
+import {
+  decodeDupValue, decodeLogEntryValue, decodePgMeta, decodePgMetaBase, encodeDupValue, encodeLogEntryValue, encodePgMetaBase, type PgLogDup,
+} from '../pg/codec.ts';
 import { decodeObjectState, encodeObjectState, type CloneState, type ObjectState } from '../pg/object-state.ts';
-import type { Eversion, ObjectStat, PgMeta, ScrubObject, StoreOp, StoreRead, StoreReadResult } from '../pg/types.ts';
+import { evCmp, evStr, type Eversion, type LogEntry, type ObjectStat, type PgMeta, type ScrubObject, type StoreOp, type StoreRead, type StoreReadResult } from '../pg/types.ts';
 
 /** The object holding a PG's meta. */
 export const PGMETA_OID: ObjectId = { name: 'pgmeta', namespace: '\u0001aspen' };
 /** Xattr on every core object: log version, data size, whole-state crc32c if known (struct v2). */
 export const PG_OBJ_XATTR = 'aspen.pg';
-/** Xattr of {@link PGMETA_OID} holding the encoded PgMeta. */
+/** Xattr of {@link PGMETA_OID} holding the whole encoded PgMeta: the layout of older builds, read on load, removed on the next setMeta. */
 export const PGMETA_XATTR = 'aspen.pgmeta';
+/** Xattr of {@link PGMETA_OID} holding the PgMeta's small part (codec.ts `encodePgMetaBase`); its log and dups are omap keys. */
+export const PGMETA_BASE_XATTR = 'aspen.pgmeta.base';
+/** Core object name of {@link PGMETA_OID} (in `present`). */
+const PGMETA_NAME = '\u0000pgmeta';
+const LOG_KEY_PREFIX = 'log.';
+const DUP_KEY_PREFIX = 'dup.';
 /** Objects listed per store call (load, removal, scrub, PGLS). */
 export const STORE_LIST_PAGE_MAX = 1000;
 /** Omap entries read per store call when loading an object's state. */
@@ -102,6 +125,92 @@ export interface PgStoreLoaded {
  */
 const loadedClones = new WeakMap<ObjectStore, Map<string, Map<string, bigint[]>>>();
 
+/** The version part of a meta omap key: `<10-digit epoch>.<20-digit version>` (Ceph `eversion_t::get_key_name`). */
+function versionKey(v: Eversion): string {
+  assert(Number.isInteger(v.epoch) && v.epoch >= 0 && v.epoch <= 0xffff_ffff, 'epoch is a u32');
+  assert(Number.isSafeInteger(v.version) && v.version >= 0, 'version is a u53');
+  return `${String(v.epoch).padStart(10, '0')}.${String(v.version).padStart(20, '0')}`;
+}
+
+/** Omap key of {@link PGMETA_OID} holding the log entry at `v`. */
+export function pgLogKey(v: Eversion): string {
+  return LOG_KEY_PREFIX + versionKey(v);
+}
+
+/** Omap key of {@link PGMETA_OID} holding the dup at `v`. */
+export function pgDupKey(v: Eversion): string {
+  return DUP_KEY_PREFIX + versionKey(v);
+}
+
+/**
+ * The log entries and dups whose keys a PG's meta object has (submitted state): the arrays of
+ * the PgMeta last persisted, or of the one loaded. Both are in strictly ascending version
+ * order, and the core never mutates them (its log functions return new arrays), so holding
+ * them costs no copy. null: unknown (a meta object not loaded by this build's
+ * {@link loadPgs}, or in the old layout) — the next setMeta clears the omap and writes all.
+ */
+interface PersistedMeta {
+  readonly entries: readonly LogEntry[];
+  readonly dups: readonly PgLogDup[];
+}
+
+/**
+ * What the last {@link loadPgs} of a store found persisted per pgid, taken (once) by the
+ * PgStore constructed with `loaded` for that PG, so its first setMeta diffs against the disk.
+ */
+const loadedMetas = new WeakMap<ObjectStore, Map<string, PersistedMeta>>();
+
+function sameReqid(a: LogEntry['reqid'], b: LogEntry['reqid']): boolean {
+  return a === b || (a !== null && b !== null && a.client === b.client && a.tid === b.tid);
+}
+
+/** Same content at the same version: every field of LogEntry but the version (keep in step with the type). */
+function sameEntry(a: LogEntry, b: LogEntry): boolean {
+  return a.op === b.op && a.object === b.object && evCmp(a.priorVersion, b.priorVersion) === 0 && sameReqid(a.reqid, b.reqid);
+}
+
+function sameDup(a: PgLogDup, b: PgLogDup): boolean {
+  return sameReqid(a.reqid, b.reqid);
+}
+
+/**
+ * Walks two version-sorted lists (what is persisted, what is wanted) and reports the items to
+ * write (new, or at a persisted version but different) and the persisted ones to remove.
+ * Items shared by reference (the usual case: the core keeps untouched entries) cost one
+ * comparison each.
+ * @throws AssertionFailure when `want` is not in strictly ascending version order.
+ */
+function diffByVersion<T extends { readonly version: Eversion }>(
+  have: readonly T[], want: readonly T[], same: (a: T, b: T) => boolean, write: (item: T) => void, remove: (item: T) => void,
+): void {
+  let i = 0;
+  let j = 0;
+  let checked = 0;
+  while (j < want.length) {
+    const b = want[j]!;
+    if (j > 0 && checked < j) {
+      assert(evCmp(want[j - 1]!.version, b.version) < 0, `pg log/dups not in version order at ${evStr(b.version)}`);
+      checked = j;
+    }
+    const a = have[i];
+    if (a === b) {
+      i++;
+      j++;
+      continue;
+    }
+    const c = a === undefined ? 1 : evCmp(a.version, b.version);
+    if (c < 0) {
+      remove(a!);
+      i++;
+      continue;
+    }
+    if (c > 0 || !same(a!, b)) write(b);
+    if (c === 0) i++;
+    j++;
+  }
+  for (; i < have.length; i++) remove(have[i]!);
+}
+
 function sameObject(a: { name: string; namespace: string }, b: ObjectId): boolean {
   return a.name === b.name && a.namespace === (b.namespace ?? '');
 }
@@ -115,6 +224,8 @@ export class PgStore {
   private readonly clones = new Map<string, Set<bigint>>();
   /** Resolves when every transaction submitted so far has committed (or failed). */
   private tail: Promise<void> = Promise.resolve();
+  /** The meta's log entries and dups whose keys exist (submitted state); null: unknown. */
+  private persisted: PersistedMeta | null = null;
 
   constructor(private readonly store: ObjectStore, readonly pgid: string, loaded?: PgStoreLoaded) {
     const [pool, seed] = pgid.split('.');
@@ -123,6 +234,11 @@ export class PgStore {
     this.present = new Set(loaded?.objects ?? []);
     const clones = loaded === undefined ? undefined : (loaded.clones ?? loadedClones.get(store)?.get(pgid));
     for (const [object, ids] of clones ?? []) for (const id of ids) this.noteClone(object, id, true);
+    if (loaded !== undefined && this.present.has(PGMETA_NAME)) {
+      const metas = loadedMetas.get(store);
+      this.persisted = metas?.get(pgid) ?? null;
+      metas?.delete(pgid);
+    }
   }
 
   /** Names of the objects that have clones here (submitted state): what the snap trimmer visits. */
@@ -170,7 +286,14 @@ export class PgStore {
       tx.createCollection(this.coll);
       this.collExists = true;
     }
-    for (const op of ops) this.plan(tx, op);
+    const persisted = this.persisted;
+    try {
+      for (const op of ops) this.plan(tx, op);
+    } catch (err) {
+      // Nothing is queued: the keys persisted are still those of before.
+      this.persisted = persisted;
+      throw err;
+    }
     const p = tx.empty ? this.tail : this.store.queueTransaction(tx);
     this.tail = p.then(() => undefined, () => undefined);
     return p;
@@ -220,25 +343,53 @@ export class PgStore {
         this.removeAll(tx, op.object);
         break;
       case 'setMeta':
-        if (!this.present.has('\u0000pgmeta')) {
-          tx.touch(this.coll, PGMETA_OID);
-          this.present.add('\u0000pgmeta');
-        }
-        tx.setattr(this.coll, PGMETA_OID, PGMETA_XATTR, encodePgMeta(op.meta));
+        this.planMeta(tx, op.meta);
         break;
       case 'removePg':
         if (this.collExists) {
           for (const [o, ids] of this.clones) for (const id of ids) tx.remove(this.coll, cloneOid(oidOf(o), id));
-          for (const o of this.present) tx.remove(this.coll, o === '\u0000pgmeta' ? PGMETA_OID : oidOf(o));
+          for (const o of this.present) tx.remove(this.coll, o === PGMETA_NAME ? PGMETA_OID : oidOf(o));
           tx.removeCollection(this.coll);
         }
         this.present.clear();
         this.clones.clear();
+        this.persisted = null;
         this.collExists = false;
         break;
       default:
         assertNever(op, 'store op');
     }
+  }
+
+  /**
+   * Plans persisting `meta` incrementally (see the module docstring): the base xattr, keys for
+   * the log entries and dups not persisted yet (or changed), removal of the keys of those
+   * gone. When what is persisted is unknown, clears the omap, writes every key and removes the
+   * old layout's xattr.
+   */
+  private planMeta(tx: Transaction, meta: PgMeta): void {
+    if (!this.present.has(PGMETA_NAME)) {
+      tx.touch(this.coll, PGMETA_OID);
+      this.present.add(PGMETA_NAME);
+      this.persisted = null;
+    }
+    const prev = this.persisted;
+    const log = meta.log;
+    if (prev === null) tx.omapClear(this.coll, PGMETA_OID);
+    const set = new Map<string, Uint8Array>();
+    const rm: string[] = [];
+    diffByVersion(prev?.entries ?? [], log.entries, sameEntry,
+      (e) => set.set(pgLogKey(e.version), encodeLogEntryValue(e)), (e) => rm.push(pgLogKey(e.version)));
+    if (prev === null || prev.dups !== log.dups) {
+      diffByVersion(prev?.dups ?? [], log.dups, sameDup, (d) => set.set(pgDupKey(d.version), encodeDupValue(d)), (d) => rm.push(pgDupKey(d.version)));
+    }
+    if (rm.length > 0) tx.omapRmKeys(this.coll, PGMETA_OID, rm);
+    if (set.size > 0) tx.omapSetKeys(this.coll, PGMETA_OID, set);
+    tx.setattr(this.coll, PGMETA_OID, PGMETA_BASE_XATTR, encodePgMetaBase({
+      info: meta.info, tail: log.tail, head: log.head, entryCount: log.entries.length, dupCount: log.dups.length, missing: meta.missing,
+    }));
+    if (prev === null) tx.rmattr(this.coll, PGMETA_OID, PGMETA_XATTR);
+    this.persisted = { entries: log.entries, dups: log.dups };
   }
 
   /** Plans writing one object (head or clone) of a state blob onto a removed/absent id. */
@@ -408,20 +559,68 @@ export class PgStore {
 }
 
 /**
+ * Reads a PG's meta from its meta object in either layout (see the module docstring), and
+ * which log entries and dups have keys (null for the old layout: the next setMeta converts).
+ * @throws AspenError EIO when the meta is incomplete (no meta xattr, a log or dup key lost),
+ *   E_DECODE on malformed bytes.
+ */
+async function loadMeta(store: ObjectStore, coll: string): Promise<{ meta: PgMeta; persisted: PersistedMeta | null }> {
+  const attrs = await store.getattrs(coll, PGMETA_OID);
+  const baseBytes = attrs.get(PGMETA_BASE_XATTR);
+  if (baseBytes === undefined) {
+    const old = attrs.get(PGMETA_XATTR);
+    if (old === undefined) throw new AspenError('EIO', `pg meta object of ${coll} has no meta`);
+    return { meta: decodePgMeta(old), persisted: null };
+  }
+  const base = decodePgMetaBase(baseBytes);
+  const entries: LogEntry[] = [];
+  const dups: PgLogDup[] = [];
+  let after: string | undefined;
+  for (;;) {
+    const page = await store.omapGetValues(coll, PGMETA_OID, after, OMAP_READ_PAGE_MAX);
+    for (const [k, v] of page.entries) {
+      if (k.startsWith(LOG_KEY_PREFIX)) {
+        const e = decodeLogEntryValue(v);
+        if (pgLogKey(e.version) !== k) throw new AspenError('E_DECODE', `pg log key ${k} of ${coll} holds entry ${evStr(e.version)}`);
+        entries.push(e);
+      } else if (k.startsWith(DUP_KEY_PREFIX)) {
+        const d = decodeDupValue(v);
+        if (pgDupKey(d.version) !== k) throw new AspenError('E_DECODE', `pg dup key ${k} of ${coll} holds dup ${evStr(d.version)}`);
+        dups.push(d);
+      } else {
+        throw new AspenError('E_DECODE', `unknown pg meta key ${k} in ${coll}`);
+      }
+    }
+    if (!page.more || page.entries.length === 0) break;
+    after = page.entries[page.entries.length - 1]![0];
+  }
+  if (entries.length !== base.entryCount || dups.length !== base.dupCount) {
+    throw new AspenError('EIO', `pg meta of ${coll} has ${entries.length}/${base.entryCount} log entries and ${dups.length}/${base.dupCount} dups`);
+  }
+  if (entries.length > 0 && evCmp(entries[0]!.version, base.tail) <= 0) throw new AspenError('E_DECODE', `pg log of ${coll} has an entry at or before its tail`);
+  const meta: PgMeta = { info: base.info, log: { tail: base.tail, head: base.head, entries, dups }, missing: base.missing };
+  return { meta, persisted: attrs.has(PGMETA_XATTR) ? null : { entries, dups } };
+}
+
+/**
  * Loads every PG collection of the store (on restart): its meta, object stats and clone ids
- * (also remembered for the PgStores built for these PGs, see `loadedClones`).
+ * (also remembered for the PgStores built for these PGs, see `loadedClones`, as is which
+ * meta keys exist, see `loadedMetas`).
  * Collections without a meta (a crash before the first setMeta) are skipped.
  */
 export async function loadPgs(store: ObjectStore): Promise<LoadedPg[]> {
   const out: LoadedPg[] = [];
   const clonesByPg = new Map<string, Map<string, bigint[]>>();
   loadedClones.set(store, clonesByPg);
+  const metas = new Map<string, PersistedMeta>();
+  loadedMetas.set(store, metas);
   for (const coll of await store.listCollections()) {
     const m = /^(\d+)\.([0-9a-f]+)_head$/.exec(coll);
     if (m === null) continue;
     const pgid = `${m[1]}.${m[2]}`;
     if (!(await store.exists(coll, PGMETA_OID))) continue;
-    const meta = decodePgMeta(await store.getattr(coll, PGMETA_OID, PGMETA_XATTR));
+    const { meta, persisted } = await loadMeta(store, coll);
+    if (persisted !== null) metas.set(pgid, persisted);
     const ps = new PgStore(store, pgid, { objects: [] });
     const objects = new Map<string, ObjectStat>();
     for (const name of await ps.listNames()) {

@@ -1,13 +1,18 @@
 /**
  * Versioned codecs for what a PG persists and sends (CONVENTIONS item 4): log entries, the
  * log, pg_info (with history) and the missing set, framed as Ceph's ENCODE_START structs
- * (`pg_log_entry_t::encode`, `pg_info_t::encode`, `pg_missing_t::encode`).
+ * (`pg_log_entry_t::encode`, `pg_info_t::encode`, `pg_missing_t::encode`). For the store's
+ * incremental meta layout (osd/src/io/osd-store.ts) also: the small part kept in one xattr
+ * ({@link encodePgMetaBase}) and one log entry or dup as an omap value.
  *
  * Version 1 of each. Decoders accept a newer writer's struct whose compat version is 1
  * (they skip fields they do not know) and throw `E_DECODE` on malformed bytes.
  */
 import { AspenError, Decoder, Encoder, assert } from '@aspen/shared';
 import type { Eversion, LogEntry, LogOp, Missing, MissingItem, PgHistory, PgInfo, PgLogState, PgMeta, ReqId } from './types.ts';
+
+/** One dup of a PG log: a trimmed entry's request id and version (Ceph `pg_log_dup_t`). */
+export type PgLogDup = PgLogState['dups'][number];
 
 const V1 = 1;
 
@@ -22,6 +27,14 @@ function encReqid(e: Encoder, r: ReqId): void {
 }
 function decReqid(d: Decoder): ReqId {
   return { client: d.string(), tid: d.u53() };
+}
+
+function encDupFields(e: Encoder, dup: PgLogDup): void {
+  encReqid(e, dup.reqid);
+  encEv(e, dup.version);
+}
+function decDupFields(d: Decoder): PgLogDup {
+  return { reqid: decReqid(d), version: decEv(d) };
 }
 
 const OPS: readonly LogOp[] = ['modify', 'delete', 'lostDelete'];
@@ -58,10 +71,7 @@ export function encodePgLog(e: Encoder, log: PgLogState): void {
     encEv(b, log.tail);
     encEv(b, log.head);
     b.array(log.entries, encodeLogEntry);
-    b.array(log.dups, (x, dup) => {
-      encReqid(x, dup.reqid);
-      encEv(x, dup.version);
-    });
+    b.array(log.dups, encDupFields);
   });
 }
 
@@ -71,7 +81,7 @@ export function decodePgLog(d: Decoder): PgLogState {
     const tail = decEv(b);
     const head = decEv(b);
     const entries = b.array(decodeLogEntry);
-    const dups = b.array((x) => ({ reqid: decReqid(x), version: decEv(x) }));
+    const dups = b.array(decDupFields);
     let prev = tail;
     for (const en of entries) {
       if (en.version.epoch < prev.epoch || (en.version.epoch === prev.epoch && en.version.version <= prev.version)) {
@@ -157,4 +167,73 @@ export function decodePgMeta(bytes: Uint8Array): PgMeta {
   const meta = d.struct(V1, 'pg_meta', (b) => ({ info: decodePgInfo(b), log: decodePgLog(b), missing: decodeMissing(b) }));
   d.done('pg_meta');
   return meta;
+}
+
+/**
+ * The small part of a PG's meta that the store rewrites whole on every setMeta: info, the
+ * log's tail and head, how many entries and dups the log has (kept elsewhere, one per key,
+ * so a load can tell a lost key), and the missing set (usually empty).
+ */
+export interface PgMetaBase {
+  readonly info: PgInfo;
+  readonly tail: Eversion;
+  readonly head: Eversion;
+  readonly entryCount: number;
+  readonly dupCount: number;
+  readonly missing: Missing;
+}
+
+/** Encodes a {@link PgMetaBase} (struct v1). */
+export function encodePgMetaBase(base: PgMetaBase): Uint8Array {
+  assert(Number.isSafeInteger(base.entryCount) && base.entryCount >= 0, 'entry count');
+  assert(Number.isSafeInteger(base.dupCount) && base.dupCount >= 0, 'dup count');
+  const e = new Encoder(256);
+  e.struct(V1, V1, (b) => {
+    encodePgInfo(b, base.info);
+    encEv(b, base.tail);
+    encEv(b, base.head);
+    b.u53(base.entryCount).u53(base.dupCount);
+    encodeMissing(b, base.missing);
+  });
+  return e.finish();
+}
+
+/** Decodes {@link encodePgMetaBase}'s bytes. @throws AspenError E_DECODE on malformed or trailing bytes. */
+export function decodePgMetaBase(bytes: Uint8Array): PgMetaBase {
+  const d = new Decoder(bytes);
+  const base = d.struct(V1, 'pg_meta_base', (b) => ({
+    info: decodePgInfo(b), tail: decEv(b), head: decEv(b), entryCount: b.u53(), dupCount: b.u53(), missing: decodeMissing(b),
+  }));
+  d.done('pg_meta_base');
+  return base;
+}
+
+/** One log entry as a value of its own (the {@link encodeLogEntry} struct). */
+export function encodeLogEntryValue(entry: LogEntry): Uint8Array {
+  const e = new Encoder(64 + entry.object.length * 3);
+  encodeLogEntry(e, entry);
+  return e.finish();
+}
+
+/** Decodes {@link encodeLogEntryValue}'s bytes. @throws AspenError E_DECODE on malformed or trailing bytes. */
+export function decodeLogEntryValue(bytes: Uint8Array): LogEntry {
+  const d = new Decoder(bytes);
+  const entry = decodeLogEntry(d);
+  d.done('pg_log_entry');
+  return entry;
+}
+
+/** One dup as a value of its own (struct v1: request id, version). */
+export function encodeDupValue(dup: PgLogDup): Uint8Array {
+  const e = new Encoder(32 + dup.reqid.client.length * 3);
+  e.struct(V1, V1, (b) => encDupFields(b, dup));
+  return e.finish();
+}
+
+/** Decodes {@link encodeDupValue}'s bytes. @throws AspenError E_DECODE on malformed or trailing bytes. */
+export function decodeDupValue(bytes: Uint8Array): PgLogDup {
+  const d = new Decoder(bytes);
+  const dup = d.struct(V1, 'pg_log_dup', decDupFields);
+  d.done('pg_log_dup');
+  return dup;
 }

@@ -1,12 +1,14 @@
 /**
- * The daemon's wire and blob codecs: PG messages (osd/src/pg/msg-codec.ts) and whole-object
- * states (osd/src/pg/object-state.ts) — round trips, saved sample bytes, fuzzing — and the
+ * The daemon's wire and blob codecs: PG messages (osd/src/pg/msg-codec.ts), whole-object
+ * states (osd/src/pg/object-state.ts) and the PG meta's stored pieces (osd/src/pg/codec.ts:
+ * base xattr, log entry and dup values) — round trips, saved sample bytes, fuzzing — and the
  * in-memory op semantics the primary's read-modify-write relies on.
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { AspenError, Encoder } from '@aspen/shared';
 import { decodePgMessage, encodePgMessage } from '../../src/pg/msg-codec.ts';
+import { decodeDupValue, decodeLogEntryValue, decodePgMetaBase, encodeDupValue, encodeLogEntryValue, encodePgMetaBase, type PgMetaBase } from '../../src/pg/codec.ts';
 import { applyOsdOps, decodeObjectState, emptyObjectState, encodeObjectState, type ObjectState } from '../../src/pg/object-state.ts';
 import type { ClientOpBody, LogEntry, PgLogState, PgMessage, PushMode } from '../../src/pg/types.ts';
 
@@ -145,6 +147,53 @@ describe('object state blob', () => {
         decodeObjectState(b);
       } catch (err) {
         expect(err).toBeInstanceOf(AspenError);
+      }
+    }), { numRuns: 1000 });
+  });
+});
+
+const missingA = fc.array(fc.tuple(nameA, evA, evA), { maxLength: 4 }).map((xs) => new Map(xs.map(([o, need, have]) => [o, { need, have }] as const)));
+const infoA = fc.tuple(fc.constantFrom('1.0', '2.1f'), evA, evA, evA, fc.nat(1000), fc.option(nameA, { nil: null }), historyA).map(
+  ([pgid, lastUpdate, lastComplete, logTail, lastEpochStarted, lastBackfill, history]) => ({ pgid, lastUpdate, lastComplete, logTail, lastEpochStarted, lastBackfill, history }));
+const baseA: fc.Arbitrary<PgMetaBase> = fc.record({ info: infoA, tail: evA, head: evA, entryCount: fc.nat(100_000), dupCount: fc.nat(100_000), missing: missingA });
+const dupA = fc.record({ reqid: fc.record({ client: nameA, tid: fc.nat(1_000_000) }), version: evA });
+
+describe('PG meta pieces (the store\'s incremental meta layout)', () => {
+  it('property: a base, a log entry value and a dup value each round-trip', () => {
+    fc.assert(fc.property(baseA, entryA, dupA, (base, entry, dup) => {
+      expect(decodePgMetaBase(encodePgMetaBase(base))).toEqual(base);
+      expect(decodeLogEntryValue(encodeLogEntryValue(entry))).toEqual(entry);
+      expect(decodeDupValue(encodeDupValue(dup))).toEqual(dup);
+    }), { numRuns: 300 });
+  });
+
+  it('decodes the saved v1 sample bytes (and encodes them byte-exact)', () => {
+    const info = {
+      pgid: '1.0', lastUpdate: { epoch: 2, version: 3 }, lastComplete: { epoch: 2, version: 3 }, logTail: { epoch: 1, version: 0 }, lastEpochStarted: 2,
+      lastBackfill: null, history: { epochCreated: 1, lastEpochStarted: 2, lastEpochClean: 1, sameIntervalSince: 2 },
+    };
+    const base: PgMetaBase = { info, tail: { epoch: 1, version: 0 }, head: { epoch: 2, version: 3 }, entryCount: 2, dupCount: 1, missing: new Map([['x', { need: { epoch: 2, version: 3 }, have: { epoch: 0, version: 0 } }]]) };
+    const baseSample = '01019b00000001014600000003000000312e3002000000030000000000000002000000030000000000000001000000000000000000000002000000000101100000000100000002000000010000000200000001000000000000000000000002000000030000000000000002000000000000000100000000000000010121000000010000000100000078020000000300000000000000000000000000000000000000';
+    expect(hex(encodePgMetaBase(base))).toBe(baseSample);
+    expect(decodePgMetaBase(new Uint8Array(Buffer.from(baseSample, 'hex')))).toEqual(base);
+    const entry: LogEntry = { version: { epoch: 2, version: 1 }, op: 'modify', object: 'a', priorVersion: { epoch: 0, version: 0 }, reqid: { client: 'c', tid: 1 } };
+    const entrySample = '01012c0000000200000001000000000000000001000000610000000000000000000000000101000000630100000000000000';
+    expect(hex(encodeLogEntryValue(entry))).toBe(entrySample);
+    expect(decodeLogEntryValue(new Uint8Array(Buffer.from(entrySample, 'hex')))).toEqual(entry);
+    const dup = { reqid: { client: 'd', tid: 9 }, version: { epoch: 1, version: 2 } };
+    const dupSample = '01011900000001000000640900000000000000010000000200000000000000';
+    expect(hex(encodeDupValue(dup))).toBe(dupSample);
+    expect(decodeDupValue(new Uint8Array(Buffer.from(dupSample, 'hex')))).toEqual(dup);
+  });
+
+  it('property: random bytes throw AspenError or decode', () => {
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 96 }), (b) => {
+      for (const decode of [decodePgMetaBase, decodeLogEntryValue, decodeDupValue]) {
+        try {
+          decode(b);
+        } catch (err) {
+          expect(err).toBeInstanceOf(AspenError);
+        }
       }
     }), { numRuns: 1000 });
   });
