@@ -13,10 +13,16 @@ import Database from 'better-sqlite3';
 import { assert } from '@aspen/shared/assert.ts';
 import { crc32c } from '@aspen/shared/checksum.ts';
 import { AspenError } from '@aspen/shared/errors.ts';
-import { BlockMap, checkRecord, MAP_CHUNK_BLOCKS, decodeBlobHeader, decodeOnode, encodeBlobHeader, encodeOnode, type BlobRecord, type Onode } from '../store/blocks.ts';
+import { BlockMap, checkRecord, MAP_CHUNK_BLOCKS, decodeBlobHeader, decodeOnode, encodeBlobHeader, encodeOnode, type BlobHeader, type BlobRecord, type Onode } from '../store/blocks.ts';
 
-/** On-disk format version of the store (meta key `format`). */
-export const STORE_FORMAT_VERSION = 1;
+/**
+ * On-disk format version of the store (meta key `format`). 2 added inline blobs (the
+ * `inline_data` table, blob records v2); a format-1 store is upgraded when mounted (the table
+ * is created, nothing is rewritten) and is then refused by format-1 builds.
+ */
+export const STORE_FORMAT_VERSION = 2;
+/** Oldest on-disk format this build mounts. */
+export const STORE_FORMAT_VERSION_MIN = 1;
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL, crc INTEGER NOT NULL);
@@ -28,6 +34,7 @@ const SCHEMA = `
   CREATE TABLE IF NOT EXISTS omap (cid TEXT NOT NULL, okey BLOB NOT NULL, k BLOB NOT NULL, v BLOB NOT NULL, crc INTEGER NOT NULL, PRIMARY KEY (cid, okey, k)) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS omap_header (cid TEXT NOT NULL, okey BLOB NOT NULL, v BLOB NOT NULL, crc INTEGER NOT NULL, PRIMARY KEY (cid, okey)) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS deferred (seq INTEGER PRIMARY KEY AUTOINCREMENT, blob INTEGER NOT NULL, off INTEGER NOT NULL, data BLOB NOT NULL, crc INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS inline_data (blob INTEGER PRIMARY KEY, data BLOB NOT NULL);
 `;
 
 /** A Buffer view of `b` without copying (better-sqlite3 binds Buffers as BLOBs). */
@@ -104,6 +111,11 @@ export class StoreStatements {
   readonly deferredDelBlob: Database.Statement<[number]>;
   readonly deferredCount: Database.Statement<[], { n: number }>;
   readonly blobIds: Database.Statement<[], { id: number }>;
+  /** Inline blob bytes: blocks [0, blockCount) of the blob; checked by the block map's crc32c per block, like file data. */
+  readonly getInline: Database.Statement<[number], { data: Buffer }>;
+  readonly putInline: Database.Statement<[number, Buffer]>;
+  readonly delInline: Database.Statement<[number]>;
+  readonly copyInline: Database.Statement<[number, number]>;
   readonly metaGet: Database.Statement<[string], { value: Buffer; crc: number }>;
   readonly metaPut: Database.Statement<[string, Buffer, number]>;
 
@@ -154,6 +166,10 @@ export class StoreStatements {
     this.deferredDelBlob = db.prepare('DELETE FROM deferred WHERE blob = ?');
     this.deferredCount = db.prepare('SELECT count(*) AS n FROM deferred');
     this.blobIds = db.prepare('SELECT id FROM blobs');
+    this.getInline = db.prepare('SELECT data FROM inline_data WHERE blob = ?');
+    this.putInline = db.prepare('INSERT OR REPLACE INTO inline_data (blob, data) VALUES (?, ?)');
+    this.delInline = db.prepare('DELETE FROM inline_data WHERE blob = ?');
+    this.copyInline = db.prepare('INSERT INTO inline_data (blob, data) SELECT ?, data FROM inline_data WHERE blob = ?');
     this.metaGet = db.prepare('SELECT value, crc FROM meta WHERE key = ?');
     this.metaPut = db.prepare('INSERT OR REPLACE INTO meta (key, value, crc) VALUES (?, ?, ?)');
   }
@@ -168,8 +184,8 @@ export class StoreStatements {
     const body = encodeOnode(o);
     this.putOnodeStmt.run(cid, okey, buf(body), crc32c(body));
   }
-  /** The blob row alone (refs and block count), or undefined. @throws AspenError E_CORRUPT. */
-  getBlobHeader(id: number): { refs: number; blockCount: number } | undefined {
+  /** The blob row alone (refs, block count, kind), or undefined. @throws AspenError E_CORRUPT. */
+  getBlobHeader(id: number): BlobHeader | undefined {
     assert(id > 0, 'getBlobHeader: blob id 0 means none');
     const row = this.getBlobStmt.get(id);
     return row === undefined ? undefined : decodeBlobHeader(checkRecord(row.body, row.crc, `blob ${id}`));
@@ -193,12 +209,12 @@ export class StoreStatements {
     try {
       if (blocks === undefined) {
         for (let c = 0; c <= lastChunk; c++) if (!chunks.has(c)) throw new AspenError('E_DECODE', `block map chunk ${c} missing`);
-        return { refs: h.refs, map: BlockMap.fromChunks(h.blockCount, [...chunks.values()]) };
+        return { refs: h.refs, kind: h.kind, map: BlockMap.fromChunks(h.blockCount, [...chunks.values()]) };
       }
       const first = Math.floor(blocks.first / MAP_CHUNK_BLOCKS);
       const end = Math.min(lastChunk + 1, Math.ceil(blocks.end / MAP_CHUNK_BLOCKS));
       for (let c = first; c < end; c++) if (!chunks.has(c)) throw new AspenError('E_DECODE', `block map chunk ${c} missing`);
-      return { refs: h.refs, map: BlockMap.fromSomeChunks(h.blockCount, chunks) };
+      return { refs: h.refs, kind: h.kind, map: BlockMap.fromSomeChunks(h.blockCount, chunks) };
     } catch (err) {
       if (err instanceof AspenError && err.code === 'E_DECODE') throw new AspenError('E_CORRUPT', `blob ${id}: ${err.message}`, { blobId: id });
       throw err;
@@ -207,7 +223,7 @@ export class StoreStatements {
   /** Stores the blob row and the block-map chunks changed since the map was loaded. */
   putBlob(id: number, r: BlobRecord): void {
     assert(id > 0, 'putBlob: blob id must be positive');
-    const body = encodeBlobHeader(r.refs, r.map.count);
+    const body = encodeBlobHeader({ refs: r.refs, blockCount: r.map.count, kind: r.kind });
     this.putBlobStmt.run(id, buf(body), crc32c(body));
     const changes = r.map.takeChanges();
     for (const c of changes.write) {
@@ -216,10 +232,20 @@ export class StoreStatements {
     }
     if (changes.deleteFrom !== null) this.delChunksFrom.run(id, changes.deleteFrom);
   }
-  /** Deletes the blob row and its block map. */
+  /** Deletes the blob row, its block map and (inline blob) its bytes. */
   delBlob(id: number): void {
     this.delBlobStmt.run(id);
     this.delChunksFrom.run(id, 0);
+    this.delInline.run(id);
+  }
+  /**
+   * The bytes of inline blob `id` (an empty buffer when it has no row: every block then reads
+   * short, which the block map's checksums report). Not verified here: the caller checks each
+   * block it returns against the block map.
+   */
+  inlineBytes(id: number): Buffer {
+    assert(id > 0, 'inlineBytes: blob id 0 means none');
+    return this.getInline.get(id)?.data ?? Buffer.alloc(0);
   }
   getMeta(key: string): Uint8Array | undefined {
     const row = this.metaGet.get(key);
@@ -240,6 +266,9 @@ export function openStoreDb(path: string, options: { create: boolean; reader: bo
     sqliteError(err, `opening ${path}`);
   }
   try {
+    // Pages freed by deleted inline blobs can be handed back to the filesystem (incremental_vacuum
+    // when the store is full); settable only before the first table, so stores made by format 1 keep NONE.
+    if (options.create) db.pragma('auto_vacuum = INCREMENTAL');
     const mode = db.pragma('journal_mode = WAL', { simple: true });
     assert(mode === 'wal', `journal_mode is ${String(mode)}, expected wal`);
     db.pragma('synchronous = FULL');

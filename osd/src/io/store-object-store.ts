@@ -1,10 +1,12 @@
 /**
- * `SqliteObjectStore`: the OSD's local {@link ObjectStore} — metadata, xattrs, omap and the
- * deferred-write journal in better-sqlite3 (WAL, synchronous=FULL), bulk data in one file per
- * blob. Design and crash-consistency argument: docs/adr/0004-osd-object-store.md. Ceph sources
+ * `SqliteObjectStore`: the OSD's local {@link ObjectStore} — metadata, xattrs, omap, the
+ * deferred-write journal and the data of small objects (inline blobs, up to
+ * {@link INLINE_MAX_BYTES_DEFAULT}) in better-sqlite3 (WAL, synchronous=FULL), bulk data in one
+ * file per blob. Design and crash-consistency argument: docs/adr/0004-osd-object-store.md. Ceph sources
  * followed: src/os/ObjectStore.h (API), src/os/bluestore/BlueStore.cc (deferred writes for
  * small overwrites, copy-on-write for large ones, _txc_state_proc ordering: data fsync ->
- * kv commit -> deferred apply -> deferred cleanup).
+ * kv commit -> deferred apply -> deferred cleanup; small writes kept in the KV store, as
+ * BlueStore keeps small writes in RocksDB).
  *
  * Group commit: every transaction queued while a commit is in flight joins the next one —
  * one SQLite transaction (one WAL fsync) plus parallel fsyncs of the new data files, for up to
@@ -21,10 +23,18 @@ import { decodeObjectKey, encodeObjectKey, formatOid, type ObjectId } from '../s
 import { checkCollectionName, normalizeOid } from '../store/oid.ts';
 import { onlyFreesSpace, type Transaction } from '../store/transaction.ts';
 import type { ObjectListPage, ObjectStat, ObjectStore, OmapKeysPage, OmapValuesPage, SparseReadResult, StoreStatfs, StoreUsage, VerifyError, VerifyResult } from '../store/types.ts';
-import { buf, omapKey, openStoreDb, sqliteError, STORE_FORMAT_VERSION, StoreStatements } from './store-db.ts';
+import { buf, omapKey, openStoreDb, sqliteError, STORE_FORMAT_VERSION, STORE_FORMAT_VERSION_MIN, StoreStatements } from './store-db.ts';
 import { BlobFiles, emptyReserve, fillReserve, fsError, fsyncDir, statfsBytes } from './store-files.ts';
-import { readBlobBlocks } from './store-read.ts';
+import { fileSource, inlineSource, readBlobBlocks, type BlockSource } from './store-read.ts';
 import { BatchContext } from './store-txn.ts';
+
+/**
+ * Default limit of inline blobs, bytes: a blob whose blocks all lie below it keeps its bytes in
+ * the metadata database (no file create, file fsync or unlink; durable by the group commit's
+ * WAL fsync). BlueStore's `bluestore_prefer_deferred_size_hdd` (64 KiB) draws the same line
+ * between data kept in its KV store and data written to fresh extents.
+ */
+export const INLINE_MAX_BYTES_DEFAULT = 64 * 1024;
 
 /** Options of {@link SqliteObjectStore}. */
 export interface StoreOptions {
@@ -39,6 +49,12 @@ export interface StoreOptions {
    * (copy-on-write would copy the rest of the object). Default 1 MiB; 0 disables.
    */
   readonly deferredPartialMaxBytes?: number;
+  /**
+   * Blobs whose blocks all lie below this offset are stored inline in the database; a write
+   * beyond it moves the blob to a file. Default {@link INLINE_MAX_BYTES_DEFAULT}; 0 disables
+   * (every blob is a file, as format-1 stores had). Not fixed at mkfs: both kinds are always read.
+   */
+  readonly inlineMaxBytes?: number;
   /** Fraction of the filesystem in use at which the store reports full and refuses allocating transactions. Default 0.95 (Ceph mon_osd_full_ratio). */
   readonly fullRatio?: number;
   /** Transactions per group commit. Default 512. */
@@ -52,7 +68,7 @@ export interface StoreOptions {
   /**
    * Bytes kept allocated in a `reserve` file and released when a transaction that only frees
    * space (a delete) hits ENOSPC, so deletes commit on a full device. Default 1% of the
-   * filesystem, clamped to [256 KiB, 64 MiB].
+   * filesystem, clamped to [1 MiB, 64 MiB] (a delete of inline objects needs WAL space).
    */
   readonly reserveBytes?: number;
   /** Builds the blob file layer (fault injection in tests); default `new BlobFiles(root)`. */
@@ -69,6 +85,14 @@ interface Queued {
 }
 
 const mountedPaths = new Set<string>();
+
+/** Bounds of the WAL size (pages) that triggers a checkpoint; see `boundWal`. */
+const WAL_CHECKPOINT_PAGES_MIN = 64;
+const WAL_CHECKPOINT_PAGES_MAX = 4096;
+/** Pages one incremental-vacuum step hands back to the filesystem (a full device must hold that much more WAL). */
+const VACUUM_STEP_PAGES = 64;
+/** Steps per commit that freed inline blobs on a full device (1024 x 64 pages of 4 KiB = 256 MiB). */
+const VACUUM_STEPS_MAX = 1024;
 
 /** Free space that must appear after a device ENOSPC before the store stops reporting full, bytes. */
 const ENOSPC_CLEAR_BYTES = 1024 * 1024;
@@ -102,7 +126,7 @@ export class SqliteObjectStore implements ObjectStore {
   private availAtEnospc = 0;
   /** Set by umount: no new transactions are accepted. */
   private closing = false;
-  private readonly counters = { commits: 0, txnsCommitted: 0, txnsFailed: 0, deferredWrites: 0, deferredBytes: 0, cowBlobs: 0 };
+  private readonly counters = { commits: 0, txnsCommitted: 0, txnsFailed: 0, deferredWrites: 0, deferredBytes: 0, cowBlobs: 0, inlineBlobs: 0, inlineFreed: 0, inlineMigrated: 0 };
 
   constructor(options: StoreOptions) {
     this.path = options.path;
@@ -112,6 +136,7 @@ export class SqliteObjectStore implements ObjectStore {
       path: options.path,
       deferredMaxBytes: options.deferredMaxBytes ?? 64 * 1024,
       deferredPartialMaxBytes: options.deferredPartialMaxBytes ?? 1024 * 1024,
+      inlineMaxBytes: options.inlineMaxBytes ?? INLINE_MAX_BYTES_DEFAULT,
       fullRatio: options.fullRatio ?? 0.95,
       batchTxnsMax: options.batchTxnsMax ?? 512,
       batchBytesMax: options.batchBytesMax ?? 64 * 1024 * 1024,
@@ -122,6 +147,8 @@ export class SqliteObjectStore implements ObjectStore {
     };
     assert(this.opts.fullRatio > 0 && this.opts.fullRatio <= 1, 'fullRatio must be in (0, 1]');
     assert(this.opts.batchTxnsMax >= 1 && this.opts.batchBytesMax >= 1, 'batch limits must be positive');
+    // A row this size is one SQLite value rewritten per small write: keep it small.
+    assert(Number.isSafeInteger(this.opts.inlineMaxBytes) && this.opts.inlineMaxBytes >= 0 && this.opts.inlineMaxBytes <= 1024 * 1024, 'inlineMaxBytes must be in [0, 1 MiB]');
     this.files = options.blobFiles?.(this.path) ?? new BlobFiles(this.path);
   }
 
@@ -164,9 +191,14 @@ export class SqliteObjectStore implements ObjectStore {
     try {
       this.writer = openStoreDb(this.dbPath, { create: false, reader: false });
       this.w = new StoreStatements(this.writer);
+      this.boundWal();
       const format = this.w.getMeta('format');
       const version = format === undefined ? 0 : readU32(format);
-      if (version !== STORE_FORMAT_VERSION) throw new AspenError('E_UNSUPPORTED', `object store format ${version}; this build reads ${STORE_FORMAT_VERSION}`);
+      if (version < STORE_FORMAT_VERSION_MIN || version > STORE_FORMAT_VERSION) {
+        throw new AspenError('E_UNSUPPORTED', `object store format ${version}; this build reads ${STORE_FORMAT_VERSION_MIN}..${STORE_FORMAT_VERSION}`);
+      }
+      // Format 1 -> 2: opening the writer created the inline_data table; nothing else changes.
+      if (version < STORE_FORMAT_VERSION) this.w.putMeta('format', u32(STORE_FORMAT_VERSION));
       const bs = this.w.getMeta('block_size');
       assert(bs !== undefined, 'store has no block_size');
       this.blockSizeBytes = readU32(bs);
@@ -244,6 +276,18 @@ export class SqliteObjectStore implements ObjectStore {
     }
   }
 
+  /**
+   * Inline data is written to the WAL first and into the database at checkpoints, which need
+   * room for both until the WAL is reset: checkpoint once the WAL holds 1/8 of the device (at
+   * most 4096 pages, 16 MiB), so a full device still has room to checkpoint, vacuum and delete.
+   */
+  private boundWal(): void {
+    const db = this.writer!;
+    const pageBytes = Number(db.pragma('page_size', { simple: true }));
+    const pages = Math.max(WAL_CHECKPOINT_PAGES_MIN, Math.min(WAL_CHECKPOINT_PAGES_MAX, Math.floor(this.statfs().totalBytes / 8 / pageBytes)));
+    db.pragma(`wal_autocheckpoint = ${pages}`);
+  }
+
   /** Applies the deferred journal to the files (idempotent whole-block writes), fsyncs them, then empties it. */
   private async replayDeferred(): Promise<void> {
     const w = this.w!;
@@ -306,7 +350,7 @@ export class SqliteObjectStore implements ObjectStore {
 
   private refillReserve(): void {
     const s = this.statfs();
-    const target = this.opts.reserveBytes ?? Math.min(64 << 20, Math.max(256 << 10, Math.floor(s.totalBytes / 100)));
+    const target = this.opts.reserveBytes ?? Math.min(64 << 20, Math.max(1 << 20, Math.floor(s.totalBytes / 100)));
     this.reserveTargetBytes = target;
     fillReserve(this.reservePath, target);
   }
@@ -406,6 +450,7 @@ export class SqliteObjectStore implements ObjectStore {
       blockSizeBytes: this.blockSizeBytes,
       deferredMaxBytes: this.opts.deferredMaxBytes,
       deferredPartialMaxBytes: this.opts.deferredPartialMaxBytes,
+      inlineMaxBytes: this.opts.inlineMaxBytes,
       allocBlobId: () => this.nextBlobId++,
       unappliedFor: (id) => this.unapplied.get(id) ?? [],
     });
@@ -518,7 +563,9 @@ export class SqliteObjectStore implements ObjectStore {
     }
     if (ctx.maxSeq > 0) this.lastAppliedSeq = Math.max(this.lastAppliedSeq, ctx.maxSeq);
     this.rowsSinceTrim += Math.max(0, ctx.actions.length) + Math.floor(ctx.deferredBytes / 4096);
-    if (freed.size > 0 || ctx.actions.some((a) => a.kind === 'shrink')) {
+    // (Full when the batch began: emptying the reserve for it may have ended the full state by itself.)
+    if (ctx.inline.freed > 0 && (full || reserveReleased || this.isFull())) this.releaseInlineSpace();
+    if (freed.size > 0 || ctx.inline.freed > 0 || ctx.actions.some((a) => a.kind === 'shrink')) {
       this.enospcSeen = false;
       this.refillReserve();
     }
@@ -526,6 +573,9 @@ export class SqliteObjectStore implements ObjectStore {
     this.counters.deferredWrites += ctx.actions.filter((a) => a.kind === 'write').length;
     this.counters.deferredBytes += ctx.deferredBytes;
     this.counters.cowBlobs += ctx.newFiles.length;
+    this.counters.inlineBlobs += ctx.inline.created;
+    this.counters.inlineFreed += ctx.inline.freed;
+    this.counters.inlineMigrated += ctx.inline.migrated;
     for (const q of batch) {
       if (q.error !== undefined) {
         this.counters.txnsFailed++;
@@ -539,10 +589,33 @@ export class SqliteObjectStore implements ObjectStore {
 
   /**
    * Counters since mount (for metrics and tests): group commits (SQLite transactions),
-   * transactions committed/failed, deferred writes and their bytes, copy-on-write blob files.
+   * transactions committed/failed, deferred writes and their bytes, new blob files (copy-on-write
+   * and inline blobs moved to files), inline blobs created / freed / moved to a file.
    */
   stats(): Readonly<typeof this.counters> {
     return { ...this.counters };
+  }
+
+  /**
+   * On a full device, after a commit deleted inline blobs: their pages are on SQLite's free list,
+   * reusable by the database but not by files. Move them to the end of the database and cut it
+   * there (auto_vacuum=INCREMENTAL, set at mkfs since format 2; a no-op on older stores), then
+   * checkpoint and truncate the WAL so the filesystem gets the space back. In steps of
+   * {@link VACUUM_STEP_PAGES}, each needing only that much WAL on the full device. Best effort: a
+   * failure leaves the pages on the free list, where later inline writes reuse them.
+   */
+  private releaseInlineSpace(): void {
+    const db = this.writer!;
+    try {
+      for (let step = 0; step < VACUUM_STEPS_MAX; step++) {
+        if (Number(db.pragma('freelist_count', { simple: true })) === 0) break;
+        db.pragma(`incremental_vacuum(${VACUUM_STEP_PAGES})`);
+        db.pragma('wal_checkpoint(TRUNCATE)');
+      }
+    } catch {
+      // still full: the space stays with the database
+    }
+    assert(!db.inTransaction, 'releaseInlineSpace: left a transaction open');
   }
 
   /** Forgets the files of a batch that did not commit. */
@@ -632,9 +705,14 @@ export class SqliteObjectStore implements ObjectStore {
     return rec;
   }
 
+  /** Where blob `id`'s committed bytes are read from: its file, or its inline row (reader connection). */
+  private source(id: number, rec: BlobRecord): BlockSource {
+    return rec.kind === 'inline' ? inlineSource(id, this.st().inlineBytes(id)) : fileSource(this.files, id);
+  }
+
   private readVerified(coll: string, oid: ObjectId, o: Onode, rec: BlobRecord, first: number, end: number): Buffer {
     const bs = this.blockSizeBytes;
-    return readBlobBlocks(this.files, o.blobId, rec.map, first, end, bs, [this.unapplied.get(o.blobId) ?? []], (b, reason, detail) => {
+    return readBlobBlocks(this.source(o.blobId, rec), rec.map, first, end, bs, [this.unapplied.get(o.blobId) ?? []], (b, reason, detail) => {
       throw new AspenError('EIO', `${reason} error reading ${formatOid(oid)} in ${coll} at offset ${b * bs}: ${detail}`, {
         coll,
         oid: formatOid(oid),
@@ -784,9 +862,10 @@ export class SqliteObjectStore implements ObjectStore {
     const endBlock = Math.min(rec.map.count, Math.ceil(o.sizeBytes / bs));
     let checked = 0;
     const step = 256; // blocks per read: bounded memory for large objects
+    const src = this.source(o.blobId, rec);
     for (let first = 0; first < endBlock; first += step) {
       const end = Math.min(endBlock, first + step);
-      readBlobBlocks(this.files, o.blobId, rec.map, first, end, bs, [this.unapplied.get(o.blobId) ?? []], (b, reason, detail) => {
+      readBlobBlocks(src, rec.map, first, end, bs, [this.unapplied.get(o.blobId) ?? []], (b, reason, detail) => {
         if (!errors.has(b)) errors.set(b, { offsetBytes: b * bs, reason, detail });
       });
       for (let i = first; i < end; i++) if (rec.map.isAllocated(i)) checked++;

@@ -1,25 +1,49 @@
 /**
  * The verified block read shared by the object store's read path, its planner (read-modify-
- * write, clone range) and deep scrub: read whole blocks of a blob from its file, overlay writes
- * committed but not yet in the file, and check each allocated block's crc32c. Holes read as
- * zeros without touching the file.
+ * write, clone range) and deep scrub: read whole blocks of a blob from its file or its inline
+ * row, overlay writes committed but not yet in the file, and check each allocated block's
+ * crc32c. Holes read as zeros without touching the file.
  */
 import { assert } from '@aspen/shared/assert.ts';
 import { AspenError } from '@aspen/shared/errors.ts';
 import { overlayWrites, verifyBlocks, type BlockMap, type PendingWrite } from '../store/blocks.ts';
 import type { BlobFiles } from './store-files.ts';
 
+/** Where a blob's bytes are read from: its file, or the bytes of its inline row. */
+export interface BlockSource {
+  readonly blobId: number;
+  /** Reads into `into` from blob offset `offsetBytes`; returns the bytes read (short at the end). @throws AspenError EIO. */
+  readInto(into: Uint8Array, offsetBytes: number): number;
+}
+
+/** Blob `blobId`'s file. */
+export function fileSource(files: BlobFiles, blobId: number): BlockSource {
+  return { blobId, readInto: (into, offsetBytes) => files.readInto(blobId, into, offsetBytes) };
+}
+
+/** Inline blob `blobId` whose row holds `bytes` (blocks [0, bytes.length / blockSize)). */
+export function inlineSource(blobId: number, bytes: Uint8Array): BlockSource {
+  return {
+    blobId,
+    readInto: (into, offsetBytes) => {
+      if (offsetBytes >= bytes.length) return 0;
+      const part = bytes.subarray(offsetBytes, Math.min(bytes.length, offsetBytes + into.length));
+      into.set(part);
+      return part.length;
+    },
+  };
+}
+
 /** Why a block failed: its checksum, a file shorter than the block, or an I/O error. */
 export type BadBlockReason = 'checksum' | 'short-read' | 'io';
 
 /**
- * Blocks [first, end) of blob `blobId` as one buffer of (end - first) * blockSizeBytes bytes.
+ * Blocks [first, end) of blob `src.blobId` as one buffer of (end - first) * blockSizeBytes bytes.
  * `onBad` is called for each block that fails; when it returns normally the read goes on
  * (deep scrub collects findings), so the read path passes a function that throws.
  */
 export function readBlobBlocks(
-  files: BlobFiles,
-  blobId: number,
+  src: BlockSource,
   map: BlockMap,
   first: number,
   end: number,
@@ -28,6 +52,7 @@ export function readBlobBlocks(
   onBad: (blockIndex: number, reason: BadBlockReason, detail: string) => void,
 ): Buffer {
   assert(end >= first && first >= 0, 'readBlobBlocks: bad block range');
+  const blobId = src.blobId;
   assert(blobId > 0, 'readBlobBlocks: no blob');
   const out = Buffer.allocUnsafe((end - first) * blockSizeBytes);
   // Read runs of allocated blocks with one pread each; zero the holes.
@@ -41,7 +66,7 @@ export function readBlobBlocks(
     else {
       let got: number;
       try {
-        got = files.readInto(blobId, slice, i * blockSizeBytes);
+        got = src.readInto(slice, i * blockSizeBytes);
       } catch (err) {
         slice.fill(0);
         for (let b = i; b < j; b++) onBad(b, 'io', err instanceof AspenError ? err.message : String(err));
@@ -54,7 +79,7 @@ export function readBlobBlocks(
         // A committed write not yet applied may cover the missing bytes: only overlays can rescue them.
         const covered = (b: number): boolean =>
           overlays.some((ws) => ws.some((w) => w.blobId === blobId && w.offsetBytes <= b * blockSizeBytes && w.offsetBytes + w.data.length >= (b + 1) * blockSizeBytes));
-        for (let b = firstShort; b < j; b++) if (!covered(b)) onBad(b, 'short-read', `data file ends at ${i * blockSizeBytes + got}`);
+        for (let b = firstShort; b < j; b++) if (!covered(b)) onBad(b, 'short-read', `blob data ends at ${i * blockSizeBytes + got}`);
       }
     }
     i = j;

@@ -2,10 +2,14 @@
  * Applies the ops of queued transactions inside ONE open SQLite write transaction (a group
  * commit), producing the file work that must happen before and after its COMMIT:
  *
- * - before COMMIT: new blob files (copy-on-write targets) are written now and fsynced by the
- *   caller with their directories; deferred writes are only *recorded* (a `deferred` row with
- *   whole merged blocks and the new block checksums in the same SQLite transaction) and the
- *   target file is grown with zeros so ENOSPC surfaces here;
+ * - inside the transaction: small blobs (whole extent within {@link BatchEnv.inlineMaxBytes})
+ *   are *inline* — their bytes are a row of `inline_data`, rewritten with the block map in the
+ *   same SQLite transaction (no file, no fsync but the COMMIT's);
+ * - before COMMIT: new blob files (copy-on-write targets, and inline blobs that grew beyond the
+ *   limit, moved to a file) are written now and fsynced by the caller with their directories;
+ *   deferred writes are only *recorded* (a `deferred` row with whole merged blocks and the new
+ *   block checksums in the same SQLite transaction) and the target file is grown with zeros so
+ *   ENOSPC surfaces here;
  * - after COMMIT: {@link BatchContext.actions} — deferred writes applied to the files in order,
  *   file shrinks, and the unlink of blobs no longer referenced.
  *
@@ -19,12 +23,12 @@
 import { assert, assertNever } from '@aspen/shared/assert.ts';
 import { crc32c } from '@aspen/shared/checksum.ts';
 import { AspenError } from '@aspen/shared/errors.ts';
-import { blockSpan, BlockMap, type BlobRecord, type Onode, type PendingWrite } from '../store/blocks.ts';
+import { blockSpan, BlockMap, type BlobHeader, type BlobKind, type BlobRecord, type Onode, type PendingWrite } from '../store/blocks.ts';
 import { encodeObjectKey, formatOid, type FullObjectId } from '../store/oid.ts';
 import type { TxOp } from '../store/transaction.ts';
 import { buf, omapKey, type StoreStatements } from './store-db.ts';
 import type { BlobFiles } from './store-files.ts';
-import { readBlobBlocks } from './store-read.ts';
+import { fileSource, inlineSource, readBlobBlocks, type BlockSource } from './store-read.ts';
 
 /** Work to do after the COMMIT, in order. */
 export type PostCommitAction = { readonly kind: 'write'; readonly w: PendingWrite } | { readonly kind: 'shrink'; readonly blobId: number; readonly lengthBytes: number };
@@ -41,6 +45,11 @@ export interface BatchEnv {
    * journaling them twice costs less than copying the rest of the object.
    */
   readonly deferredPartialMaxBytes: number;
+  /**
+   * Blobs whose blocks all lie below this offset are kept inline in the database (0 disables).
+   * A write that would allocate a block at or beyond it moves an inline blob to a file.
+   */
+  readonly inlineMaxBytes: number;
   /** A fresh blob id (never reused while mounted). */
   allocBlobId(): number;
   /** Committed writes not yet in blob `id`'s file (after a failed apply). */
@@ -54,6 +63,17 @@ interface Mark {
   readonly freed: number;
   readonly maxSeq: number;
   readonly deferredBytes: number;
+  readonly inline: InlineCounts;
+}
+
+/** What a batch did with inline blobs (for the store's counters and its full-device handling). */
+export interface InlineCounts {
+  /** Inline blobs created (new objects, copies of shared ones). */
+  created: number;
+  /** Inline blobs whose last reference went away (their rows deleted). */
+  freed: number;
+  /** Inline blobs moved to a file because a write went beyond `inlineMaxBytes`. */
+  migrated: number;
 }
 
 /** One group commit's planner state. */
@@ -69,6 +89,8 @@ export class BatchContext {
   /** Highest deferred row seq written by this batch (0 = none). */
   maxSeq = 0;
   deferredBytes = 0;
+  /** Inline blob activity of the committed transactions of the batch. */
+  readonly inline: InlineCounts = { created: 0, freed: 0, migrated: 0 };
   /** Pending (this batch) writes per blob, for reads inside the batch. */
   private readonly pending = new Map<number, PendingWrite[]>();
   /** New files of the transaction being applied: written directly (nothing else refers to them). */
@@ -85,6 +107,7 @@ export class BatchContext {
       freed: this.freed.length,
       maxSeq: this.maxSeq,
       deferredBytes: this.deferredBytes,
+      inline: { ...this.inline },
     };
   }
 
@@ -103,6 +126,7 @@ export class BatchContext {
     this.freed.length = m.freed;
     this.maxSeq = m.maxSeq;
     this.deferredBytes = m.deferredBytes;
+    Object.assign(this.inline, m.inline);
   }
 
   /** Applies one op. @throws AspenError (ENOENT, EEXIST, ENOTEMPTY, ENOSPC, EIO) — the caller rolls the transaction back. */
@@ -243,7 +267,7 @@ export class BatchContext {
     if (d !== undefined) this.dropObject(coll, dk, d);
     if (s.blobId !== 0) {
       const rec = this.blob(s.blobId);
-      st.putBlob(s.blobId, { refs: rec.refs + 1, map: rec.map });
+      st.putBlob(s.blobId, { refs: rec.refs + 1, kind: rec.kind, map: rec.map });
     }
     st.putOnode(coll, dk, s);
     st.copyXattrs.run(coll, dk, coll, sk);
@@ -301,9 +325,11 @@ export class BatchContext {
       if (tail !== 0 && rec.map.isAllocated(keepBlocks - 1)) {
         o = this.writeData(o, sizeBytes, new Uint8Array(bs - tail));
       }
-      // Give the space back: at once for this transaction's own new file (later direct writes
-      // to it land after), else after the COMMIT in order with the batch's deferred writes.
-      if (this.ownFile(o.blobId)) this.env.files.truncate(o.blobId, keepBlocks * bs);
+      // Give the space back: an inline row is cut in this transaction; a file at once when it is
+      // this transaction's own new file (later direct writes to it land after), else after the
+      // COMMIT in order with the batch's deferred writes.
+      if (rec.kind === 'inline') this.cutInline(o.blobId);
+      else if (this.ownFile(o.blobId)) this.env.files.truncate(o.blobId, keepBlocks * bs);
       else this.actions.push({ kind: 'shrink', blobId: o.blobId, lengthBytes: keepBlocks * bs });
     }
     this.env.st.putOnode(coll, k, { sizeBytes, blobId: o.blobId });
@@ -327,12 +353,30 @@ export class BatchContext {
   private release(id: number): void {
     const rec = this.blob(id);
     if (rec.refs > 1) {
-      this.env.st.putBlob(id, { refs: rec.refs - 1, map: rec.map });
+      this.env.st.putBlob(id, { refs: rec.refs - 1, kind: rec.kind, map: rec.map });
       return;
     }
-    this.env.st.delBlob(id);
+    this.env.st.delBlob(id); // with an inline blob's bytes
+    if (rec.kind === 'inline') {
+      this.inline.freed++;
+      return;
+    }
     this.env.st.deferredDelBlob.run(id);
     this.freed.push(id);
+  }
+
+  /** Where blob `id`'s bytes are read from (an inline blob's row as the writer sees it in this transaction). */
+  private source(id: number, kind: BlobKind): BlockSource {
+    return kind === 'inline' ? inlineSource(id, this.env.st.inlineBytes(id)) : fileSource(this.env.files, id);
+  }
+
+  /** Cuts inline blob `id`'s row to its block map's length (after a truncate). */
+  private cutInline(id: number): void {
+    const h = this.env.st.getBlobHeader(id);
+    assert(h !== undefined && h.kind === 'inline', 'cutInline: not an inline blob');
+    const bytes = this.env.st.inlineBytes(id);
+    const keep = h.blockCount * this.env.blockSizeBytes;
+    if (bytes.length > keep) this.env.st.putInline.run(id, bytes.subarray(0, keep));
   }
 
   private overlays(id: number): PendingWrite[][] {
@@ -344,19 +388,28 @@ export class BatchContext {
     const rec = this.blob(id);
     if (rec.refs === 1) return id;
     const newId = this.env.allocBlobId();
+    if (rec.kind === 'inline') {
+      // A copy of the row in this transaction: nothing to fsync.
+      this.env.st.copyInline.run(newId, id);
+      this.inline.created++;
+      this.env.st.putBlob(newId, { refs: 1, kind: 'inline', map: rec.map.copy() });
+      this.env.st.putBlob(id, { refs: rec.refs - 1, kind: 'inline', map: rec.map });
+      return newId;
+    }
     this.newFiles.push(newId);
     this.env.files.copy(id, newId);
     for (const ws of this.overlays(id)) for (const w of ws) this.env.files.write(newId, w.offsetBytes, w.data);
-    this.env.st.putBlob(newId, { refs: 1, map: rec.map.copy() });
-    this.env.st.putBlob(id, { refs: rec.refs - 1, map: rec.map });
+    this.env.st.putBlob(newId, { refs: 1, kind: 'file', map: rec.map.copy() });
+    this.env.st.putBlob(id, { refs: rec.refs - 1, kind: 'file', map: rec.map });
     return newId;
   }
 
   /** Old bytes of whole blocks [first, end) of the object's blob, verified; zeros past `sizeBytes`. */
-  private oldBlocks(o: Onode, map: BlockMap | undefined, first: number, end: number, coll?: string, oid?: FullObjectId): Buffer {
+  private oldBlocks(o: Onode, rec: { readonly kind: BlobKind; readonly map: BlockMap } | undefined, first: number, end: number, coll?: string, oid?: FullObjectId): Buffer {
     const bs = this.env.blockSizeBytes;
-    if (o.blobId === 0 || map === undefined) return Buffer.alloc((end - first) * bs);
-    const out = readBlobBlocks(this.env.files, o.blobId, map, first, end, bs, this.overlays(o.blobId), (b, reason, detail) => {
+    if (o.blobId === 0 || rec === undefined) return Buffer.alloc((end - first) * bs);
+    const overlays = rec.kind === 'inline' ? [] : this.overlays(o.blobId);
+    const out = readBlobBlocks(this.source(o.blobId, rec.kind), rec.map, first, end, bs, overlays, (b, reason, detail) => {
       throw new AspenError('EIO', `${reason} on block ${b} of blob ${o.blobId} during read-modify-write: ${detail}`, {
         coll,
         oid: oid === undefined ? undefined : formatOid(oid),
@@ -373,15 +426,16 @@ export class BatchContext {
     if (lengthBytes === 0) return new Uint8Array(0);
     const bs = this.env.blockSizeBytes;
     const { first, end } = blockSpan(offsetBytes, lengthBytes, bs);
-    const map = o.blobId === 0 ? undefined : this.blob(o.blobId).map;
-    const blocks = this.oldBlocks(o, map, first, end, coll, oid);
+    const rec = o.blobId === 0 ? undefined : this.blob(o.blobId);
+    const blocks = this.oldBlocks(o, rec, first, end, coll, oid);
     return blocks.subarray(offsetBytes - first * bs, offsetBytes - first * bs + lengthBytes);
   }
 
   /**
    * Writes `data` at `offsetBytes` into the object's data; returns the onode with its (maybe
-   * new) blob. Size is the caller's business. Small writes into an unshared blob are deferred;
-   * others are copy-on-write into a new blob file.
+   * new) blob. Size is the caller's business. Writes whose blocks stay within `inlineMaxBytes`
+   * of a new or inline blob go inline; small writes into an unshared file blob are deferred;
+   * others (and inline blobs growing beyond the limit) are copy-on-write into a new blob file.
    */
   private writeData(o: Onode, offsetBytes: number, data: Uint8Array): Onode {
     assert(data.length > 0, 'writeData: empty write');
@@ -389,10 +443,12 @@ export class BatchContext {
     const { first, end } = blockSpan(offsetBytes, data.length, bs);
     const header = o.blobId === 0 ? undefined : this.env.st.getBlobHeader(o.blobId);
     if (o.blobId !== 0 && header === undefined) throw new AspenError('E_CORRUPT', `onode refers to missing blob ${o.blobId}`, { blobId: o.blobId });
+    if (end * bs <= this.env.inlineMaxBytes && (header === undefined || header.kind === 'inline')) return this.writeInline(o, header, offsetBytes, data);
     // A file this transaction created and nobody else refers to may be written in place (a rollback unlinks it).
     const inThisTxn = header !== undefined && header.refs === 1 && this.ownFile(o.blobId);
     const partial = header !== undefined && data.length <= this.env.deferredPartialMaxBytes && data.length * 2 <= o.sizeBytes;
-    const deferred = !inThisTxn && (data.length < this.env.deferredMaxBytes || partial) && (header === undefined || header.refs === 1);
+    // Never deferred into an inline blob: one that grows beyond the limit moves to a new file below.
+    const deferred = !inThisTxn && (data.length < this.env.deferredMaxBytes || partial) && (header === undefined || (header.refs === 1 && header.kind === 'file'));
     // The deferred path touches only blocks [first, end) of the map: load just those chunks.
     const old = o.blobId === 0 ? undefined : deferred ? this.env.st.getBlob(o.blobId, { first, end }) : this.blob(o.blobId);
     // Merged edge blocks (read-modify-write of partial blocks).
@@ -400,8 +456,8 @@ export class BatchContext {
     const tailPartial = (offsetBytes + data.length) % bs !== 0;
     if (deferred) {
       const merged = Buffer.alloc((end - first) * bs);
-      if (headPartial) this.oldBlocks(o, old?.map, first, first + 1).copy(merged, 0);
-      if (tailPartial && (end - 1 > first || !headPartial)) this.oldBlocks(o, old?.map, end - 1, end).copy(merged, (end - 1 - first) * bs);
+      if (headPartial) this.oldBlocks(o, old, first, first + 1).copy(merged, 0);
+      if (tailPartial && (end - 1 > first || !headPartial)) this.oldBlocks(o, old, end - 1, end).copy(merged, (end - 1 - first) * bs);
       merged.set(data, offsetBytes - first * bs);
       let blobId = o.blobId;
       let map = old?.map;
@@ -415,7 +471,7 @@ export class BatchContext {
       // Allocate the space now: after COMMIT the apply must not fail for want of it.
       this.env.files.extendTo(blobId, end * bs);
       for (let i = first; i < end; i++) map.set(i, crc32c(merged.subarray((i - first) * bs, (i - first + 1) * bs)));
-      this.env.st.putBlob(blobId, { refs: 1, map });
+      this.env.st.putBlob(blobId, { refs: 1, kind: 'file', map });
       const w: PendingWrite = { blobId, offsetBytes: first * bs, data: merged };
       const info = this.env.st.deferredPut.run(blobId, w.offsetBytes, merged, crc32c(merged));
       this.maxSeq = Math.max(this.maxSeq, Number(info.lastInsertRowid));
@@ -433,13 +489,19 @@ export class BatchContext {
       map = old!.map;
     } else {
       const coversAll = offsetBytes === 0 && data.length >= o.sizeBytes;
-      const headBlock = headPartial ? this.oldBlocks(o, old?.map, first, first + 1) : undefined;
-      const tailBlock = tailPartial && (end - 1 > first || !headPartial) ? this.oldBlocks(o, old?.map, end - 1, end) : undefined;
+      const headBlock = headPartial ? this.oldBlocks(o, old, first, first + 1) : undefined;
+      const tailBlock = tailPartial && (end - 1 > first || !headPartial) ? this.oldBlocks(o, old, end - 1, end) : undefined;
       blobId = this.env.allocBlobId();
       this.newFiles.push(blobId);
       if (old === undefined || coversAll) {
         this.env.files.create(blobId);
         map = BlockMap.empty();
+      } else if (old.kind === 'inline') {
+        // An inline blob outgrowing the limit: its bytes become the new file's (fsynced before the COMMIT like any new file).
+        this.env.files.create(blobId);
+        this.env.files.write(blobId, 0, this.env.st.inlineBytes(o.blobId));
+        map = old.map.copy();
+        this.inline.migrated++;
       } else {
         this.env.files.copy(o.blobId, blobId);
         for (const ws of this.overlays(o.blobId)) for (const w of ws) this.env.files.write(blobId, w.offsetBytes, w.data);
@@ -452,8 +514,9 @@ export class BatchContext {
     }
     if (inThisTxn && (headPartial || tailPartial)) {
       // The file is this transaction's own: its blocks are current, write the edges through it.
-      const headBlock = headPartial ? this.oldBlocks(o, map, first, first + 1) : undefined;
-      const tailBlock = tailPartial && (end - 1 > first || !headPartial) ? this.oldBlocks(o, map, end - 1, end) : undefined;
+      const own = { kind: 'file' as const, map };
+      const headBlock = headPartial ? this.oldBlocks(o, own, first, first + 1) : undefined;
+      const tailBlock = tailPartial && (end - 1 > first || !headPartial) ? this.oldBlocks(o, own, end - 1, end) : undefined;
       if (headBlock !== undefined) this.env.files.write(blobId, first * bs, headBlock);
       if (tailBlock !== undefined) this.env.files.write(blobId, (end - 1) * bs, tailBlock);
     }
@@ -470,8 +533,50 @@ export class BatchContext {
         map.set(i, crc32c(b));
       }
     }
-    this.env.st.putBlob(blobId, { refs: 1, map });
+    this.env.st.putBlob(blobId, { refs: 1, kind: 'file', map });
     return { sizeBytes: o.sizeBytes, blobId };
+  }
+
+  /**
+   * The inline path: the blob's row is rewritten with the merged blocks in this SQLite
+   * transaction, together with their new checksums (a new object gets a new inline blob; a
+   * shared one is copied first). Durable by the batch's COMMIT alone.
+   */
+  private writeInline(o: Onode, header: BlobHeader | undefined, offsetBytes: number, data: Uint8Array): Onode {
+    const bs = this.env.blockSizeBytes;
+    const { first, end } = blockSpan(offsetBytes, data.length, bs);
+    assert(end * bs <= this.env.inlineMaxBytes, 'writeInline: beyond the inline limit');
+    let blobId: number;
+    let rec: BlobRecord;
+    if (header === undefined) {
+      blobId = this.env.allocBlobId();
+      rec = { refs: 1, kind: 'inline', map: BlockMap.empty() };
+      this.inline.created++;
+    } else {
+      assert(header.kind === 'inline', 'writeInline: not an inline blob');
+      blobId = this.unshare(o.blobId);
+      rec = this.blob(blobId);
+    }
+    const cur = { sizeBytes: o.sizeBytes, blobId };
+    // Verified old bytes of partial edge blocks (zeros beyond the size): a bad block is never laundered.
+    const headPartial = offsetBytes % bs !== 0;
+    const tailPartial = (offsetBytes + data.length) % bs !== 0;
+    const headBlock = header !== undefined && headPartial ? this.oldBlocks(cur, rec, first, first + 1) : undefined;
+    const tailBlock = header !== undefined && tailPartial && (end - 1 > first || !headPartial) ? this.oldBlocks(cur, rec, end - 1, end) : undefined;
+    const oldBytes = header === undefined ? Buffer.alloc(0) : this.env.st.inlineBytes(blobId);
+    const bytes = Buffer.alloc(Math.max(rec.map.count, end) * bs);
+    oldBytes.copy(bytes, 0, 0, Math.min(oldBytes.length, bytes.length));
+    // Untouched bytes of the edge blocks: the verified old ones, or zeros where the block was a hole.
+    if (headPartial) bytes.fill(0, first * bs, (first + 1) * bs);
+    if (tailPartial) bytes.fill(0, (end - 1) * bs, end * bs);
+    if (headBlock !== undefined) headBlock.copy(bytes, first * bs);
+    if (tailBlock !== undefined) tailBlock.copy(bytes, (end - 1) * bs);
+    bytes.set(data, offsetBytes);
+    for (let i = first; i < end; i++) rec.map.set(i, crc32c(bytes.subarray(i * bs, (i + 1) * bs)));
+    assert(bytes.length === rec.map.count * bs, 'writeInline: row length != block map length');
+    this.env.st.putInline.run(blobId, bytes);
+    this.env.st.putBlob(blobId, { refs: 1, kind: 'inline', map: rec.map });
+    return cur;
   }
 }
 

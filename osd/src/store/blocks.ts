@@ -2,7 +2,8 @@
  * Pure data-layout logic of the object store: block arithmetic, the per-blob checksum map, the
  * onode record, checksummed record framing and the overlay of not-yet-applied writes. No I/O.
  *
- * A *blob* is the data of one object (or of several after a clone, copy-on-write) in one file.
+ * A *blob* is the data of one object (or of several after a clone, copy-on-write), in a file
+ * of its own or, when small, inline in the metadata database ({@link BlobKind}).
  * It is divided into blocks of `blockSizeBytes` (4 KiB by default, BlueStore's
  * bluestore_csum_chunk_size idea); each block is either a hole (reads as zeros, not read from
  * the file) or allocated with a crc32c of its full `blockSizeBytes` bytes.
@@ -320,23 +321,52 @@ export function allocatedExtents(map: BlockMap, sizeBytes: number, offsetBytes: 
   return out;
 }
 
-/** A blob's record: how many onodes reference it (clones share blobs) and its block map. */
+/**
+ * Where a blob's bytes live: `file` — its own file under `blobs/` (durable by fsync before the
+ * COMMIT that refers to it, or through the deferred journal); `inline` — a row of the metadata
+ * database (`inline_data`), written in the same SQLite transaction as its block map. Small
+ * blobs (up to the store's `inlineMaxBytes`) are inline; one that grows beyond moves to a file.
+ */
+export type BlobKind = 'file' | 'inline';
+
+/** A blob's record: how many onodes reference it (clones share blobs), where its bytes live, and its block map. */
 export interface BlobRecord {
   readonly refs: number;
+  readonly kind: BlobKind;
   readonly map: BlockMap;
 }
 
-/** The blob row: `struct v1 { u32 refs; u32 blockCount }` (the map's chunks are rows of their own). */
-export function encodeBlobHeader(refs: number, blockCount: number): Uint8Array {
-  assert(Number.isInteger(refs) && refs >= 1, `blob refs must be >= 1, got ${refs}`);
-  assert(Number.isInteger(blockCount) && blockCount >= 0, 'blob block count');
-  return new Encoder(16).struct(1, 1, (s) => s.u32(refs).u32(blockCount)).finish();
+/** The blob row's fields (the map's chunks are rows of their own). */
+export interface BlobHeader {
+  readonly refs: number;
+  readonly blockCount: number;
+  readonly kind: BlobKind;
 }
 
-/** @throws AspenError E_DECODE on malformed bytes. */
-export function decodeBlobHeader(b: Uint8Array): { refs: number; blockCount: number } {
+/**
+ * The blob row. A file blob is `struct v1 { u32 refs; u32 blockCount }` — the bytes every
+ * store since format 1 wrote, so builds without inline blobs still read them; an inline blob is
+ * `struct v2 compat 2 { u32 refs; u32 blockCount; u8 kind = 1 }`, which such builds refuse
+ * (E_UNSUPPORTED) instead of looking for a file that does not exist.
+ */
+export function encodeBlobHeader(h: BlobHeader): Uint8Array {
+  assert(Number.isInteger(h.refs) && h.refs >= 1, `blob refs must be >= 1, got ${h.refs}`);
+  assert(Number.isInteger(h.blockCount) && h.blockCount >= 0, 'blob block count');
+  if (h.kind === 'file') return new Encoder(16).struct(1, 1, (s) => s.u32(h.refs).u32(h.blockCount)).finish();
+  return new Encoder(16).struct(2, 2, (s) => s.u32(h.refs).u32(h.blockCount).u8(1)).finish();
+}
+
+/** @throws AspenError E_DECODE on malformed bytes, E_UNSUPPORTED on a newer encoding. */
+export function decodeBlobHeader(b: Uint8Array): BlobHeader {
   const d = new Decoder(b);
-  const r = d.struct(1, 'blob record', (s) => ({ refs: s.u32(), blockCount: s.u32() }));
+  const r = d.struct(2, 'blob record', (s, version) => {
+    const refs = s.u32();
+    const blockCount = s.u32();
+    if (version < 2) return { refs, blockCount, kind: 'file' as const };
+    const k = s.u8();
+    if (k > 1) throw new AspenError('E_DECODE', `blob record of kind ${k}`);
+    return { refs, blockCount, kind: k === 1 ? ('inline' as const) : ('file' as const) };
+  });
   d.done('blob record');
   if (r.refs < 1) throw new AspenError('E_DECODE', `blob record with ${r.refs} refs`);
   return r;

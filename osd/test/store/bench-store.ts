@@ -6,7 +6,8 @@
  * DIR defaults to a fresh directory under the OS temp dir (the real disk here); SECONDS is the
  * duration of each timed phase (default 5). Prints:
  * - 4 KiB random overwrites into 4 MiB objects (the RBD pattern; deferred path), ops/s at 64 in flight;
- * - 4 KiB writes of new objects, ops/s at 64 in flight;
+ * - 4 KiB writes of new objects, ops/s at 64 in flight: inline blobs (the default) and, on a
+ *   second store with `inlineMaxBytes: 0`, one file per object (the format-1 path);
  * - 4 MiB full-object writes (copy-on-write path), MB/s at 8 in flight;
  * - 4 MiB object reads with checksum verification, MB/s, against reading the same blob files
  *   with fs.readFileSync (the page-cache file-read speed the store should approach).
@@ -39,15 +40,17 @@ function payload(len: number, seed: number): Uint8Array {
   return b;
 }
 
-/** Runs `op` with `inflight` concurrent callers for `durationMs`; returns completed ops and seconds. */
-async function timed(inflight: number, durationMs: number, op: (i: number) => Promise<void>): Promise<{ ops: number; secs: number }> {
+/** Runs `op` with `inflight` concurrent callers for `durationMs`; returns completed ops, seconds and this process's CPU µs per op. */
+async function timed(inflight: number, durationMs: number, op: (i: number) => Promise<void>): Promise<{ ops: number; secs: number; cpuUsPerOp: number }> {
   const start = performance.now();
+  const cpu0 = process.cpuUsage();
   let n = 0;
   const worker = async (): Promise<void> => {
     while (performance.now() - start < durationMs) await op(n++);
   };
   await Promise.all(Array.from({ length: inflight }, worker));
-  return { ops: n, secs: (performance.now() - start) / 1000 };
+  const cpu = process.cpuUsage(cpu0);
+  return { ops: n, secs: (performance.now() - start) / 1000, cpuUsPerOp: Math.round((cpu.user + cpu.system) / Math.max(1, n)) };
 }
 
 const store = new SqliteObjectStore({ path: join(base, 'store') });
@@ -63,7 +66,7 @@ for (let i = 0; i < objects; i++) await store.queueTransaction(new Transaction()
 const block = payload(4096, 7);
 const r1 = await timed(64, seconds * 1000, () => store.queueTransaction(new Transaction().write(C, { name: `rbd_data.${rand(objects)}` }, rand(1024) * 4096, block)));
 const s1 = store.stats();
-console.log(`4 KiB random overwrites (deferred), 64 in flight: ${Math.round(r1.ops / r1.secs)} ops/s (${r1.ops} ops; ${s1.commits} group commits so far)`);
+console.log(`4 KiB random overwrites (deferred), 64 in flight: ${Math.round(r1.ops / r1.secs)} ops/s, ${r1.cpuUsPerOp} CPU µs/op (${r1.ops} ops; ${s1.commits} group commits so far)`);
 
 for (const kib of [64, 512]) {
   const chunk = payload(kib * 1024, kib);
@@ -73,7 +76,20 @@ for (const kib of [64, 512]) {
 }
 
 const r2 = await timed(64, seconds * 1000, (i) => store.queueTransaction(new Transaction().write(C, { name: `small.${i}` }, 0, block)));
-console.log(`4 KiB new-object writes, 64 in flight: ${Math.round(r2.ops / r2.secs)} ops/s`);
+console.log(`4 KiB new-object writes (inline blobs), 64 in flight: ${Math.round(r2.ops / r2.secs)} ops/s, ${r2.cpuUsPerOp} CPU µs/op`);
+// The same on a store without inline blobs: a file per object (created, fsynced with its directory at journal cleanup).
+const fileStore = new SqliteObjectStore({ path: join(base, 'store-files'), inlineMaxBytes: 0 });
+await fileStore.mkfs();
+await fileStore.mount();
+await fileStore.queueTransaction(new Transaction().createCollection(C));
+const r2f = await timed(64, seconds * 1000, (i) => fileStore.queueTransaction(new Transaction().write(C, { name: `small.${i}` }, 0, block)));
+console.log(`4 KiB new-object writes (file per object, inlineMaxBytes 0), 64 in flight: ${Math.round(r2f.ops / r2f.secs)} ops/s, ${r2f.cpuUsPerOp} CPU µs/op`);
+await fileStore.umount();
+const smallN = Math.min(r2.ops, 10_000);
+const r2r = await timed(16, seconds * 1000, async (i) => {
+  await store.read(C, { name: `small.${i % smallN}` }, 0, 4096);
+});
+console.log(`4 KiB reads of inline objects (crc32c verified), 16 in flight: ${Math.round(r2r.ops / r2r.secs)} ops/s, ${r2r.cpuUsPerOp} CPU µs/op`);
 
 const big = payload(4 * MiB, 99);
 let bigCount = 0;

@@ -151,9 +151,14 @@ describe('v1 sample bytes (later versions must still read these)', () => {
     expect(hex(b)).toBe('01011000000000004000000000002a00000000000000');
     expect(decodeOnode(Buffer.from('01011000000000004000000000002a00000000000000', 'hex'))).toEqual({ sizeBytes: 4194304, blobId: 42 });
   });
-  it('blob header', () => {
-    expect(hex(encodeBlobHeader(2, 1024))).toBe('0101080000000200000000040000');
-    expect(decodeBlobHeader(Buffer.from('0101080000000200000000040000', 'hex'))).toEqual({ refs: 2, blockCount: 1024 });
+  it('blob header (a file blob is still written as v1, readable by format-1 builds)', () => {
+    expect(hex(encodeBlobHeader({ refs: 2, blockCount: 1024, kind: 'file' }))).toBe('0101080000000200000000040000');
+    expect(decodeBlobHeader(Buffer.from('0101080000000200000000040000', 'hex'))).toEqual({ refs: 2, blockCount: 1024, kind: 'file' });
+  });
+  it('blob header v2 (inline blob; compat 2 so a v1 reader refuses it instead of looking for a file)', () => {
+    expect(hex(encodeBlobHeader({ refs: 1, blockCount: 16, kind: 'inline' }))).toBe('020209000000010000001000000001');
+    expect(decodeBlobHeader(Buffer.from('020209000000010000001000000001', 'hex'))).toEqual({ refs: 1, blockCount: 16, kind: 'inline' });
+    expect(() => decodeBlobHeader(Buffer.from('020209000000010000001000000007', 'hex'))).toThrow(/kind 7/);
   });
   it('block map chunk', () => {
     const m = BlockMap.empty();

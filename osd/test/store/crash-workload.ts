@@ -4,6 +4,10 @@
  * transaction succeeds from any state (each op is preceded by a `touch` of its object), so the
  * store after a crash must equal the model after some prefix of the issued transactions that
  * includes every acknowledged one.
+ *
+ * Objects `tiny.*` stay mostly within {@link CRASH_TINY_SIZE_BYTES} (inline blobs: data in the
+ * database), are cloned and removed often (shared and new inline blobs), and now and then get a
+ * write beyond 64 KiB, which moves their data to a new file blob.
  */
 import { crc32c } from '@aspen/shared/checksum.ts';
 import type { ObjectStore } from '../../src/store/types.ts';
@@ -13,7 +17,9 @@ import { sortedKeys, sortedObjects, type StoreModel } from './model.ts';
 
 export const CRASH_COLL = '3.7_head';
 export const CRASH_OBJECT_SIZE_MAX = 1 << 20;
-const NAMES = ['rbd_data.0', 'rbd_data.1', 'rbd_data.2', 'small.0', 'small.1', 'omap.0'];
+/** Extent of the `tiny.*` objects' usual writes, bytes (below the store's default inline limit, 64 KiB). */
+export const CRASH_TINY_SIZE_BYTES = 60 * 1024;
+const NAMES = ['rbd_data.0', 'rbd_data.1', 'rbd_data.2', 'small.0', 'small.1', 'omap.0', 'tiny.0', 'tiny.1', 'tiny.2'];
 
 /** xorshift32 seeded by (seed, i). */
 function rng(seed: number, i: number): (n: number) => number {
@@ -53,7 +59,14 @@ export function crashTransaction(seed: number, i: number): Transaction {
     const oid: ObjectId = { name: NAMES[r(NAMES.length)]! };
     t.touch(CRASH_COLL, oid);
     const kind = r(100);
-    if (kind < 45) {
+    if (oid.name.startsWith('tiny.') && (kind < 45 || kind >= 93)) {
+      if (kind >= 93) t.remove(CRASH_COLL, oid);
+      else if (r(20) === 0) t.write(CRASH_COLL, oid, 64 * 1024 + r(128 * 1024), fill(1 + r(8192), seed * 7919 + i * 31 + g)); // grows into a file
+      else {
+        const len = 1 + r(r(4) === 0 ? CRASH_TINY_SIZE_BYTES : 8192);
+        t.write(CRASH_COLL, oid, r(CRASH_TINY_SIZE_BYTES - len + 1), fill(len, seed * 7919 + i * 31 + g));
+      }
+    } else if (kind < 45) {
       const large = r(100) < 25;
       const len = large ? 64 * 1024 + r(192 * 1024) : 1 + r(8192);
       const off = r(4) === 0 ? r(CRASH_OBJECT_SIZE_MAX / 4096 - Math.ceil(len / 4096)) * 4096 : r(CRASH_OBJECT_SIZE_MAX - len);

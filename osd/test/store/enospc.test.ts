@@ -49,8 +49,8 @@ async function outcome(p: Promise<unknown>): Promise<AspenError | 'ok'> {
 
 let mnt: string;
 const opened: SqliteObjectStore[] = [];
-function openStore(path: string, fullRatio: number): SqliteObjectStore {
-  const s = new SqliteObjectStore({ path, fullRatio });
+function openStore(path: string, fullRatio: number, inlineMaxBytes?: number): SqliteObjectStore {
+  const s = new SqliteObjectStore({ path, fullRatio, ...(inlineMaxBytes === undefined ? {} : { inlineMaxBytes }) });
   opened.push(s);
   return s;
 }
@@ -92,18 +92,22 @@ async function checkAll(store: SqliteObjectStore, acked: Map<string, Uint8Array>
 }
 
 describe.skipIf(!haveTmpfs)('full device (8 MiB tmpfs)', () => {
-  for (const [label, size] of [
-    ['copy-on-write', 512 * 1024],
-    ['deferred', 6000],
+  // Deferred: 6000-byte objects in files (inline blobs off). Inline: the same objects in the
+  // database, whose deletes must give the space back to the filesystem (incremental vacuum).
+  for (const [label, size, inlineMaxBytes] of [
+    ['copy-on-write', 512 * 1024, undefined],
+    ['deferred', 6000, 0],
+    ['inline', 6000, undefined],
   ] as const) {
     it(`ENOSPC from the filesystem (${label} writes): clear error, store stays mounted and consistent, reports full, reads and deletes work, writes resume after freeing`, async () => {
       const path = join(mnt, 'osd', 'store');
-      const store = openStore(path, 1);
+      const store = openStore(path, 1, inlineMaxBytes);
       await store.mkfs();
       await store.mount();
       await store.queueTransaction(new Transaction().createCollection(C));
       const acked = new Map<string, Uint8Array>();
       const err = await fillUntilError(store, size, 'obj', acked);
+      expect(store.stats().inlineBlobs > 0).toBe(label === 'inline');
       expect(err.code).toBe('ENOSPC');
       expect(err.message).toMatch(/space|full/i);
       expect(acked.size).toBeGreaterThan(3);
@@ -120,6 +124,8 @@ describe.skipIf(!haveTmpfs)('full device (8 MiB tmpfs)', () => {
       expect(await outcome(store.queueTransaction(del))).toBe('ok');
       for (const v of victims) acked.delete(v);
       expect(store.isFull()).toBe(false);
+      // The space came back to the filesystem, not only to the database's free list.
+      expect(store.statfs().availBytes).toBeGreaterThan(1024 * 1024);
       const data = pattern(size, 99);
       expect(await outcome(store.queueTransaction(new Transaction().write(C, { name: 'after' }, 0, data).setattr(C, { name: 'after' }, '_', data.subarray(0, 16))))).toBe('ok');
       acked.set('after', data);

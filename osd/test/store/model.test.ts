@@ -99,10 +99,10 @@ afterEach(() => {
   for (const c of cleanups.splice(0)) c();
 });
 
-async function runSequence(groups: Array<Array<Array<{ label: string; fn: OpFn }>>>, deferredMaxBytes: number, deferredPartialMaxBytes: number): Promise<void> {
+async function runSequence(groups: Array<Array<Array<{ label: string; fn: OpFn }>>>, deferredMaxBytes: number, deferredPartialMaxBytes: number, inlineMaxBytes: number): Promise<void> {
   const { dir, cleanup } = tempDir('aspen-store-model-', memoryBase);
   cleanups.push(cleanup);
-  const store = await newStore(dir, { blockSizeBytes: BS, deferredMaxBytes, deferredPartialMaxBytes, deferredTrimRows: 8 });
+  const store = await newStore(dir, { blockSizeBytes: BS, deferredMaxBytes, deferredPartialMaxBytes, inlineMaxBytes, deferredTrimRows: 8 });
   const model = new StoreModel();
   const setup = new Transaction().createCollection(COLLS[0]!);
   await store.queueTransaction(setup);
@@ -132,10 +132,15 @@ async function runSequence(groups: Array<Array<Array<{ label: string; fn: OpFn }
 }
 
 describe('object store vs in-memory model', () => {
-  it('property: store state equals model state after any transaction sequence, also after umount/mount (deferred and copy-on-write paths)', async () => {
+  // Inline limits: 0 (every blob a file), 4 blocks (objects here reach ~10 blocks: inline blobs, their growth into files and file blobs), 64 KiB (all inline).
+  it('property: store state equals model state after any transaction sequence, also after umount/mount (inline, deferred and copy-on-write paths)', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(groupArb, { minLength: 1, maxLength: 12 }), fc.constantFrom(1024, 1, 1 << 20), fc.constantFrom(0, 2048), (groups, deferredMaxBytes, partialMax) =>
-        runSequence(groups, deferredMaxBytes, partialMax),
+      fc.asyncProperty(
+        fc.array(groupArb, { minLength: 1, maxLength: 12 }),
+        fc.constantFrom(1024, 1, 1 << 20),
+        fc.constantFrom(0, 2048),
+        fc.constantFrom(0, 4 * BS, 64 * 1024),
+        (groups, deferredMaxBytes, partialMax, inlineMax) => runSequence(groups, deferredMaxBytes, partialMax, inlineMax),
       ),
       { numRuns: Number(process.env['ASPEN_STORE_RUNS'] ?? 60), ...(process.env['ASPEN_SEED'] === undefined ? {} : { seed: Number(process.env['ASPEN_SEED']) }) },
     );

@@ -1,12 +1,14 @@
 /**
  * Unit tests of the object store's semantics and integrity: lifecycle errors, argument
- * validation, atomicity, checksums (a flipped byte in a data file is EIO on read and a verify
- * finding, never bad bytes), omap paging, clone semantics, sparse reads, listing order, large
+ * validation, atomicity, checksums (a flipped byte in a data file or an inline row is EIO on
+ * read and a verify finding, never bad bytes), omap paging, clone semantics, sparse reads, listing order, large
  * objects through both data paths, and group commit.
  */
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { crc32c } from '@aspen/shared/checksum.ts';
 import { AspenError } from '@aspen/shared/errors.ts';
 import { SqliteObjectStore } from '../../src/io/store-object-store.ts';
 import { collectionName, formatOid } from '../../src/store/oid.ts';
@@ -121,24 +123,44 @@ describe('data integrity', () => {
     return out;
   }
 
-  for (const [path, len] of [
-    ['copy-on-write', 256 * 1024],
-    ['deferred', 3000],
-  ] as const) {
-    it(`a flipped byte in a data file (${path} write) is EIO on read and a verify finding, never bad bytes`, async () => {
-      const data = bytes(len, 7);
-      await store.queueTransaction(new Transaction().write(C, { name: 'obj' }, 0, data));
-      await store.umount(); // deferred writes are now in the file
+  /** Flips bit 0x40 of the blob byte at `offsetBytes` of the only blob, in its file or its inline row. */
+  function flipByte(kind: 'file' | 'inline', offsetBytes: number): void {
+    if (kind === 'file') {
       const files = blobFiles();
       expect(files).toHaveLength(1);
       const raw = readFileSync(files[0]!);
-      const at = len - 100; // in the last block
-      raw[at] = raw[at]! ^ 0x40;
+      raw[offsetBytes] = raw[offsetBytes]! ^ 0x40;
       writeFileSync(files[0]!, raw);
+      return;
+    }
+    expect(blobFiles()).toHaveLength(0);
+    const db = new Database(join(dir, 'store', 'store.db'));
+    try {
+      const rows = db.prepare('SELECT blob, data FROM inline_data').all() as Array<{ blob: number; data: Buffer }>;
+      expect(rows).toHaveLength(1);
+      const raw = Buffer.from(rows[0]!.data);
+      raw[offsetBytes] = raw[offsetBytes]! ^ 0x40;
+      db.prepare('UPDATE inline_data SET data = ? WHERE blob = ?').run(raw, rows[0]!.blob);
+    } finally {
+      db.close();
+    }
+  }
+
+  for (const [path, base, len, kind] of [
+    ['copy-on-write', 0, 256 * 1024, 'file'],
+    ['deferred', 128 * 1024, 3000, 'file'],
+    ['inline', 0, 3000, 'inline'],
+  ] as const) {
+    it(`a flipped byte in the data (${path} write) is EIO on read and a verify finding, never bad bytes`, async () => {
+      const data = bytes(len, 7);
+      await store.queueTransaction(new Transaction().write(C, { name: 'obj' }, base, data));
+      await store.umount(); // deferred writes are now in the file
+      const at = base + len - 100; // in the last block
+      flipByte(kind, at);
       await store.mount();
       let err: unknown;
       try {
-        await store.read(C, { name: 'obj' }, 0, len);
+        await store.read(C, { name: 'obj' }, base, len);
       } catch (e) {
         err = e;
       }
@@ -149,16 +171,16 @@ describe('data integrity', () => {
       expect(e.details).toMatchObject({ coll: C, oid: formatOid({ name: 'obj' }), offsetBytes: Math.floor(at / 4096) * 4096 });
       // Blocks before the damaged one still read.
       const good = Math.floor(at / 4096) * 4096;
-      expect(Buffer.from(await store.read(C, { name: 'obj' }, 0, good)).equals(Buffer.from(data.subarray(0, good)))).toBe(true);
+      expect(Buffer.from(await store.read(C, { name: 'obj' }, base, good - base)).equals(Buffer.from(data.subarray(0, good - base)))).toBe(true);
       const v = await store.verify(C, { name: 'obj' });
       expect(v.ok).toBe(false);
       expect(v.errors.map((x) => [x.offsetBytes, x.reason])).toEqual([[good, 'checksum']]);
-      expect(v.blocksChecked).toBe(Math.ceil(len / 4096));
+      expect(v.blocksChecked).toBe(Math.ceil((base + len) / 4096) - Math.floor(base / 4096));
       // A read-modify-write over the bad block refuses to launder it into a fresh checksum.
       expect(await code(store.queueTransaction(new Transaction().write(C, { name: 'obj' }, at, new Uint8Array(3))))).toBe('EIO');
       // Replacing the object repairs it (what recovery does from a good copy).
-      await store.queueTransaction(new Transaction().remove(C, { name: 'obj' }).write(C, { name: 'obj' }, 0, data));
-      expect(Buffer.from(await store.read(C, { name: 'obj' }, 0, len)).equals(Buffer.from(data))).toBe(true);
+      await store.queueTransaction(new Transaction().remove(C, { name: 'obj' }).write(C, { name: 'obj' }, base, data));
+      expect(Buffer.from(await store.read(C, { name: 'obj' }, base, len)).equals(Buffer.from(data))).toBe(true);
       expect((await store.verify(C, { name: 'obj' })).ok).toBe(true);
     });
   }
@@ -350,5 +372,105 @@ describe('sparse objects', () => {
     expect(s.totalBytes).toBeGreaterThan(0);
     expect(s.availBytes).toBeLessThanOrEqual(s.totalBytes);
     expect(store.usage().fullRatio).toBe(0.95);
+  });
+});
+
+describe('inline blobs (objects within inlineMaxBytes keep their data in the database)', () => {
+  function blobFileCount(): number {
+    const root = join(dir, 'store', 'blobs');
+    let n = 0;
+    for (const d of readdirSync(root)) n += readdirSync(join(root, d)).length;
+    return n;
+  }
+
+  it('small objects get no file; clones share the row until written; growth beyond the limit moves the data to a file; all across remount', async () => {
+    const a = { name: 'a' };
+    const snap = { name: 'a', snap: 3n };
+    const small = bytes(6000, 1);
+    await store.queueTransaction(new Transaction().write(C, a, 0, small).write(C, { name: 'b' }, 60 * 1024, bytes(4096, 2)));
+    expect(blobFileCount()).toBe(0);
+    expect(store.stats()).toMatchObject({ inlineBlobs: 2, cowBlobs: 0, deferredWrites: 0 });
+    // Snapshot clone, then a partial overwrite of the head: the clone keeps the old bytes.
+    await store.queueTransaction(new Transaction().clone(C, a, snap));
+    const patch = bytes(100, 3);
+    await store.queueTransaction(new Transaction().write(C, a, 4090, patch));
+    const head = Buffer.from(small);
+    head.set(patch, 4090);
+    expect(Buffer.from(await store.read(C, snap, 0, 1 << 20)).equals(Buffer.from(small))).toBe(true);
+    expect(Buffer.from(await store.read(C, a, 0, 1 << 20)).equals(head)).toBe(true);
+    expect(blobFileCount()).toBe(0);
+    expect(store.stats().inlineBlobs).toBe(3); // the head's private copy
+    // Zero and truncate inside the inline blob.
+    await store.queueTransaction(new Transaction().zero(C, a, 0, 4096).truncate(C, a, 5000));
+    head.fill(0, 0, 4096);
+    expect(await store.fiemap(C, a, 0, 1 << 20)).toEqual([{ offsetBytes: 4096, lengthBytes: 904 }]);
+    expect(Buffer.from(await store.read(C, a, 0, 1 << 20)).equals(head.subarray(0, 5000))).toBe(true);
+    // Growth beyond 64 KiB: a file blob with the old bytes and the new ones.
+    const far = bytes(3000, 4);
+    await store.queueTransaction(new Transaction().write(C, a, 100_000, far));
+    expect(store.stats().inlineMigrated).toBe(1);
+    expect(blobFileCount()).toBe(1);
+    const expected = Buffer.alloc(103_000);
+    head.copy(expected, 0, 0, 5000);
+    expected.set(far, 100_000);
+    expect(Buffer.from(await store.read(C, a, 0, 1 << 20)).equals(expected)).toBe(true);
+    await store.umount();
+    await store.mount();
+    expect(Buffer.from(await store.read(C, a, 0, 1 << 20)).equals(expected)).toBe(true);
+    expect(Buffer.from(await store.read(C, snap, 0, 1 << 20)).equals(Buffer.from(small))).toBe(true);
+    for (const o of [a, snap, { name: 'b' }]) expect((await store.verify(C, o)).ok).toBe(true);
+    // Removing the clone frees the last reference to the first inline row.
+    await store.queueTransaction(new Transaction().remove(C, snap).remove(C, { name: 'b' }));
+    expect(store.stats().inlineFreed).toBe(3); // with the head's row, freed when it moved to a file
+    const db = new Database(join(dir, 'store', 'store.db'), { readonly: true });
+    try {
+      expect((db.prepare('SELECT count(*) AS n FROM inline_data').get() as { n: number }).n).toBe(0);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('mounts a format-1 store (no inline table): reads its file blobs, upgrades it to format 2 and stores new small objects inline', async () => {
+    await store.umount();
+    const path = join(dir, 'store1');
+    const old = new SqliteObjectStore({ path, inlineMaxBytes: 0 });
+    await old.mkfs();
+    await old.mount();
+    const data = bytes(5000, 9);
+    await old.queueTransaction(new Transaction().createCollection(C).write(C, { name: 'old' }, 0, data));
+    await old.umount();
+    const formatOf = (): number => {
+      const db = new Database(join(path, 'store.db'), { readonly: true });
+      try {
+        return (db.prepare("SELECT value FROM meta WHERE key = 'format'").get() as { value: Buffer }).value.readUInt32LE(0);
+      } finally {
+        db.close();
+      }
+    };
+    // Make it what a format-1 build left: no inline_data table, format 1.
+    const db = new Database(join(path, 'store.db'));
+    const one = Buffer.from([1, 0, 0, 0]);
+    db.prepare("UPDATE meta SET value = ?, crc = ? WHERE key = 'format'").run(one, crc32c(one));
+    db.exec('DROP TABLE inline_data');
+    db.close();
+    expect(formatOf()).toBe(1);
+    store = new SqliteObjectStore({ path });
+    await store.mount();
+    expect(formatOf()).toBe(2);
+    expect(Buffer.from(await store.read(C, { name: 'old' }, 0, 1 << 20)).equals(Buffer.from(data))).toBe(true);
+    await store.queueTransaction(new Transaction().write(C, { name: 'new' }, 0, data).write(C, { name: 'old' }, 0, bytes(10, 1)));
+    expect(store.stats()).toMatchObject({ inlineBlobs: 1, deferredWrites: 1 });
+    await store.umount();
+    await store.mount();
+    expect(Buffer.from(await store.read(C, { name: 'new' }, 0, 1 << 20)).equals(Buffer.from(data))).toBe(true);
+    // A store newer than this build is refused.
+    await store.umount();
+    const db2 = new Database(join(path, 'store.db'));
+    const three = Buffer.from([3, 0, 0, 0]);
+    db2.prepare("UPDATE meta SET value = ?, crc = ? WHERE key = 'format'").run(three, crc32c(three));
+    db2.close();
+    expect(await code(store.mount())).toBe('E_UNSUPPORTED');
+    // Leave a mounted store for afterEach.
+    store = await newStore(join(dir, 'again'));
   });
 });
