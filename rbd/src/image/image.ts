@@ -218,9 +218,19 @@ export class Image {
     });
   }
 
-  /** Makes the range read as zeros (same as {@link discard}: holes read as zeros). Errors as {@link write}. */
-  writeZeroes(offset: number, length: number): Promise<void> {
-    return this.discard(offset, length);
+  /**
+   * Makes the range read as zeros. By default as {@link discard} (holes read as zeros); with
+   * `noHole` (NBD_CMD_FLAG_NO_HOLE) zero bytes are written so the range stays allocated.
+   * Errors as {@link write}.
+   */
+  async writeZeroes(offset: number, length: number, o: { noHole?: boolean } = {}): Promise<void> {
+    if (o.noHole !== true) return this.discard(offset, length);
+    this.checkRange(offset, length);
+    this.checkWritable();
+    const zeros = new Uint8Array(Math.min(length, this.objectSizeBytes));
+    await forEachLimit(mapExtent(offset, length, this.objectSizeBytes), IMAGE_OPS_INFLIGHT_MAX, async (x) => {
+      checkReply(await this.io.operate(this.objectName(x.objectNo), [{ op: 'write', offset: x.offsetInObject, data: zeros.subarray(0, x.lengthBytes) }]));
+    });
   }
 
   /** Nothing to do: every acknowledged write is already durable on all replicas. */

@@ -40,12 +40,14 @@ afterEach(async () => {
 
 interface CliResult { code: number; stdout: string; stderr: string }
 
-function cli(monAddrs: string, args: string[]): Promise<CliResult> {
+function cli(monAddrs: string, args: string[], stdin?: Uint8Array): Promise<CliResult & { raw: Buffer }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, tsNodeArgs(RBD_ENTRY, ['-m', monAddrs, '--no-progress', ...args]), { cwd: REPO_ROOT, maxBuffer: 256 * MiB, encoding: 'utf8' }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, tsNodeArgs(RBD_ENTRY, ['-m', monAddrs, '--no-progress', ...args]), { cwd: REPO_ROOT, maxBuffer: 256 * MiB, encoding: 'buffer' }, (err, stdout, stderr) => {
       const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1;
-      resolve({ code, stdout, stderr });
+      resolve({ code, stdout: stdout.toString('utf8'), stderr: stderr.toString('utf8'), raw: stdout });
     });
+    if (stdin !== undefined) child.stdin!.end(stdin);
+    else child.stdin!.end();
   });
 }
 
@@ -89,7 +91,7 @@ async function startCluster(): Promise<{ c: RadosClient; monAddrs: string; h: Pr
 describe('aspen-rbd and the Image API (3 mons + 3 OSDs)', () => {
   it('creates, writes, exports, imports, snapshots, rolls back, resizes, locks and removes images', async () => {
     const { c, monAddrs, h } = await startCluster();
-    const rbd = (...args: string[]): Promise<CliResult> => cli(monAddrs, args);
+    const rbd = (...args: string[]): Promise<CliResult & { raw: Buffer }> => cli(monAddrs, args);
     const ok = async (...args: string[]): Promise<string> => {
       const r = await rbd(...args);
       if (r.code !== 0) throw new Error(`aspen-rbd ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
@@ -215,6 +217,24 @@ describe('aspen-rbd and the Image API (3 mons + 3 OSDs)', () => {
     await holder.close();
     await taker.close();
     await i2.close();
+
+    // stdin/stdout streams, and bench.
+    const piped = await rbd('export', 'img2', '-');
+    expect(piped.code).toBe(0);
+    const img2Now = await (async () => { const t = await Image.open(c, 'rbd', 'img2', { exclusive: false }); try { return await t.read(0, 16 * MiB); } finally { await t.close(); } })();
+    expect(eqBytes(piped.raw, img2Now)).toBe(true);
+    const stdinData = randomBytes(MiB + 12345);
+    const imp = await cli(monAddrs, ['import', '-', 'fromstdin', '--object-size', '256K'], stdinData);
+    expect(imp.code, imp.stderr).toBe(0);
+    const fs = await Image.open(c, 'rbd', 'fromstdin', { exclusive: false });
+    expect(fs.sizeBytes).toBe(stdinData.length);
+    expect(eqBytes(await fs.read(0, stdinData.length), stdinData)).toBe(true);
+    await fs.close();
+    const bw = JSON.parse(await ok('bench', 'fromstdin', '--io-type', 'write', '--io-size', '4K', '--io-threads', '8', '--io-total', '256K', '-f', 'json')) as { ops: number };
+    expect(bw.ops).toBe(64);
+    const br = JSON.parse(await ok('bench', 'fromstdin', '--io-type', 'read', '--io-size', '64K', '--io-pattern', 'rand', '--io-total', '1M', '-f', 'json')) as { ops: number };
+    expect(br.ops).toBe(16);
+    await ok('rm', 'fromstdin');
 
     await ok('rename', 'img2', 'img3');
     await ok('rm', 'img1');
