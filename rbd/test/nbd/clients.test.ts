@@ -141,7 +141,7 @@ describe.skipIf(!haveTools.every(Boolean))('nbd server with real clients', () =>
 
   it.skipIf(!haveFio)('fio --ioengine=nbd 4 KiB random writes at iodepth 16 verify', async () => {
     const { stdout } = await run('fio', ['--name=nbd', '--ioengine=nbd', `--uri=${uri('rbd/disk')}`, '--rw=randwrite', '--bs=4k',
-      '--size=8M', '--iodepth=16', '--verify=crc32c', '--do_verify=1', '--verify_fatal=1', '--output-format=json']);
+      '--size=8M', '--iodepth=16', '--verify=crc32c', '--do_verify=1', '--verify_fatal=1', '--verify_state_save=0', '--output-format=json']);
     const job = JSON.parse(stdout.slice(stdout.indexOf('{'))).jobs[0];
     expect(job.error).toBe(0);
     expect(job.write.total_ios).toBe(2048);
