@@ -3,3 +3,4 @@ export * from './harness.ts';
 export * from './mon-cluster.ts';
 export * from './plain.ts';
 export * from './prng.ts';
+export * from './osd-cluster.ts';

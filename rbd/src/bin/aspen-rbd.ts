@@ -9,6 +9,8 @@
  *   aspen-rbd export IMG[@SNAP] FILE|-   aspen-rbd import FILE|- [IMG] [--object-size S]
  *   aspen-rbd bench IMG --io-type write|read [--io-size 4K] [--io-threads 16] [--io-total 1G] [--io-pattern seq|rand]
  *   aspen-rbd lock ls IMG                aspen-rbd lock break IMG [LOCKER]
+ *   aspen-rbd nbd serve [--bind 127.0.0.1] [--port 10809] [--pool rbd]…   (exports POOL/IMG and POOL/IMG@SNAP)
+ *   aspen-rbd nbd map|device map [POOL/]IMG[@SNAP]   aspen-rbd nbd unmap|device unmap /dev/nbdX   aspen-rbd device list
  *
  * Images are named `[POOL/]IMG[@SNAP]`; the pool defaults to `-p POOL`, then `rbd` (Ceph's
  * default). `-f json` prints JSON. Monitors come from `-m`, `$ASPEN_MON_HOST` or aspen.conf.
@@ -25,6 +27,10 @@ import { FEATURE_NAMES, type ImageHeader } from '../image/header.ts';
 import { Image } from '../image/image.ts';
 import { formatSize, objectCount, parseImageSpec, parseSize } from '../image/layout.ts';
 import { Progress, benchImage, exportImage, importImage } from './transfer.ts';
+import { NBD_DEFAULT_PORT, startNbdServer } from '../io/nbd-server.ts';
+import { ImageExportResolver } from '../image/nbd-export.ts';
+import { kernelNbdDevices, kernelNbdMissingReason, mapKernelNbd, unmapKernelNbd } from '../io/nbd-kernel.ts';
+import { pino } from 'pino';
 
 const ERRNO: Partial<Record<ErrorCode, number>> = {
   EPERM: 1, ENOENT: 2, EIO: 5, EAGAIN: 11, EBUSY: 16, EEXIST: 17, EINVAL: 22, ENOSPC: 28, ENOTEMPTY: 39, ETIMEDOUT: 110, ECANCELED: 125, EAGAIN_NO_QUORUM: 11,
@@ -218,6 +224,68 @@ program.command('bench').argument('<image>').requiredOption('--io-type <type>', 
     }, json() ? () => undefined : out);
     if (json()) out(JSON.stringify({ elapsed_sec: r.elapsedSec, ops: r.ops, ops_per_sec: r.opsPerSec, bytes_per_sec: r.bytesPerSec }));
   }));
+
+const nbd = program.command('nbd').description('serve images over NBD (like rbd-nbd)');
+nbd.command('serve').option('--bind <host>', 'address to listen on', '127.0.0.1').option('--port <port>', 'TCP port (0: any free port)', String(NBD_DEFAULT_PORT))
+  .option('--pool <pool...>', 'pools whose images NBD_OPT_LIST shows (default: -p, then rbd)').option('--break-lock', 'break another client\'s exclusive lock when an export opens')
+  .description('export every image as nbd://HOST:PORT/POOL/IMAGE (and POOL/IMAGE@SNAP read-only) until SIGTERM')
+  .action(async (o: { bind: string; port: string; pool?: string[]; breakLock?: boolean }) => {
+    const port = Number(o.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new AspenError('EINVAL', `bad port '${o.port}'`);
+    const log = pino({ base: { daemon: 'rbd-nbd' } });
+    const client = await RadosClient.connect({ monAddrs: resolveMonAddrs(g().mon, g().conf) });
+    const resolver = new ImageExportResolver({ client, pools: o.pool ?? [g().pool ?? 'rbd'], breakLock: o.breakLock === true });
+    const server = await startNbdServer({ resolver, host: o.bind, port, log });
+    log.info({ host: server.host, port: server.port }, `serving nbd://${server.host}:${server.port}/POOL/IMAGE`);
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string): void => {
+        log.info({ signal }, 'stopping: finishing in-flight requests');
+        void server.close().then(() => resolver.close()).then(() => client.close()).finally(resolve);
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+  });
+
+/** `map`: serve the image on a private port and attach /dev/nbdX to it with nbd-client, in the foreground (as rbd-nbd map). */
+async function mapAction(image: string, o: { device?: string }): Promise<void> {
+  const missing = kernelNbdMissingReason();
+  if (missing !== null) throw new AspenError('E_UNSUPPORTED', `cannot map ${image}: ${missing}; use 'aspen-rbd nbd serve' and a userspace client (qemu -drive file=nbd://HOST:${NBD_DEFAULT_PORT}/POOL/IMAGE, nbdfuse, nbdcopy)`);
+  const s = spec(image, 'optional');
+  const name = `${s.pool}/${s.image}${s.snap === undefined ? '' : `@${s.snap}`}`;
+  const client = await RadosClient.connect({ monAddrs: resolveMonAddrs(g().mon, g().conf) });
+  const resolver = new ImageExportResolver({ client, pools: [s.pool] });
+  const server = await startNbdServer({ resolver, host: '127.0.0.1', port: 0, log: pino({ base: { daemon: 'rbd-nbd' } }) });
+  try {
+    const dev = await mapKernelNbd(name, server.port, o.device);
+    out(dev);
+    await new Promise<void>((resolve) => { process.once('SIGTERM', resolve); process.once('SIGINT', resolve); });
+    await unmapKernelNbd(dev).catch(() => undefined);
+  } finally {
+    await server.close();
+    await resolver.close();
+    await client.close();
+  }
+}
+const unmapAction = async (device: string): Promise<void> => {
+  const missing = kernelNbdMissingReason();
+  if (missing !== null) throw new AspenError('E_UNSUPPORTED', `cannot unmap ${device}: ${missing}`);
+  await unmapKernelNbd(device);
+};
+const listAction = (): void => {
+  const devs = kernelNbdDevices();
+  if (json()) return out(JSON.stringify(devs));
+  if (devs.length === 0) return;
+  out(`${'id'.padEnd(4)}${'pid'.padEnd(9)}device`);
+  devs.forEach((d, i) => out(`${String(i).padEnd(4)}${String(d.pid).padEnd(9)}${d.device}`));
+};
+nbd.command('map').argument('<image>', '[POOL/]IMG[@SNAP]').option('--device <dev>', '/dev/nbdX to use (default: the first free one)').description('attach an image as /dev/nbdX (needs the kernel nbd module and nbd-client)').action(mapAction);
+nbd.command('unmap').argument('<device>').description('detach /dev/nbdX').action(unmapAction);
+nbd.command('list').alias('ls').description('attached /dev/nbdX devices').action(listAction);
+const device = program.command('device').description('kernel block devices (as rbd device)');
+device.command('map').argument('<image>', '[POOL/]IMG[@SNAP]').option('--device <dev>', '/dev/nbdX to use').description('same as nbd map').action(mapAction);
+device.command('unmap').argument('<device>').description('same as nbd unmap').action(unmapAction);
+device.command('list').alias('ls').description('attached devices').action(listAction);
 
 const lock = program.command('lock').description('the exclusive lock');
 lock.command('ls').alias('list').argument('<image>').description('show the lock holder')

@@ -11,31 +11,21 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MonCluster, ProcessHarness, REPO_ROOT, tsNodeArgs, waitFor } from '@aspen/test';
+import { OsdTestCluster, REPO_ROOT, tsNodeArgs } from '@aspen/test';
 import { AspenError } from '@aspen/shared';
-import { RadosClient } from '@aspen/shared/io/rados.ts';
 import { Image } from '../../src/image/image.ts';
 
-const OSD_ENTRY = join(REPO_ROOT, 'osd', 'src', 'bin', 'aspen-osd.ts');
 const RBD_ENTRY = join(REPO_ROOT, 'rbd', 'src', 'bin', 'aspen-rbd.ts');
-const OSDS = 3;
-const PG_NUM = 8;
 const MiB = 1 << 20;
 
-let harness: ProcessHarness | null = null;
-let mons: MonCluster | null = null;
-let client: RadosClient | null = null;
+let cluster: OsdTestCluster | null = null;
 const images: Image[] = [];
 
 afterEach(async () => {
   for (const i of images) await i.close().catch(() => undefined);
   images.length = 0;
-  await client?.close();
-  mons?.close();
-  await harness?.teardown();
-  client = null;
-  mons = null;
-  harness = null;
+  await cluster?.teardown();
+  cluster = null;
 });
 
 interface CliResult { code: number; stdout: string; stderr: string }
@@ -63,34 +53,10 @@ async function codeOf(p: Promise<unknown>): Promise<string | 0> {
 
 const eqBytes = (a: Uint8Array, b: Uint8Array): boolean => Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) === 0;
 
-async function startCluster(): Promise<{ c: RadosClient; monAddrs: string; h: ProcessHarness }> {
-  harness = new ProcessHarness();
-  const h = harness;
-  mons = await MonCluster.start(h, { count: 3 });
-  await mons.leader();
-  const monAddrs = [...mons.addrs.values()].join(',');
-  await Promise.all(Array.from({ length: OSDS }, async (_, i) => {
-    const p = h.spawn({ name: `mkfs.osd.${i}`, args: tsNodeArgs(OSD_ENTRY, ['--mkfs', '--data', h.path(`osd.${i}`), '--mon', monAddrs, '--id', String(i)]) });
-    if ((await p.exited).code !== 0) throw new Error(`mkfs of osd.${i} failed: ${h.log(`mkfs.osd.${i}`)}`);
-  }));
-  for (let i = 0; i < OSDS; i++) h.spawn({ name: `osd.${i}`, args: tsNodeArgs(OSD_ENTRY, ['--data', h.path(`osd.${i}`), '--mon', monAddrs, '--host', `host${i}`]) });
-  client = await RadosClient.connect({ monAddrs: [...mons.addrs.values()], opTimeoutMs: 60_000 });
-  const c = client;
-  await waitFor(() => [...c.osdMap.osds.values()].filter((o) => o.up).length === OSDS, { timeoutMs: 30_000, what: 'OSDs up' });
-  await c.mon.command({ prefix: 'osd pool create', pool: 'rbd', pg_num: PG_NUM, size: 3, min_size: 2 });
-  await waitFor(() => { try { c.pool('rbd'); return true; } catch { return false; } }, { timeoutMs: 10_000, what: 'the pool in the map' });
-  const minEpoch = c.osdMap.epoch;
-  await waitFor(async () => {
-    const r = await c.mon.command({ prefix: 'pg dump' });
-    const rows = (r.data as { pg_stats: { state: string; reported_epoch: number }[] }).pg_stats;
-    return rows.length === PG_NUM && rows.every((p) => p.reported_epoch >= minEpoch && p.state === 'active+clean');
-  }, { timeoutMs: 30_000, what: 'every PG active+clean', intervalMs: 300 });
-  return { c, monAddrs, h };
-}
-
 describe('aspen-rbd and the Image API (3 mons + 3 OSDs)', () => {
   it('creates, writes, exports, imports, snapshots, rolls back, resizes, locks and removes images', async () => {
-    const { c, monAddrs, h } = await startCluster();
+    cluster = await OsdTestCluster.start({ osds: 3, pool: 'rbd', pgNum: 8 });
+    const { client: c, monAddrs, h } = cluster;
     const rbd = (...args: string[]): Promise<CliResult & { raw: Buffer }> => cli(monAddrs, args);
     const ok = async (...args: string[]): Promise<string> => {
       const r = await rbd(...args);
