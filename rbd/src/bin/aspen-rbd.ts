@@ -8,6 +8,8 @@
  *   aspen-rbd snap create|rm|rollback|protect|unprotect [POOL/]IMG@SNAP     aspen-rbd snap ls IMG
  *   aspen-rbd export IMG[@SNAP] FILE|-   aspen-rbd import FILE|- [IMG] [--object-size S]
  *   aspen-rbd bench IMG --io-type write|read [--io-size 4K] [--io-threads 16] [--io-total 1G] [--io-pattern seq|rand]
+ *   aspen-rbd clone [POOL/]IMG@SNAP [POOL/]CHILD      aspen-rbd children IMG@SNAP      aspen-rbd flatten CHILD
+ *   aspen-rbd export-diff [--from-snap S1] IMG[@S2] FILE|-      aspen-rbd import-diff FILE|- IMG
  *   aspen-rbd lock ls IMG                aspen-rbd lock break IMG [LOCKER]
  *   aspen-rbd nbd serve [--bind 127.0.0.1] [--port 10809] [--pool rbd]…   (exports POOL/IMG and POOL/IMG@SNAP)
  *   aspen-rbd nbd map|device map [POOL/]IMG[@SNAP]   aspen-rbd nbd unmap|device unmap /dev/nbdX   aspen-rbd device list
@@ -15,7 +17,7 @@
  * Images are named `[POOL/]IMG[@SNAP]`; the pool defaults to `-p POOL`, then `rbd` (Ceph's
  * default). `-f json` prints JSON. Monitors come from `-m`, `$ASPEN_MON_HOST` or aspen.conf.
  * Exit status: 0, or the errno of the error (ENOENT 2, EBUSY 16, …), as `rbd` does.
- * Not in this slice: clone, children, flatten, export-diff, import-diff, --data-pool.
+ * Not in this slice: --data-pool.
  */
 import { randomBytes } from 'node:crypto';
 import { Command } from 'commander';
@@ -26,7 +28,8 @@ import { breakImageLock, createImage, diskUsage, imageHeader, listImages, remove
 import { FEATURE_NAMES, type ImageHeader } from '../image/header.ts';
 import { Image } from '../image/image.ts';
 import { formatSize, objectCount, parseImageSpec, parseSize } from '../image/layout.ts';
-import { Progress, benchImage, exportImage, importImage } from './transfer.ts';
+import { Progress, benchImage, exportDiffTo, exportImage, importDiffFrom, importImage } from './transfer.ts';
+import { cloneImage, describeParent, flattenImage, imageChildren } from '../image/clone.ts';
 import { NBD_DEFAULT_PORT, startNbdServer } from '../io/nbd-server.ts';
 import { ImageExportResolver } from '../image/nbd-export.ts';
 import { kernelNbdDevices, kernelNbdMissingReason, mapKernelNbd, unmapKernelNbd } from '../io/nbd-kernel.ts';
@@ -114,8 +117,10 @@ program.command('info').argument('<image>', '[POOL/]IMG[@SNAP]').description('sh
     if (s.snap !== undefined && snap === undefined) throw new AspenError('ENOENT', `image '${s.image}' has no snapshot '${s.snap}'`);
     const info = infoObject(s.image, h, snap?.sizeBytes);
     if (snap !== undefined) Object.assign(info, { snapshot: snap.name, snap_id: Number(snap.id), protected: snap.protected });
+    const parent = h.parent === null ? null : await describeParent(client, h.parent);
+    if (parent !== null) Object.assign(info, { parent: { pool: parent.pool, image: parent.image, snapshot: parent.snapshot, overlap: parent.overlapBytes } });
     if (json()) return out(JSON.stringify(info));
-    out(`rbd image '${s.image}':\n\tsize ${formatSize(info['size'] as number)} in ${info['objects'] as number} objects\n\torder ${h.order} (${formatSize(2 ** h.order)} objects)\n\tsnapshot_count: ${h.snaps.length}\n\tid: ${h.id}\n\tblock_name_prefix: ${h.objectPrefix}\n\tformat: 2\n\tfeatures: ${(info['features'] as string[]).join(', ')}${h.createTimestampMs > 0 ? `\n\tcreate_timestamp: ${String(info['create_timestamp'])}` : ''}${snap !== undefined ? `\n\tprotected: ${snap.protected ? 'True' : 'False'}` : ''}${h.lock !== null ? `\n\tlocked by: ${h.lock.owner}` : ''}`);
+    out(`rbd image '${s.image}':\n\tsize ${formatSize(info['size'] as number)} in ${info['objects'] as number} objects\n\torder ${h.order} (${formatSize(2 ** h.order)} objects)\n\tsnapshot_count: ${h.snaps.length}\n\tid: ${h.id}\n\tblock_name_prefix: ${h.objectPrefix}\n\tformat: 2\n\tfeatures: ${(info['features'] as string[]).join(', ')}${h.createTimestampMs > 0 ? `\n\tcreate_timestamp: ${String(info['create_timestamp'])}` : ''}${snap !== undefined ? `\n\tprotected: ${snap.protected ? 'True' : 'False'}` : ''}${h.lock !== null ? `\n\tlocked by: ${h.lock.owner}` : ''}${parent !== null ? `\n\tparent: ${parent.pool}/${parent.image}@${parent.snapshot}\n\toverlap: ${formatSize(parent.overlapBytes)}` : ''}`);
   }));
 
 program.command('du').alias('disk-usage').argument('[image]').description('provisioned and used space')
@@ -223,6 +228,45 @@ program.command('bench').argument('<image>').requiredOption('--io-type <type>', 
       ioType: o.ioType, ioSizeBytes: parseSize(o.ioSize), ioThreads: Number(o.ioThreads), ioTotalBytes: parseSize(o.ioTotal), pattern: o.ioPattern, breakLock: o.breakLock === true,
     }, json() ? () => undefined : out);
     if (json()) out(JSON.stringify({ elapsed_sec: r.elapsedSec, ops: r.ops, ops_per_sec: r.opsPerSec, bytes_per_sec: r.bytesPerSec }));
+  }));
+
+program.command('clone').argument('<parent>', '[POOL/]IMG@SNAP (a protected snapshot)').argument('<child>', '[POOL/]CHILD').description('clone a protected snapshot (reads fall through to it until written)')
+  .action((parentSpec: string, childSpec: string) => withClient(async (client) => {
+    const p = spec(parentSpec, 'required');
+    const c = spec(childSpec);
+    await cloneImage(client, { parentPool: p.pool, parentImage: p.image, parentSnap: p.snap!, childPool: c.pool, childImage: c.image, childId: newId(), createTimestampMs: Date.now() });
+  }));
+
+program.command('children').argument('<snap-spec>', '[POOL/]IMG@SNAP').description('list the clones of a snapshot')
+  .action((sp: string) => withClient(async (client) => {
+    const s = spec(sp, 'required');
+    const kids = await imageChildren(client, s.pool, s.image, s.snap!);
+    if (json()) return out(JSON.stringify(kids.map((k) => ({ pool: k.pool, pool_namespace: '', image: k.image, id: k.id }))));
+    for (const k of kids) out(`${k.pool}/${k.image}`);
+  }));
+
+program.command('flatten').argument('<image>', '[POOL/]CHILD').option('--break-lock', 'break another client\'s exclusive lock first')
+  .description('copy the parent\'s data into a clone and detach it from the parent')
+  .action((image: string, o: { breakLock?: boolean }) => withClient(async (client) => {
+    const s = spec(image);
+    const p = new Progress('Image flatten', g().progress);
+    await flattenImage(client, s.pool, s.image, { breakLock: o.breakLock === true, onProgress: (d, t) => p.update(d, t) });
+    p.done();
+  }));
+
+program.command('export-diff').argument('<image>', '[POOL/]IMG[@SNAP]').argument('<file>', 'a file, or - for stdout').option('--from-snap <snap>', 'only changes since this snapshot')
+  .description('write the changes between two snapshots (or a snapshot and the head) in rbd diff v1 format')
+  .action((image: string, file: string, o: { fromSnap?: string }) => withClient(async (client) => {
+    const s = spec(image, 'optional');
+    await exportDiffTo(client, s.pool, s.image, { ...(o.fromSnap === undefined ? {} : { fromSnap: o.fromSnap }), ...(s.snap === undefined ? {} : { toSnap: s.snap }) }, file, new Progress('Exporting image', g().progress));
+  }));
+
+program.command('import-diff').argument('<file>', 'a file, or - for stdin').argument('<image>', '[POOL/]IMG').option('--break-lock', 'break another client\'s exclusive lock first')
+  .description('apply an rbd diff v1 stream to an image (creating its end snapshot)')
+  .action((file: string, image: string, o: { breakLock?: boolean }) => withClient(async (client) => {
+    const s = spec(image);
+    await importDiffFrom(client, s.pool, s.image, file, { nowMs: Date.now(), breakLock: o.breakLock === true });
+    if (g().progress) process.stderr.write('Importing image diff: 100% complete...done.\n');
   }));
 
 const nbd = program.command('nbd').description('serve images over NBD (like rbd-nbd)');

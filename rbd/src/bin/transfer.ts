@@ -2,13 +2,14 @@
  * The I/O-heavy parts of `aspen-rbd`: export, import, bench, and the progress reporter. Edge
  * code (files, stdio, clocks); the image logic is in ../image/.
  */
-import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { AspenError } from '@aspen/shared';
 import type { RadosClient } from '@aspen/shared/io/rados.ts';
 import { Image, type ImageOpenOptions } from '../image/image.ts';
 import { createImage } from '../image/admin.ts';
 import { formatSize } from '../image/layout.ts';
 import { nonZeroRuns } from '../image/sparse.ts';
+import { exportDiff, importDiff, type DiffRange } from '../image/diff.ts';
 
 /** Chunks an export/import keeps in flight (named limit). */
 export const TRANSFER_CHUNKS_INFLIGHT_MAX = 4;
@@ -211,4 +212,27 @@ export async function benchImage(client: RadosClient, pool: string, name: string
   } finally {
     await img.close();
   }
+}
+
+/** `export-diff` to `file` or stdout (`-`). @returns data bytes written in `w` records. */
+export async function exportDiffTo(client: RadosClient, pool: string, name: string, range: DiffRange, file: string, progress: Progress): Promise<number> {
+  const fd = file === '-' ? null : openSync(file, 'w');
+  try {
+    const emit = fd === null ? writeStdout : (b: Uint8Array): Promise<void> => {
+      let at = 0;
+      while (at < b.length) at += writeSync(fd, b, at, b.length - at);
+      return Promise.resolve();
+    };
+    const n = await exportDiff(client, pool, name, range, emit, (d, t) => progress.update(d, t));
+    progress.done();
+    return n;
+  } finally {
+    if (fd !== null) closeSync(fd);
+  }
+}
+
+/** `import-diff` from `file` or stdin (`-`). @returns records applied. */
+export async function importDiffFrom(client: RadosClient, pool: string, name: string, file: string, o: { nowMs: number; breakLock: boolean }): Promise<number> {
+  const source: AsyncIterable<Uint8Array> = file === '-' ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 });
+  return importDiff(client, pool, name, source, o);
 }

@@ -4,7 +4,8 @@
  */
 import { AspenError, assert } from '@aspen/shared';
 import type { RadosClient } from '@aspen/shared/io/rados.ts';
-import { FEATURE_EXCLUSIVE_LOCK, newHeaderEntries, type ImageHeader, type LockOwner } from './header.ts';
+import { FEATURE_EXCLUSIVE_LOCK, FEATURE_LAYERING, HEADER_KEYS, encodeParent, newHeaderEntries, type ImageHeader, type LockOwner, type ParentSpec } from './header.ts';
+import { poolIdOf, removeChild } from './children.ts';
 import { breakLockOf, notifyHeader, IMAGE_OPS_INFLIGHT_MAX, WATCHER_PROBE_TIMEOUT_MS } from './image.ts';
 import { ORDER_DEFAULT, checkName, dataObjectName, dataObjectPrefix, headerObjectName, isImageId, orderOfObjectSize, parseDataObjectName, IMAGE_SIZE_MAX_BYTES } from './layout.ts';
 import { checkReply, directoryAdd, directoryList, directoryLookup, directoryRemove, directoryRename, readHeader } from './meta.ts';
@@ -19,6 +20,8 @@ export interface CreateImageOptions {
   id: string;
   /** Creation time recorded in the header, ms since the epoch. */
   createTimestampMs?: number;
+  /** Make it a clone of this parent (sets the layering feature); the caller records the child. */
+  parent?: ParentSpec;
 }
 
 /**
@@ -36,7 +39,9 @@ export async function createImage(client: RadosClient, pool: string, name: strin
   if (!isImageId(o.id)) throw new AspenError('EINVAL', `bad image id '${o.id}'`);
   const io = client.ioctx(pool);
   await directoryAdd(io, name, o.id);
-  const entries = newHeaderEntries({ id: o.id, sizeBytes: o.sizeBytes, order, objectPrefix: dataObjectPrefix(o.id), features: FEATURE_EXCLUSIVE_LOCK, createTimestampMs: o.createTimestampMs ?? 0 });
+  const features = FEATURE_EXCLUSIVE_LOCK | (o.parent === undefined ? 0n : FEATURE_LAYERING);
+  const entries = newHeaderEntries({ id: o.id, sizeBytes: o.sizeBytes, order, objectPrefix: dataObjectPrefix(o.id), features, createTimestampMs: o.createTimestampMs ?? 0 });
+  if (o.parent !== undefined) entries.push([HEADER_KEYS.parent, encodeParent(o.parent)]);
   const r = await io.operate(headerObjectName(o.id), [{ op: 'create', exclusive: true }, { op: 'omap_set', entries }]);
   if (r.code !== 0) {
     await directoryRemove(io, name, o.id).catch(() => undefined);
@@ -112,6 +117,8 @@ export async function removeImage(client: RadosClient, pool: string, name: strin
     onProgress?.(++done, objects.length);
   });
   if (header !== null) {
+    // The children record goes before the header: a rerun after a crash still finds the parent.
+    if (header.parent !== null) await removeChild(client, header.parent, { poolId: poolIdOf(client, pool), poolName: pool, imageId: id });
     const r = await io.operate(headerObjectName(id), [{ op: 'remove' }]);
     if (r.code !== 'ENOENT') checkReply(r);
   }

@@ -15,13 +15,16 @@ export const HEADER_KEYS = {
   features: 'features',
   snapSeq: 'snap_seq',
   createTimestamp: 'create_timestamp',
+  /** Present only on a clone: its parent spec and overlap (Ceph cls_rbd `parent`). */
+  parent: 'parent',
 } as const;
 /** Prefix of snapshot records in the header omap. */
 export const SNAPSHOT_KEY_PREFIX = 'snapshot_';
 /** The header xattr holding the exclusive lock (Ceph cls_lock `lock.rbd_lock`). */
 export const LOCK_XATTR = 'lock.rbd_lock';
 
-/** Feature bits (Ceph RBD_FEATURE_*): only exclusive-lock is implemented in this slice. */
+/** Feature bits (Ceph RBD_FEATURE_*): layering (set on clones) and exclusive-lock. */
+export const FEATURE_LAYERING = 1n;
 export const FEATURE_EXCLUSIVE_LOCK = 1n << 2n;
 /** Names of feature bits, as `rbd info` prints them. */
 export const FEATURE_NAMES: ReadonlyArray<[bigint, string]> = [[1n, 'layering'], [FEATURE_EXCLUSIVE_LOCK, 'exclusive-lock']];
@@ -37,6 +40,33 @@ export interface SnapInfo {
   readonly protected: boolean;
   /** Creation time, ms since the epoch (0 when unknown). */
   readonly timestampMs: number;
+}
+
+/**
+ * A clone's parent (Ceph cls_rbd_parent: ParentImageSpec + overlap): the image and protected
+ * snapshot it reads through to, and how many bytes of it are still visible to the clone.
+ */
+export interface ParentSpec {
+  readonly poolId: number;
+  /** The parent pool's name when the clone was made (for display; the id is authoritative). */
+  readonly poolName: string;
+  readonly imageId: string;
+  readonly snapId: bigint;
+  /** Bytes of the parent (at the snapshot) the clone reads through to: min(parent snap size, clone size). */
+  readonly overlapBytes: number;
+}
+
+/** Encodes a parent record. */
+export function encodeParent(p: ParentSpec): Uint8Array {
+  assert(p.overlapBytes >= 0 && p.snapId > 0n, 'valid parent spec');
+  return new Encoder(64).struct(V1, 1, (e) => e.u32(p.poolId).string(p.poolName).string(p.imageId).u64(p.snapId).u53(p.overlapBytes)).finish();
+}
+/** Decodes a parent record. @throws AspenError E_DECODE */
+export function decodeParent(b: Uint8Array): ParentSpec {
+  const d = new Decoder(b);
+  const p = d.struct(V1, 'rbd parent', () => ({ poolId: d.u32(), poolName: d.string(), imageId: d.string(), snapId: d.u64(), overlapBytes: d.u53() }));
+  d.done('rbd parent');
+  return p;
 }
 
 /** The holder of an image's exclusive lock (Ceph cls_lock locker: entity + cookie). */
@@ -62,6 +92,8 @@ export interface ImageHeader {
   readonly snaps: readonly SnapInfo[];
   readonly createTimestampMs: number;
   readonly lock: LockOwner | null;
+  /** The parent of a clone (null for an image that is not a clone, or was flattened). */
+  readonly parent: ParentSpec | null;
   /** The header object's version when read. */
   readonly version: bigint;
 }
@@ -151,10 +183,11 @@ export function decodeHeader(id: string, omap: ReadonlyArray<readonly [string, U
     const order = Number(decodeU64(need(HEADER_KEYS.order), 'order'));
     const snaps = omap.filter(([k]) => k.startsWith(SNAPSHOT_KEY_PREFIX)).map(([, v]) => decodeSnap(v)).sort((a, b) => (a.id > b.id ? -1 : a.id < b.id ? 1 : 0));
     const created = m.get(HEADER_KEYS.createTimestamp);
+    const parent = m.get(HEADER_KEYS.parent);
     const h: ImageHeader = {
       id, sizeBytes, order, objectPrefix: decodeString(need(HEADER_KEYS.objectPrefix), 'object_prefix'), features: decodeU64(need(HEADER_KEYS.features), 'features'),
       snapSeq: decodeU64(need(HEADER_KEYS.snapSeq), 'snap_seq'), snaps, createTimestampMs: created === undefined ? 0 : Number(decodeU64(created, 'create_timestamp')),
-      lock: lockValue === undefined || lockValue.length === 0 ? null : decodeLock(lockValue), version,
+      lock: lockValue === undefined || lockValue.length === 0 ? null : decodeLock(lockValue), parent: parent === undefined ? null : decodeParent(parent), version,
     };
     if (!Number.isSafeInteger(h.sizeBytes) || h.order < 12 || h.order > 25) throw new AspenError('E_CORRUPT', `header of image ${id}: size ${h.sizeBytes} / order ${h.order} out of range`);
     for (const s of snaps) if (s.id <= 0n) throw new AspenError('E_CORRUPT', `header of image ${id}: snapshot '${s.name}' has id ${s.id}`);

@@ -13,17 +13,26 @@
  * Snapshots: writes carry the image's snap context (the header's snap_seq and snapshot ids,
  * newest first), so the OSD keeps a clone on the first write after a snapshot; reads of an
  * image opened at a snapshot read each object at that snap id.
+ *
+ * Clones (librbd layering): a clone's header names a parent image, a protected snapshot of it
+ * and an overlap. A clone's data object that does not exist reads through to the parent at
+ * that snapshot (within the overlap; zeros beyond). The first change to such an object copies
+ * the parent's object up: one compound op `create(exclusive) + writefull(parent data) + the
+ * change` on the clone's object, so a concurrent copy-up or write (EEXIST) is never
+ * clobbered — the loser retries its change as `assert_exists + change`. Discards inside the
+ * overlap leave an (empty or zeroed) object behind so parent data cannot show through.
  */
 import { AspenError, assert } from '@aspen/shared';
+import { ioctxOfPoolId, listChildren } from './children.ts';
 import type { OsdOp, OsdReply } from '@aspen/shared/client/ops.ts';
 import type { IoCtx, RadosClient } from '@aspen/shared/io/rados.ts';
 import type { WatchHandle, WatchNotification } from '@aspen/shared/io/rados-watch.ts';
 import {
-  HEADER_KEYS, LOCK_XATTR, decodeNotification, encodeLock, encodeNotification, encodeSnap, encodeU64, snapContextOf, snapshotKey,
-  type HeaderNotification, type ImageHeader, type LockOwner, type SnapInfo,
+  HEADER_KEYS, LOCK_XATTR, decodeNotification, encodeLock, encodeNotification, encodeParent, encodeSnap, encodeU64, snapContextOf, snapshotKey,
+  type HeaderNotification, type ImageHeader, type LockOwner, type ParentSpec, type SnapInfo,
 } from './header.ts';
 import { checkName, dataObjectName, headerObjectName, mapExtent, objectCount, IMAGE_SIZE_MAX_BYTES } from './layout.ts';
-import { checkReply, directoryLookup, readHeader, updateHeader } from './meta.ts';
+import { checkReply, directoryLookup, directoryNameOf, readHeader, updateHeader } from './meta.ts';
 import { forEachLimit } from './parallel.ts';
 
 /** Object ops one image call keeps in flight (named limit; librbd has no such cap without a cache, rbd bench uses 16 threads). */
@@ -32,6 +41,10 @@ export const IMAGE_OPS_INFLIGHT_MAX = 16;
 export const HEADER_NOTIFY_TIMEOUT_MS = 10_000;
 /** How long a watcher probe waits, ms: watchers not answering in time still count as watchers. */
 export const WATCHER_PROBE_TIMEOUT_MS = 3_000;
+/** Copy-up attempts of one object change before EAGAIN (each lost race means the object now exists, so 2 suffice; named limit). */
+export const COPYUP_ATTEMPTS_MAX = 8;
+/** Clone chain depth limit (Ceph has none; a cycle is impossible, this only bounds recursion). */
+export const CLONE_DEPTH_MAX = 16;
 
 const EMPTY = new Uint8Array(0);
 
@@ -58,6 +71,13 @@ export interface ImageExtent {
   readonly allocated: boolean;
 }
 
+/** `b` without its trailing zero bytes (a copy-up need not write them: short objects read zeros past their end). */
+function trimZeros(b: Uint8Array): Uint8Array {
+  let end = b.length;
+  while (end > 0 && b[end - 1] === 0) end--;
+  return b.subarray(0, end);
+}
+
 function dataOf(r: OsdReply): Uint8Array {
   const x = r.results[0];
   if (x?.kind !== 'data') throw new AspenError('EIO', 'read reply lacks data');
@@ -71,6 +91,8 @@ export class Image {
   private lockCookie: string | null = null;
   private lockLost: string | null = null;
   private closed = false;
+  /** The parent at the clone's parent snapshot (read-only), while this image is a clone. */
+  private parentImg: Image | null = null;
 
   private constructor(
     readonly client: RadosClient,
@@ -104,6 +126,7 @@ export class Image {
     }
     const img = new Image(client, io, name, h, snap, o.onHeaderChange);
     try {
+      await img.openParent(0);
       img.watchHandle = await io.watch(headerObjectName(id), (n) => img.handleNotify(n), (err) => img.handleWatchError(err));
       if (snap === null && (o.exclusive ?? true)) await img.acquireLock(o.breakLock ?? false);
     } catch (err) {
@@ -111,6 +134,69 @@ export class Image {
       throw err;
     }
     return img;
+  }
+
+  /** Opens this clone's parent at its snapshot (recursively: a clone of a clone), if any and not open. */
+  private async openParent(depth: number): Promise<void> {
+    const p = this.h.parent;
+    if (p === null || this.parentImg !== null) return;
+    if (depth >= CLONE_DEPTH_MAX) throw new AspenError('E_CORRUPT', `image '${this.name}': clone chain deeper than ${CLONE_DEPTH_MAX}`);
+    const io = ioctxOfPoolId(this.client, p.poolId);
+    const h = await readHeader(io, p.imageId);
+    const snap = h.snaps.find((x) => x.id === p.snapId);
+    if (snap === undefined) throw new AspenError('E_CORRUPT', `image '${this.name}': parent ${p.poolName}/${p.imageId} has no snapshot ${p.snapId}`);
+    const name = (await directoryNameOf(io, p.imageId)) ?? p.imageId;
+    const parent = new Image(this.client, io, name, h, snap, undefined);
+    await parent.openParent(depth + 1);
+    this.parentImg = parent;
+  }
+
+  /** The parent as `POOL/IMAGE@SNAP` and the overlap, or null when not a clone. */
+  get parentInfo(): { spec: string; overlapBytes: number } | null {
+    const p = this.h.parent;
+    const pi = this.parentImg;
+    if (p === null || pi === null) return null;
+    return { spec: `${p.poolName}/${pi.name}@${pi.snap?.name ?? '?'}`, overlapBytes: p.overlapBytes };
+  }
+
+  /** The image range `[start, end)` of object `objectNo` that reads through to the parent, or null. */
+  private parentRange(objectNo: number): { start: number; end: number } | null {
+    const p = this.h.parent;
+    if (p === null || this.parentImg === null) return null;
+    const start = objectNo * this.objectSizeBytes;
+    if (start >= p.overlapBytes) return null;
+    return { start, end: Math.min(start + this.objectSizeBytes, p.overlapBytes) };
+  }
+
+  /**
+   * Applies `ops` to data object `objectNo` of a clone, copying the parent's object up first
+   * when the object does not exist yet (see the file comment). `copyUpOps` replace `ops` on
+   * the copy-up path; `needParentData` false skips reading the parent (a whole-object discard).
+   */
+  private async copyUpMutate(objectNo: number, ops: OsdOp[], copyUpOps: OsdOp[], needParentData: boolean): Promise<void> {
+    const range = this.parentRange(objectNo);
+    assert(range !== null && this.parentImg !== null, 'copy-up only inside the overlap');
+    const oid = this.objectName(objectNo);
+    for (let attempt = 0; attempt < COPYUP_ATTEMPTS_MAX; attempt++) {
+      const r = await this.io.operate(oid, [{ op: 'assert_exists' }, ...ops]);
+      if (r.code !== 'ENOENT') {
+        checkReply(r);
+        return;
+      }
+      const data = needParentData ? trimZeros(await this.parentImg.read(range.start, range.end - range.start)) : EMPTY;
+      assert(data.length <= this.objectSizeBytes, 'parent data fits the object');
+      const c = await this.io.operate(oid, [{ op: 'create', exclusive: true }, ...(data.length > 0 ? [{ op: 'writefull', data } as const] : []), ...copyUpOps]);
+      if (c.code === 'EEXIST') continue; // someone else copied up (or wrote) first: apply ours on top
+      checkReply(c);
+      return;
+    }
+    throw new AspenError('EAGAIN', `image '${this.name}': copy-up of object ${objectNo} kept racing`);
+  }
+
+  /** Applies `ops` to a data object: copying up where the object is inside a clone's overlap. */
+  private async mutate(objectNo: number, ops: OsdOp[]): Promise<void> {
+    if (this.parentRange(objectNo) !== null) return this.copyUpMutate(objectNo, ops, ops, true);
+    checkReply(await this.io.operate(this.objectName(objectNo), ops));
   }
 
   /** The image id. */
@@ -174,7 +260,15 @@ export class Image {
     const out = new Uint8Array(length);
     await forEachLimit(mapExtent(offset, length, this.objectSizeBytes), IMAGE_OPS_INFLIGHT_MAX, async (x) => {
       const r = await this.io.operate(this.objectName(x.objectNo), [{ op: 'read', offset: x.offsetInObject, length: x.lengthBytes }], this.readOptions());
-      if (r.code === 'ENOENT') return; // never written (or absent at the snap): zeros
+      if (r.code === 'ENOENT') {
+        // Never written (or absent at the snap): the parent's bytes within the overlap, else zeros.
+        const range = this.parentRange(x.objectNo);
+        const from = x.objectNo * this.objectSizeBytes + x.offsetInObject;
+        if (range === null || this.parentImg === null || from >= range.end) return;
+        const d = await this.parentImg.read(from, Math.min(x.lengthBytes, range.end - from));
+        out.set(d, x.bufferOffset);
+        return;
+      }
       const d = dataOf(checkReply(r));
       assert(d.length <= x.lengthBytes, `read of ${x.lengthBytes} bytes returned ${d.length}`);
       out.set(d, x.bufferOffset);
@@ -192,7 +286,7 @@ export class Image {
     this.checkRange(offset, data.length);
     this.checkWritable();
     await forEachLimit(mapExtent(offset, data.length, this.objectSizeBytes), IMAGE_OPS_INFLIGHT_MAX, async (x) => {
-      checkReply(await this.io.operate(this.objectName(x.objectNo), [{ op: 'write', offset: x.offsetInObject, data: data.subarray(x.bufferOffset, x.bufferOffset + x.lengthBytes) }]));
+      await this.mutate(x.objectNo, [{ op: 'write', offset: x.offsetInObject, data: data.subarray(x.bufferOffset, x.bufferOffset + x.lengthBytes) }]);
     });
   }
 
@@ -210,6 +304,12 @@ export class Image {
       const objStart = x.objectNo * os;
       const objEnd = Math.min(objStart + os, size);
       const toEnd = objStart + x.offsetInObject + x.lengthBytes >= objEnd;
+      if (this.parentRange(x.objectNo) !== null) {
+        // Inside a clone's overlap: removing the object would let the parent show through.
+        if (x.offsetInObject === 0 && toEnd) return this.copyUpMutate(x.objectNo, [{ op: 'truncate', size: 0 }], [], false);
+        const op: OsdOp = toEnd ? { op: 'truncate', size: x.offsetInObject } : { op: 'zero', offset: x.offsetInObject, length: x.lengthBytes };
+        return this.copyUpMutate(x.objectNo, [op], [op], true);
+      }
       const ops: OsdOp[] = x.offsetInObject === 0 && toEnd ? [{ op: 'remove' }]
         : toEnd ? [{ op: 'assert_exists' }, { op: 'truncate', size: x.offsetInObject }]
         : [{ op: 'assert_exists' }, { op: 'zero', offset: x.offsetInObject, length: x.lengthBytes }];
@@ -229,7 +329,7 @@ export class Image {
     this.checkWritable();
     const zeros = new Uint8Array(Math.min(length, this.objectSizeBytes));
     await forEachLimit(mapExtent(offset, length, this.objectSizeBytes), IMAGE_OPS_INFLIGHT_MAX, async (x) => {
-      checkReply(await this.io.operate(this.objectName(x.objectNo), [{ op: 'write', offset: x.offsetInObject, data: zeros.subarray(0, x.lengthBytes) }]));
+      await this.mutate(x.objectNo, [{ op: 'write', offset: x.offsetInObject, data: zeros.subarray(0, x.lengthBytes) }]);
     });
   }
 
@@ -250,7 +350,12 @@ export class Image {
     const sizes = new Array<number>(pieces.length).fill(0);
     await forEachLimit(pieces, IMAGE_OPS_INFLIGHT_MAX, async (x, i) => {
       const r = await this.io.operate(this.objectName(x.objectNo), [{ op: 'stat' }], this.readOptions());
-      if (r.code === 'ENOENT') return;
+      if (r.code === 'ENOENT') {
+        // A clone's missing object reads the parent: report the overlap part as allocated.
+        const range = this.parentRange(x.objectNo);
+        if (range !== null) sizes[i] = range.end - x.objectNo * os;
+        return;
+      }
       const st = checkReply(r).results[0];
       if (st?.kind !== 'stat') throw new AspenError('EIO', 'stat reply lacks a size');
       sizes[i] = st.sizeBytes;
@@ -283,6 +388,11 @@ export class Image {
     const changed = h.version !== this.h.version;
     this.h = h;
     this.applySnapContext();
+    if (h.parent === null && this.parentImg !== null) {
+      const p = this.parentImg;
+      this.parentImg = null;
+      await p.close();
+    }
     if (this.lockCookie !== null && this.lockLost === null && (h.lock === null || h.lock.owner !== this.client.clientId || h.lock.cookie !== this.lockCookie)) {
       this.lockLost = `the exclusive lock was broken by another client${h.lock === null ? '' : ` (now held by ${h.lock.owner})`}`;
     }
@@ -374,7 +484,13 @@ export class Image {
       if (o.allowShrink !== true) throw new AspenError('EINVAL', 'shrinking an image is only allowed with the --allow-shrink flag');
       await this.trimFrom(sizeBytes, old);
     }
-    await updateHeader(this.io, this.h.id, (h) => (h.sizeBytes === sizeBytes ? null : [{ op: 'omap_set', entries: [[HEADER_KEYS.size, encodeU64(BigInt(sizeBytes))]] }]));
+    await updateHeader(this.io, this.h.id, (h) => {
+      if (h.sizeBytes === sizeBytes) return null;
+      const entries: [string, Uint8Array][] = [[HEADER_KEYS.size, encodeU64(BigInt(sizeBytes))]];
+      // A clone shrunk below its overlap never reads those parent bytes again (Ceph shrinks the overlap too).
+      if (h.parent !== null && h.parent.overlapBytes > sizeBytes) entries.push([HEADER_KEYS.parent, encodeParent({ ...h.parent, overlapBytes: sizeBytes })]);
+      return [{ op: 'omap_set', entries }];
+    });
     await this.notifyHeaderUpdate();
     await this.refresh();
   }
@@ -444,6 +560,8 @@ export class Image {
    */
   async snapRemove(name: string): Promise<void> {
     this.checkOpen();
+    const snapNow = this.findSnap(await this.refresh(), name);
+    if ((await listChildren(this.io, this.h.id, snapNow.id)).length > 0) throw new AspenError('EBUSY', `snapshot '${name}' has clones: flatten or remove them first`);
     let removed: SnapInfo | null = null;
     await updateHeader(this.io, this.h.id, (h) => {
       const s = this.findSnap(h, name);
@@ -459,17 +577,79 @@ export class Image {
 
   /**
    * Sets or clears a snapshot's protection (librbd snap_protect / snap_unprotect).
-   * @throws AspenError ENOENT; EBUSY when already protected; EINVAL when already unprotected (Ceph's codes).
+   * Unprotecting is refused while the snapshot has clones. A clone records itself in
+   * `rbd_children` before it checks that the snapshot is protected, and unprotect checks the
+   * children again after clearing the flag (re-protecting if one appeared), so a racing clone
+   * and unprotect cannot both succeed.
+   * @throws AspenError ENOENT; EBUSY when already protected or (unprotect) it has clones; EINVAL when already unprotected (Ceph's codes).
    */
   async snapSetProtected(name: string, protect: boolean): Promise<void> {
     this.checkOpen();
-    await updateHeader(this.io, this.h.id, (h) => {
+    const hasChildren = async (): Promise<boolean> => (await listChildren(this.io, this.h.id, this.findSnap(this.h, name).id)).length > 0;
+    const busy = (): AspenError => new AspenError('EBUSY', `snapshot '${name}' has clones: flatten or remove them before unprotecting it`);
+    if (!protect) {
+      await this.refresh();
+      if (await hasChildren()) throw busy();
+    }
+    const set = (h: ImageHeader, to: boolean, strict: boolean): OsdOp[] | null => {
       const s = this.findSnap(h, name);
-      if (s.protected === protect) throw new AspenError(protect ? 'EBUSY' : 'EINVAL', `snapshot '${name}' is already ${protect ? 'protected' : 'unprotected'}`);
-      return [{ op: 'omap_set', entries: [[snapshotKey(s.id), encodeSnap({ ...s, protected: protect })]] }];
+      if (s.protected === to) {
+        if (strict) throw new AspenError(to ? 'EBUSY' : 'EINVAL', `snapshot '${name}' is already ${to ? 'protected' : 'unprotected'}`);
+        return null;
+      }
+      return [{ op: 'omap_set', entries: [[snapshotKey(s.id), encodeSnap({ ...s, protected: to })]] }];
+    };
+    await updateHeader(this.io, this.h.id, (h) => set(h, protect, true));
+    if (!protect && await hasChildren()) {
+      await updateHeader(this.io, this.h.id, (h) => set(h, true, false));
+      await this.notifyHeaderUpdate();
+      throw busy();
+    }
+    await this.notifyHeaderUpdate();
+    await this.refresh();
+  }
+
+  /**
+   * Flattens a clone (librbd flatten): copies up every object of the overlap that does not
+   * exist in the clone yet (with exclusive create, so data written meanwhile wins), then drops
+   * the parent link from the header; the caller then drops the `rbd_children` record. Needs
+   * the exclusive lock.
+   * @param onProgress called with (objects done, objects total).
+   * @returns the parent spec that was dropped.
+   * @throws AspenError EINVAL when not a clone; E_UNSUPPORTED with snapshots (they would lose
+   *   their parent: not in this slice); EPERM without the lock.
+   */
+  async flatten(onProgress?: (done: number, total: number) => void): Promise<ParentSpec> {
+    this.checkWritable();
+    await this.refresh();
+    const p = this.h.parent;
+    if (p === null || this.parentImg === null) throw new AspenError('EINVAL', `image '${this.name}' is not a clone (it has no parent)`);
+    if (this.h.snaps.length > 0) throw new AspenError('E_UNSUPPORTED', `image '${this.name}' has snapshots: flattening a clone with snapshots is not supported yet`);
+    const total = objectCount(p.overlapBytes, this.objectSizeBytes);
+    let done = 0;
+    await forEachLimit(Array.from({ length: total }, (_, i) => i), IMAGE_OPS_INFLIGHT_MAX, async (n) => {
+      this.checkWritable();
+      const range = this.parentRange(n);
+      assert(range !== null && this.parentImg !== null, 'object inside the overlap');
+      const st = await this.io.operate(this.objectName(n), [{ op: 'stat' }]);
+      if (st.code === 'ENOENT') {
+        const data = trimZeros(await this.parentImg.read(range.start, range.end - range.start));
+        if (data.length > 0) {
+          const c = await this.io.operate(this.objectName(n), [{ op: 'create', exclusive: true }, { op: 'writefull', data }]);
+          if (c.code !== 'EEXIST') checkReply(c);
+        }
+      } else checkReply(st);
+      onProgress?.(++done, total);
+    });
+    await updateHeader(this.io, this.h.id, (h) => {
+      if (h.parent === null) return null;
+      assert(h.parent.imageId === p.imageId && h.parent.snapId === p.snapId, 'the parent does not change under a flatten');
+      return [{ op: 'omap_rm', keys: [HEADER_KEYS.parent] }];
     });
     await this.notifyHeaderUpdate();
     await this.refresh();
+    assert(this.parentImg === null && this.h.parent === null, 'flattened');
+    return p;
   }
 
   /**
@@ -505,6 +685,9 @@ export class Image {
       await this.io.operate(headerObjectName(this.h.id), [{ op: 'cmpxattr', name: LOCK_XATTR, cmp: 'eq', value: me }, { op: 'rmxattr', name: LOCK_XATTR }]).catch(() => undefined);
     }
     this.lockCookie = null;
+    const parent = this.parentImg;
+    this.parentImg = null;
+    await parent?.close();
     const w = this.watchHandle;
     this.watchHandle = null;
     await w?.unwatch().catch(() => undefined);

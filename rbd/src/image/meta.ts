@@ -64,6 +64,14 @@ export async function directoryLookup(io: IoCtx, name: string): Promise<string> 
   return decodeString(v, 'directory entry');
 }
 
+/** The name of image `id` (from `rbd_directory`'s `id_<id>`), or null when it has none. */
+export async function directoryNameOf(io: IoCtx, id: string): Promise<string | null> {
+  const r = await io.operate(RBD_DIRECTORY, [{ op: 'omap_get_vals_by_keys', keys: [ID_KEY(id)] }]);
+  if (r.code === 'ENOENT') return null;
+  const v = omapOf(checkReply(r), 0).get(ID_KEY(id));
+  return v === undefined ? null : decodeString(v, 'directory entry');
+}
+
 /** Every image of the pool as `{name, id}`, sorted by name (empty when the directory does not exist). */
 export async function directoryList(io: IoCtx): Promise<{ name: string; id: string }[]> {
   const out: { name: string; id: string }[] = [];
