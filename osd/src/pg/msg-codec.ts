@@ -143,9 +143,16 @@ export function encodePgMessage(from: number, msg: PgMessage): EncodedPgMessage 
   return { meta: e.finish(), data };
 }
 
-/** Takes exactly `n` bytes of the data segment (copied: receive buffers are reused). */
+/**
+ * Takes exactly `n` bytes of the data segment. A segment that is its whole buffer is kept as
+ * is: the messenger assembles a segment spanning received chunks in a buffer of its own and
+ * never reuses it (shared/src/msgr/frame.ts), so a 4 MiB repop is not copied again. A segment
+ * sharing a buffer (a slice of a socket chunk, a pooled allocation) is copied, so it does not
+ * keep the rest of that buffer alive.
+ */
 function takeData(data: Uint8Array, n: number): Uint8Array {
   if (n !== data.length) throw new AspenError('E_DECODE', `data segment is ${data.length} bytes, message says ${n}`);
+  if (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && n > 0) return data;
   return data.slice();
 }
 

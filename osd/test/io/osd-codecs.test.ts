@@ -108,6 +108,21 @@ describe('PG message codec', () => {
     expect(decodePgMessage(e.finish()).msg).toEqual({ pgid: '1.0', interval: 2, kind: 'scrubMap', scrubId: 5, objects: [obj] });
   });
 
+  it('keeps a data segment that owns its whole buffer without copying, and copies one that shares a buffer', () => {
+    const push = (data: Uint8Array): PgMessage => ({ pgid: '1.0', interval: 1, kind: 'push', object: 'o', version: { epoch: 1, version: 1 }, data, mode: 'recovery' as PushMode });
+    const own = new Uint8Array(64 * 1024).fill(7);
+    const enc = encodePgMessage(1, push(own));
+    const kept = decodePgMessage(enc.meta, own).msg;
+    expect(kept.kind === 'push' && kept.data).toBe(own);
+    const chunk = new Uint8Array(100).fill(9);
+    const part = chunk.subarray(10, 60);
+    const copied = decodePgMessage(encodePgMessage(1, push(part)).meta, part).msg;
+    if (copied.kind !== 'push' || copied.data === null) throw new Error('not a push with data');
+    expect(copied.data).not.toBe(part);
+    expect(copied.data.buffer).not.toBe(chunk.buffer);
+    expect(Array.from(copied.data)).toEqual(Array.from(part));
+  });
+
   it('refuses a data segment that the message does not account for', () => {
     const enc = encodePgMessage(1, { pgid: '1.0', interval: 1, kind: 'query' });
     expect(() => decodePgMessage(enc.meta, new Uint8Array(4))).toThrow(/unreferenced/);

@@ -8,12 +8,14 @@
  */
 import type { Socket } from 'node:net';
 import { AspenError } from '../errors.ts';
+import { crc32c } from '../checksum.ts';
 import { assert } from '../assert.ts';
 import {
   DEFAULT_FRAME_LIMITS,
   MSGR_HANDSHAKE_LIMITS,
   FrameDecoder,
   FrameType,
+  MSGR_COALESCE_MAX_BYTES,
   encodeBanner,
   encodeFrame,
   isBanner,
@@ -24,6 +26,24 @@ import { decodeCloseReason, encodeCloseReason } from '../msgr/handshake.ts';
 
 /** Idle time before TCP keepalive probes start, ms. */
 export const MSGR_TCP_KEEPALIVE_MS = 10_000;
+
+/**
+ * crc32c of the last large data segment sent, valid until the end of the current tick: a
+ * primary sends the same repop data to every replica in one tick, so the 4 MiB is read once for
+ * all their frames' payload crcs. Only the same tick: senders must not modify a segment until it
+ * is written (see `send`), and a buffer reused in a later tick is checksummed again.
+ */
+let lastDataCrc: { data: Uint8Array; crc: number } | undefined;
+const forgetDataCrc = (): void => {
+  lastDataCrc = undefined;
+};
+function dataCrcOncePerTick(data: Uint8Array): number {
+  if (lastDataCrc !== undefined && lastDataCrc.data === data) return lastDataCrc.crc;
+  const crc = crc32c(data);
+  if (lastDataCrc === undefined) process.nextTick(forgetDataCrc);
+  lastDataCrc = { data, crc };
+  return crc;
+}
 
 /** A pino-compatible logger subset (pino's `Logger` satisfies it). */
 export interface MsgrLog {
@@ -175,7 +195,7 @@ export class FrameSocket {
    */
   send(frame: Frame): boolean {
     if (this.closed) return false;
-    const pieces = encodeFrame(frame, this.payloadCrc, this.decoder.version, this.limits);
+    const pieces = encodeFrame(frame, this.payloadCrc, this.decoder.version, this.limits, frame.data.length > MSGR_COALESCE_MAX_BYTES ? dataCrcOncePerTick : undefined);
     // Frames sent in the same tick leave in one writev (one syscall) instead of one write each.
     if (!this.corked) {
       this.corked = true;
