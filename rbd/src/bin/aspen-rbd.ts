@@ -284,7 +284,13 @@ nbd.command('serve').option('--bind <host>', 'address to listen on', '127.0.0.1'
     await new Promise<void>((resolve) => {
       const stop = (signal: string): void => {
         log.info({ signal }, 'stopping: finishing in-flight requests');
-        void server.close().then(() => resolver.close()).then(() => client.close()).finally(resolve);
+        // In-flight requests finish, every open image is closed (its lock released), then exit
+        // (a lingering client timer must not keep a stopped server alive).
+        void server.close().then(() => resolver.close()).then(() => client.close()).finally(() => {
+          log.info('stopped');
+          resolve();
+          process.exit(0);
+        });
       };
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));

@@ -101,7 +101,7 @@ describe.skipIf(!haveTools)('aspen-rbd nbd serve', () => {
     expect(got.subarray(data.length).every((b) => b === 0)).toBe(true);
 
     // SIGTERM: the server stops cleanly and releases the image's lock.
-    const st = await h.stop('rbd-nbd');
+    const st = await h.stop('rbd-nbd', 20_000); // closing the image releases its lock through the cluster
     expect(st.code).toBe(0);
     const img = await Image.open(c, 'rbd', 'disk');
     expect(Buffer.from(await img.read(4160 * 1024, 4096)).every((b) => b === 0xcd)).toBe(true);
