@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { AspenError, Encoder } from '@aspen/shared';
 import { decodePgMessage, encodePgMessage } from '../../src/pg/msg-codec.ts';
 import { decodeDupValue, decodeLogEntryValue, decodePgMetaBase, encodeDupValue, encodeLogEntryValue, encodePgMetaBase, type PgMetaBase } from '../../src/pg/codec.ts';
-import { applyOsdOps, decodeObjectState, emptyObjectState, encodeObjectState, type ObjectState } from '../../src/pg/object-state.ts';
+import { decodeObjectState, encodeObjectState, type ObjectState } from '../../src/pg/object-state.ts';
 import type { ClientOpBody, LogEntry, PgLogState, PgMessage, PushMode } from '../../src/pg/types.ts';
 
 const evA = fc.record({ epoch: fc.nat(1_000_000), version: fc.nat(1_000_000_000) });
@@ -213,47 +213,3 @@ describe('PG meta pieces (the store\'s incremental meta layout)', () => {
     }), { numRuns: 1000 });
   });
 });
-
-describe('applyOsdOps (whole-object read-modify-write)', () => {
-  const te = (s: string): Uint8Array => new TextEncoder().encode(s);
-  const ok = (cur: ObjectState | null, ops: Parameters<typeof applyOsdOps>[1]): ObjectState | null => {
-    const r = applyOsdOps(cur, ops, 5);
-    expect(r.code).toBe(0);
-    expect(r.mutates).toBe(true);
-    return r.next!;
-  };
-
-  it('writes, appends, truncates and zeroes data; bumps the version; a failed guard applies nothing', () => {
-    let s = ok(null, [{ op: 'writefull', data: te('hello') }])!;
-    expect(s.version).toBe(1n);
-    s = ok(s, [{ op: 'append', data: te(' world') }, { op: 'write', offset: 0, data: te('J') }])!;
-    expect(new TextDecoder().decode(s.data)).toBe('Jello world');
-    s = ok(s, [{ op: 'truncate', size: 4 }, { op: 'zero', offset: 1, length: 2 }])!;
-    expect([...s.data]).toEqual([0x4a, 0, 0, 0x6c]); // "Jell" with bytes 1..2 zeroed
-    expect(s.version).toBe(3n);
-    const g = applyOsdOps(s, [{ op: 'assert_version', version: 2n }, { op: 'writefull', data: te('x') }], 6);
-    expect(g.code).toBe('ECANCELED');
-    expect(g.next).toBeUndefined();
-    expect(applyOsdOps(null, [{ op: 'assert_exists' }, { op: 'writefull', data: te('x') }], 6).code).toBe('ENOENT');
-    expect(applyOsdOps(s, [{ op: 'create', exclusive: true }], 6).code).toBe('EEXIST');
-    expect(ok(s, [{ op: 'remove' }])).toBeNull();
-  });
-
-  it('keeps xattrs and omap, pages omap reads, and answers reads from the state', () => {
-    let s = ok(null, [{ op: 'setxattr', name: 'a', value: te('1') }, { op: 'omap_set', entries: [['k1', te('v1')], ['k2', te('v2')], ['k3', te('v3')]] }])!;
-    s = ok(s, [{ op: 'omap_rm', keys: ['k2'] }, { op: 'omap_set_header', data: te('H') }, { op: 'rmxattr', name: 'a' }, { op: 'setxattr', name: 'b', value: te('2') }])!;
-    const r = applyOsdOps(s, [
-      { op: 'getxattrs' }, { op: 'omap_get_keys', startAfter: '', max: 1 }, { op: 'omap_get_vals', startAfter: 'k1', prefix: '', max: 10 },
-      { op: 'omap_get_header' }, { op: 'stat' }, { op: 'getxattr', name: 'a' },
-    ], 9);
-    expect(r.mutates).toBe(false);
-    expect(r.code).toBe('ENOENT'); // the missing xattr, as op-exec reports it
-    expect(r.results[0]).toEqual({ code: 0, kind: 'xattrs', entries: [['b', te('2')]] });
-    expect(r.results[1]).toEqual({ code: 0, kind: 'keys', keys: ['k1'], more: true });
-    expect(r.results[2]).toEqual({ code: 0, kind: 'omap', entries: [['k3', te('v3')]], more: false });
-    expect(r.results[3]).toEqual({ code: 0, kind: 'data', data: te('H') });
-    expect(r.results[4]).toEqual({ code: 0, kind: 'stat', sizeBytes: 0, mtimeMs: 5 });
-    expect(applyOsdOps(emptyObjectState(), [{ op: 'read', offset: 0, length: 0 }], 1).results[0]).toEqual({ code: 0, kind: 'data', data: new Uint8Array(0) });
-  });
-});
-
