@@ -343,6 +343,10 @@ export class OsdService {
     if (this.isFull()) return this.whoami;
     const map = this.tracker.current;
     if (map === null) return null;
+    // Placement is computed only when some OSD is full (not on every write).
+    let anyFull = false;
+    for (const info of map.osds.values()) if (info.full) { anyFull = true; break; }
+    if (!anyFull) return null;
     for (const o of mapPg(map, pgid).acting) if (o >= 0 && map.osds.get(o)?.full === true) return o;
     return null;
   }
