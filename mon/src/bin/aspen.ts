@@ -6,6 +6,7 @@
  * when no monitor can answer, never hangs. Exit status: 0, or the errno of the error
  * (ENOENT 2, EINVAL 22, …), as `ceph` does.
  */
+import { randomBytes } from 'node:crypto';
 import { Command, InvalidArgumentError } from 'commander';
 import { AspenError, type ErrorCode } from '@aspen/shared';
 import { resolveMonAddrs } from '@aspen/shared/io/config.ts';
@@ -160,6 +161,26 @@ config.command('set').argument('<who>').argument('<name>').argument('<value>').d
 config.command('rm').argument('<who>').argument('<name>').description('remove an option').action(action((who: string, name: string) => ({ prefix: 'config rm', who, name })));
 config.command('get').argument('<who>').argument('[name]').description('show options').action(action((who: string, name?: string) => ({ prefix: 'config get', who, ...(name ? { name } : {}) })));
 config.command('dump').description('every option').action(action(() => ({ prefix: 'config dump' })));
+
+// S3 users and keys (radosgw-admin user/key). Keys are generated here, as radosgw-admin does:
+// a 20-character access key of A-Z0-9 and a 40-character secret of base64 characters.
+const ALNUM_UPPER = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
+const newAccessKey = (): string => Array.from(randomBytes(20), (b) => ALNUM_UPPER[b % ALNUM_UPPER.length]).join('');
+const newSecretKey = (): string => randomBytes(30).toString('base64');
+const s3 = program.command('s3').description('S3 gateway users and keys (like radosgw-admin)');
+const s3user = s3.command('user').description('S3 users');
+s3user.command('create').requiredOption('--uid <uid>').requiredOption('--display-name <name>').option('--access-key <key>').option('--secret-key <key>')
+  .description('create a user with one key pair (printed as JSON)')
+  .action(action((o: { uid: string; displayName: string; accessKey?: string; secretKey?: string }) => ({
+    prefix: 's3 user create', uid: o.uid, display_name: o.displayName, access_key: o.accessKey ?? newAccessKey(), secret_key: o.secretKey ?? newSecretKey(),
+  })));
+s3user.command('ls').alias('list').description('list user ids').action(action(() => ({ prefix: 's3 user ls' })));
+s3user.command('info').requiredOption('--uid <uid>').description('a user and its keys').action(action((o: { uid: string }) => ({ prefix: 's3 user info', uid: o.uid })));
+s3user.command('rm').requiredOption('--uid <uid>').description('remove a user').action(action((o: { uid: string }) => ({ prefix: 's3 user rm', uid: o.uid })));
+const s3key = s3.command('key').description('S3 access keys');
+s3key.command('create').requiredOption('--uid <uid>').option('--access-key <key>').option('--secret-key <key>').description('add a key pair to a user')
+  .action(action((o: { uid: string; accessKey?: string; secretKey?: string }) => ({ prefix: 's3 key create', uid: o.uid, access_key: o.accessKey ?? newAccessKey(), secret_key: o.secretKey ?? newSecretKey() })));
+s3key.command('rm').requiredOption('--access-key <key>').description('remove a key pair').action(action((o: { accessKey: string }) => ({ prefix: 's3 key rm', access_key: o.accessKey })));
 
 async function main(): Promise<void> {
   // `aspen -s` is `aspen status`, as `ceph -s`.

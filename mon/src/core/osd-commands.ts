@@ -11,7 +11,7 @@ import type { MutatingCommand } from './command.ts';
 import * as crushOps from './crush-ops.ts';
 
 /** Extract of the command union for OSDMap commands. */
-export type OsdMapCommand = Exclude<MutatingCommand, { prefix: 'pg stats' | 'config set' | 'config rm' | 'mon init' }>;
+export type OsdMapCommand = Exclude<MutatingCommand, { prefix: 'pg stats' | 'config set' | 'config rm' | 'mon init' | 's3 user create' | 's3 user rm' | 's3 key create' | 's3 key rm' }>;
 
 /** Tunables of command handling that come from config (Ceph option names in comments). */
 export interface OsdMapCommandOptions {

@@ -5,6 +5,7 @@
 import { AspenError, assertNever } from '@aspen/shared';
 import { crushWeightToFloat } from '@aspen/shared/crush/types.ts';
 import { parseReadCommand } from './command.ts';
+import { executeS3Read } from './s3-users.ts';
 import type { MonState } from './state.ts';
 import { healthView, osdDumpView, pgDumpView, poolGetView, poolView, statusView, type QuorumInfo } from './views.ts';
 import { mapObjectToPg, mapPg } from '@aspen/shared/osdmap/map-placement.ts';
@@ -130,6 +131,10 @@ export function executeRead(state: MonState, raw: unknown, q: QuorumInfo): ReadR
     }
     case 'config dump':
       return { message: '', data: [...state.config].flatMap(([section, kv]) => [...kv].map(([name, value]) => ({ section, name, value }))) };
+    case 's3 user ls':
+    case 's3 user info':
+    case 's3 key get':
+      return executeS3Read(state.s3Users, cmd);
     default:
       return assertNever(cmd, 'read command');
   }

@@ -6,8 +6,10 @@
 import { AspenError, Decoder, Encoder, assert } from '@aspen/shared';
 import { decodeIncremental, decodeMonMap, decodeOsdMap, encodeIncremental, encodeMonMap, encodeOsdMap } from '@aspen/shared/osdmap/codec.ts';
 import type { ClientSession, MonState, PgStat } from './state.ts';
+import { decodeS3Users, encodeS3Users } from './s3-users.ts';
 
-const MON_STATE_V = 1;
+// v2 appends the S3 users (read as empty from v1).
+const MON_STATE_V = 2;
 
 /** Encodes the state; the bytes include everything `decodeMonState` needs. */
 export function encodeMonState(s: MonState): Uint8Array {
@@ -20,6 +22,7 @@ export function encodeMonState(s: MonState): Uint8Array {
     e.string(JSON.stringify([...s.pgStats.values()]));
     e.string(JSON.stringify([...s.config].map(([who, m]) => [who, [...m]])));
     e.string(JSON.stringify([...s.sessions].map(([id, x]) => [id, { floorSeq: x.floorSeq, lastUsedIndex: x.lastUsedIndex, results: [...x.results] }])));
+    e.string(encodeS3Users(s.s3Users));
   });
   return e.finish();
 }
@@ -30,7 +33,7 @@ export function encodeMonState(s: MonState): Uint8Array {
  */
 export function decodeMonState(bytes: Uint8Array): MonState {
   const d = new Decoder(bytes);
-  const s = d.struct(MON_STATE_V, 'mon state', () => {
+  const s = d.struct(MON_STATE_V, 'mon state', (_d, version) => {
     const fsid = d.string();
     const appliedIndex = d.u53();
     const monMap = decodeMonMap(d);
@@ -41,7 +44,8 @@ export function decodeMonState(bytes: Uint8Array): MonState {
       const config = new Map((JSON.parse(d.string()) as [string, [string, string][]][]).map(([who, kv]) => [who, new Map(kv)] as const));
       const rawSessions = JSON.parse(d.string()) as [string, { floorSeq: number; lastUsedIndex: number; results: [number, string][] }][];
       const sessions = new Map<string, ClientSession>(rawSessions.map(([id, x]) => [id, { floorSeq: x.floorSeq, lastUsedIndex: x.lastUsedIndex, results: new Map(x.results) }]));
-      return { fsid, appliedIndex, monMap, osdMap, incrementals, pgStats, config, sessions };
+      const s3Users = version >= 2 ? decodeS3Users(d.string()) : new Map();
+      return { fsid, appliedIndex, monMap, osdMap, incrementals, pgStats, config, sessions, s3Users };
     } catch (err) {
       if (err instanceof AspenError) throw err;
       throw new AspenError('E_DECODE', `mon state tables are not valid JSON: ${String(err)}`);

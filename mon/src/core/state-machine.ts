@@ -13,6 +13,7 @@ import type { CommandEnvelope, CommandResult, MutatingCommand } from './command.
 import { prepareOsdMapCommand, type OsdMapCommandOptions } from './osd-commands.ts';
 import { CLIENT_SESSIONS_MAX, INCREMENTALS_KEPT_MAX, SESSION_RESULTS_MAX, type MonState, type PgStat } from './state.ts';
 import * as crushOps from './crush-ops.ts';
+import { applyS3Command } from './s3-users.ts';
 
 /**
  * The state machine's part of a membership change (the `context` of a Raft ConfChange):
@@ -60,7 +61,7 @@ export function initialMonState(fsid: string, mons: { name: string; addr: string
     ecProfiles: new Map([['default', { name: 'default', k: 2, m: 1, stripeUnitBytes: 4096, crushFailureDomain: 'host', plugin: 'jerasure', technique: 'reed_sol_van' }]]),
     crush: crushOps.initialCrushMap(), pgTemp: new Map(), flags: new Set(),
   };
-  return { fsid, monMap, osdMap, incrementals: [], pgStats: new Map(), config: new Map(), sessions: new Map(), appliedIndex: 0 };
+  return { fsid, monMap, osdMap, incrementals: [], pgStats: new Map(), config: new Map(), sessions: new Map(), s3Users: new Map(), appliedIndex: 0 };
 }
 
 /** Reads a boolean config option with Ceph's spelling (`true`/`false`/`1`/`0`). */
@@ -202,6 +203,11 @@ export class MonStateMachine {
         effects.configChanged = true;
         return { code: 0, message: '', data: {} };
       }
+      case 's3 user create':
+      case 's3 user rm':
+      case 's3 key create':
+      case 's3 key rm':
+        return applyS3Command(this.state.s3Users, cmd, stampMs);
       default: {
         const out = prepareOsdMapCommand(this.state.osdMap, cmd, stampMs, osdMapCommandOptions(this.state));
         if (out.inc !== null) this.commitIncremental(out.inc, effects);

@@ -3,6 +3,7 @@
  * the same committed Raft entries (DESIGN.md "Cluster state").
  */
 import type { MonMap, OsdMap, OsdMapIncremental } from '@aspen/shared/osdmap/types.ts';
+import type { S3User } from './s3-users.ts';
 
 /** Statistics a PG's primary reports (Ceph pg_stat_t, abridged). */
 export interface PgStat {
@@ -53,6 +54,8 @@ export interface MonState {
   /** Config keys: `who` (`global`, `mon`, `osd`, `osd.3`) → name → value. */
   config: Map<string, Map<string, string>>;
   sessions: Map<string, ClientSession>;
+  /** S3 users by uid (s3-users.ts). */
+  s3Users: Map<string, S3User>;
   /** Raft index of the last applied entry. */
   appliedIndex: number;
 }
