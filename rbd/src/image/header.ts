@@ -1,8 +1,8 @@
 /**
  * The image header (`rbd_header.<id>`) and directory (`rbd_directory`) records and their
  * codecs, as Ceph's cls_rbd keeps them (src/cls/rbd/cls_rbd.cc): omap keys `size`, `order`,
- * `object_prefix`, `features`, `snap_seq`, `create_timestamp`, one `snapshot_<id as 16 hex>`
- * per snapshot; the exclusive lock in xattr `lock.rbd_lock` (cls_lock's attribute name).
+ * `object_prefix`, `features`, `snap_seq`, `create_timestamp`, `parent` (clones),
+ * `data_pool_id` (images with a data pool), one `snapshot_<id as 16 hex>` per snapshot; the exclusive lock in xattr `lock.rbd_lock` (cls_lock's attribute name).
  * Every value is a versioned struct (CONVENTIONS.md item 4). Pure code.
  */
 import { AspenError, Decoder, Encoder, assert, assertNever } from '@aspen/shared';
@@ -17,17 +17,20 @@ export const HEADER_KEYS = {
   createTimestamp: 'create_timestamp',
   /** Present only on a clone: its parent spec and overlap (Ceph cls_rbd `parent`). */
   parent: 'parent',
+  /** Present only on an image with a separate data pool: that pool's id (Ceph cls_rbd `data_pool_id`). */
+  dataPoolId: 'data_pool_id',
 } as const;
 /** Prefix of snapshot records in the header omap. */
 export const SNAPSHOT_KEY_PREFIX = 'snapshot_';
 /** The header xattr holding the exclusive lock (Ceph cls_lock `lock.rbd_lock`). */
 export const LOCK_XATTR = 'lock.rbd_lock';
 
-/** Feature bits (Ceph RBD_FEATURE_*): layering (set on clones) and exclusive-lock. */
+/** Feature bits (Ceph RBD_FEATURE_*): layering (set on clones), exclusive-lock, data-pool (set with a data pool). */
 export const FEATURE_LAYERING = 1n;
 export const FEATURE_EXCLUSIVE_LOCK = 1n << 2n;
+export const FEATURE_DATA_POOL = 1n << 7n;
 /** Names of feature bits, as `rbd info` prints them. */
-export const FEATURE_NAMES: ReadonlyArray<[bigint, string]> = [[1n, 'layering'], [FEATURE_EXCLUSIVE_LOCK, 'exclusive-lock']];
+export const FEATURE_NAMES: ReadonlyArray<[bigint, string]> = [[1n, 'layering'], [FEATURE_EXCLUSIVE_LOCK, 'exclusive-lock'], [FEATURE_DATA_POOL, 'data-pool']];
 
 /** One snapshot of an image (Ceph cls_rbd_snap). */
 export interface SnapInfo {
@@ -94,6 +97,12 @@ export interface ImageHeader {
   readonly lock: LockOwner | null;
   /** The parent of a clone (null for an image that is not a clone, or was flattened). */
   readonly parent: ParentSpec | null;
+  /**
+   * The pool holding the data objects (Ceph `data_pool_id`; `rbd create --data-pool`), or null
+   * when they live in the image's own pool. Snapshot ids are then allocated in this pool, so
+   * the snap context of data writes is valid where the data lives.
+   */
+  readonly dataPoolId: number | null;
   /** The header object's version when read. */
   readonly version: bigint;
 }
@@ -153,10 +162,16 @@ export function decodeLock(b: Uint8Array): LockOwner {
   return l;
 }
 
-/** The omap entries of a new image's header. */
-export function newHeaderEntries(o: { id: string; sizeBytes: number; order: number; objectPrefix: string; features: bigint; createTimestampMs: number }): [string, Uint8Array][] {
+/**
+ * The omap entries of a new image's header; `dataPoolId` (a separate data pool) adds
+ * `data_pool_id`, and the caller sets {@link FEATURE_DATA_POOL} in `features`.
+ */
+export function newHeaderEntries(o: { id: string; sizeBytes: number; order: number; objectPrefix: string; features: bigint; createTimestampMs: number; dataPoolId?: number }): [string, Uint8Array][] {
   assert(o.sizeBytes >= 0 && o.order >= 12 && o.order <= 25, 'validated size and order');
+  assert((o.dataPoolId !== undefined) === ((o.features & FEATURE_DATA_POOL) !== 0n), 'the data-pool feature goes with a data pool id');
+  assert(o.dataPoolId === undefined || (Number.isSafeInteger(o.dataPoolId) && o.dataPoolId >= 0), 'a valid data pool id');
   return [
+    ...(o.dataPoolId === undefined ? [] : [[HEADER_KEYS.dataPoolId, encodeU64(BigInt(o.dataPoolId))] as [string, Uint8Array]]),
     [HEADER_KEYS.size, encodeU64(BigInt(o.sizeBytes))],
     [HEADER_KEYS.order, encodeU64(BigInt(o.order))],
     [HEADER_KEYS.objectPrefix, encodeString(o.objectPrefix)],
@@ -184,12 +199,17 @@ export function decodeHeader(id: string, omap: ReadonlyArray<readonly [string, U
     const snaps = omap.filter(([k]) => k.startsWith(SNAPSHOT_KEY_PREFIX)).map(([, v]) => decodeSnap(v)).sort((a, b) => (a.id > b.id ? -1 : a.id < b.id ? 1 : 0));
     const created = m.get(HEADER_KEYS.createTimestamp);
     const parent = m.get(HEADER_KEYS.parent);
+    const dataPool = m.get(HEADER_KEYS.dataPoolId);
+    const dataPoolId = dataPool === undefined ? null : decodeU64(dataPool, 'data_pool_id');
+    if (dataPoolId !== null && dataPoolId > BigInt(Number.MAX_SAFE_INTEGER)) throw new AspenError('E_CORRUPT', `header of image ${id}: data pool id ${dataPoolId} out of range`);
     const h: ImageHeader = {
       id, sizeBytes, order, objectPrefix: decodeString(need(HEADER_KEYS.objectPrefix), 'object_prefix'), features: decodeU64(need(HEADER_KEYS.features), 'features'),
       snapSeq: decodeU64(need(HEADER_KEYS.snapSeq), 'snap_seq'), snaps, createTimestampMs: created === undefined ? 0 : Number(decodeU64(created, 'create_timestamp')),
-      lock: lockValue === undefined || lockValue.length === 0 ? null : decodeLock(lockValue), parent: parent === undefined ? null : decodeParent(parent), version,
+      lock: lockValue === undefined || lockValue.length === 0 ? null : decodeLock(lockValue), parent: parent === undefined ? null : decodeParent(parent),
+      dataPoolId: dataPoolId === null ? null : Number(dataPoolId), version,
     };
     if (!Number.isSafeInteger(h.sizeBytes) || h.order < 12 || h.order > 25) throw new AspenError('E_CORRUPT', `header of image ${id}: size ${h.sizeBytes} / order ${h.order} out of range`);
+    if ((h.dataPoolId !== null) !== ((h.features & FEATURE_DATA_POOL) !== 0n)) throw new AspenError('E_CORRUPT', `header of image ${id}: the data-pool feature and data_pool_id disagree`);
     for (const s of snaps) if (s.id <= 0n) throw new AspenError('E_CORRUPT', `header of image ${id}: snapshot '${s.name}' has id ${s.id}`);
     return h;
   } catch (err) {

@@ -26,9 +26,15 @@ export function headerObjectName(id: string): string {
   return `${RBD_HEADER_PREFIX}${id}`;
 }
 
-/** The data-object prefix of image `id` (Ceph's `block_name_prefix`), without the trailing dot. */
-export function dataObjectPrefix(id: string): string {
-  return `${RBD_DATA_PREFIX}${id}`;
+/**
+ * The data-object prefix of image `id` (Ceph's `block_name_prefix`), without the trailing dot:
+ * `rbd_data.<id>`, or `rbd_data.<image pool id>.<id>` for an image with a separate data pool
+ * (`imagePoolId` given; Ceph CreateRequest), so images of different pools sharing one data
+ * pool cannot collide.
+ */
+export function dataObjectPrefix(id: string, imagePoolId?: number): string {
+  assert(imagePoolId === undefined || (Number.isSafeInteger(imagePoolId) && imagePoolId >= 0), 'a valid pool id');
+  return imagePoolId === undefined ? `${RBD_DATA_PREFIX}${id}` : `${RBD_DATA_PREFIX}${imagePoolId}.${id}`;
 }
 
 /**

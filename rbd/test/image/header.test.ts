@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AspenError } from '@aspen/shared';
 import {
-  decodeHeader, decodeLock, decodeNotification, decodeSnap, encodeLock, encodeNotification, encodeSnap, newHeaderEntries, snapContextOf, snapshotKey,
+  FEATURE_DATA_POOL, HEADER_KEYS, decodeHeader, decodeLock, decodeNotification, decodeSnap, encodeLock, encodeNotification, encodeSnap, newHeaderEntries, snapContextOf, snapshotKey,
   type HeaderNotification, type SnapInfo,
 } from '../../src/image/header.ts';
 
@@ -36,6 +36,15 @@ describe('header records', () => {
     } catch (err) {
       expect((err as AspenError).code).toBe('E_CORRUPT');
     }
+  });
+  it('records a data pool as data_pool_id plus the data-pool feature, and refuses one without the other', () => {
+    const base = { id: 'ab12cd34', sizeBytes: 1 << 20, order: 22, objectPrefix: 'rbd_data.3.ab12cd34', createTimestampMs: 0 };
+    const entries = newHeaderEntries({ ...base, features: 4n | FEATURE_DATA_POOL, dataPoolId: 7 });
+    expect(decodeHeader('ab12cd34', entries, undefined, 1n).dataPoolId).toBe(7);
+    expect(decodeHeader('ab12cd34', newHeaderEntries({ ...base, features: 4n }), undefined, 1n).dataPoolId).toBeNull();
+    const code = (f: () => unknown): string | undefined => { try { f(); return undefined; } catch (err) { return (err as AspenError).code; } };
+    expect(code(() => decodeHeader('ab12cd34', entries.filter(([k]) => k !== HEADER_KEYS.dataPoolId), undefined, 1n))).toBe('E_CORRUPT');
+    expect(code(() => decodeHeader('ab12cd34', [...newHeaderEntries({ ...base, features: 4n }), entries.find(([k]) => k === HEADER_KEYS.dataPoolId)!], undefined, 1n))).toBe('E_CORRUPT');
   });
   it('round-trips notifications', () => {
     const ns: HeaderNotification[] = [{ kind: 'header_update' }, { kind: 'probe' }, { kind: 'lock_released' }, { kind: 'lock_broken', owner: 'o', cookie: 'c' }];

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AspenError } from '@aspen/shared';
 import {
-  dataObjectName, formatSize, headerObjectName, mapExtent, objectCount, orderOfObjectSize, parseDataObjectName, parseImageSpec, parseSize,
+  dataObjectName, dataObjectPrefix, formatSize, headerObjectName, mapExtent, objectCount, orderOfObjectSize, parseDataObjectName, parseImageSpec, parseSize,
 } from '../../src/image/layout.ts';
 import { isAllZero, nonZeroRuns } from '../../src/image/sparse.ts';
 
@@ -20,6 +20,10 @@ describe('object names', () => {
     expect(dataObjectName('rbd_data.abc123', 0)).toBe('rbd_data.abc123.0000000000000000');
     expect(dataObjectName('rbd_data.abc123', 255)).toBe('rbd_data.abc123.00000000000000ff');
     expect(headerObjectName('abc123')).toBe('rbd_header.abc123');
+    // With a data pool the prefix names the image's pool too (Ceph: rbd_data.<pool id>.<id>).
+    expect(dataObjectPrefix('abc123')).toBe('rbd_data.abc123');
+    expect(dataObjectPrefix('abc123', 2)).toBe('rbd_data.2.abc123');
+    expect(parseDataObjectName(dataObjectPrefix('abc123'), dataObjectName(dataObjectPrefix('abc123', 2), 5))).toBeNull();
   });
   it('property: parseDataObjectName inverts dataObjectName and rejects other names', () => {
     fc.assert(fc.property(fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), (n) => parseDataObjectName('rbd_data.1f', dataObjectName('rbd_data.1f', n)) === n));
