@@ -1,14 +1,14 @@
 /**
  * `aspen-rbd`: block images from the shell, like Ceph's `rbd` (format 2 images):
  *
- *   aspen-rbd [-p POOL] create IMG --size 20G [--object-size 4M]
+ *   aspen-rbd [-p POOL] create IMG --size 20G [--object-size 4M] [--data-pool POOL]
  *   aspen-rbd [-p POOL] ls [-l]          aspen-rbd info IMG[@SNAP]      aspen-rbd du [IMG]
  *   aspen-rbd resize IMG --size S [--allow-shrink]      aspen-rbd rm IMG
  *   aspen-rbd rename SRC DST
  *   aspen-rbd snap create|rm|rollback|protect|unprotect [POOL/]IMG@SNAP     aspen-rbd snap ls IMG
- *   aspen-rbd export IMG[@SNAP] FILE|-   aspen-rbd import FILE|- [IMG] [--object-size S]
+ *   aspen-rbd export IMG[@SNAP] FILE|-   aspen-rbd import FILE|- [IMG] [--object-size S] [--data-pool POOL]
  *   aspen-rbd bench IMG --io-type write|read [--io-size 4K] [--io-threads 16] [--io-total 1G] [--io-pattern seq|rand]
- *   aspen-rbd clone [POOL/]IMG@SNAP [POOL/]CHILD      aspen-rbd children IMG@SNAP      aspen-rbd flatten CHILD
+ *   aspen-rbd clone [POOL/]IMG@SNAP [POOL/]CHILD [--data-pool POOL]      aspen-rbd children IMG@SNAP      aspen-rbd flatten CHILD
  *   aspen-rbd export-diff [--from-snap S1] IMG[@S2] FILE|-      aspen-rbd import-diff FILE|- IMG
  *   aspen-rbd lock ls IMG                aspen-rbd lock break IMG [LOCKER]
  *   aspen-rbd nbd serve [--bind 127.0.0.1] [--port 10809] [--pool rbd]…   (exports POOL/IMG and POOL/IMG@SNAP)
@@ -16,8 +16,8 @@
  *
  * Images are named `[POOL/]IMG[@SNAP]`; the pool defaults to `-p POOL`, then `rbd` (Ceph's
  * default). `-f json` prints JSON. Monitors come from `-m`, `$ASPEN_MON_HOST` or aspen.conf.
+ * `--data-pool POOL` keeps the header in the image's pool and the data objects in POOL.
  * Exit status: 0, or the errno of the error (ENOENT 2, EBUSY 16, …), as `rbd` does.
- * Not in this slice: --data-pool.
  */
 import { randomBytes } from 'node:crypto';
 import { Command } from 'commander';
@@ -25,6 +25,7 @@ import { AspenError, type ErrorCode } from '@aspen/shared';
 import { resolveMonAddrs } from '@aspen/shared/io/config.ts';
 import { RadosClient } from '@aspen/shared/io/rados.ts';
 import { breakImageLock, createImage, diskUsage, imageHeader, listImages, removeImage, renameImage, type DiskUsage } from '../image/admin.ts';
+import { ioctxOfPoolId } from '../image/children.ts';
 import { FEATURE_NAMES, type ImageHeader } from '../image/header.ts';
 import { Image } from '../image/image.ts';
 import { formatSize, objectCount, parseImageSpec, parseSize } from '../image/layout.ts';
@@ -72,9 +73,10 @@ async function withClient<T>(fn: (client: RadosClient) => Promise<T>): Promise<T
   }
 }
 
-function infoObject(name: string, h: ImageHeader, snapSize?: number): Record<string, unknown> {
+function infoObject(name: string, h: ImageHeader, dataPool: string | null, snapSize?: number): Record<string, unknown> {
   const size = snapSize ?? h.sizeBytes;
   return {
+    ...(dataPool === null ? {} : { data_pool: dataPool }),
     name, id: h.id, size, objects: objectCount(size, 2 ** h.order), order: h.order, object_size: 2 ** h.order, snapshot_count: h.snaps.length,
     block_name_prefix: h.objectPrefix, format: 2, features: FEATURE_NAMES.filter(([bit]) => (h.features & bit) !== 0n).map(([, n]) => n),
     ...(h.createTimestampMs > 0 ? { create_timestamp: new Date(h.createTimestampMs).toUTCString() } : {}),
@@ -82,11 +84,15 @@ function infoObject(name: string, h: ImageHeader, snapSize?: number): Record<str
   };
 }
 
+const DATA_POOL_HELP = 'keep the data objects in this pool (the header stays in the image\'s pool)';
+const dataPoolOpt = (dataPool: string | undefined): { dataPool?: string } => (dataPool === undefined ? {} : { dataPool });
+
 program.command('create').argument('<image>').requiredOption('-s, --size <size>', 'size (M by default; K/M/G/T suffixes)').option('--object-size <size>', 'object size (bytes; K/M suffixes)', '4M')
+  .option('--data-pool <pool>', DATA_POOL_HELP)
   .description('create an empty (thin) image')
-  .action((image: string, o: { size: string; objectSize: string }) => withClient(async (client) => {
+  .action((image: string, o: { size: string; objectSize: string; dataPool?: string }) => withClient(async (client) => {
     const s = spec(image);
-    await createImage(client, s.pool, s.image, { sizeBytes: parseSize(o.size, 'M'), objectSizeBytes: parseSize(o.objectSize), id: newId(), createTimestampMs: Date.now() });
+    await createImage(client, s.pool, s.image, { sizeBytes: parseSize(o.size, 'M'), objectSizeBytes: parseSize(o.objectSize), id: newId(), createTimestampMs: Date.now(), ...dataPoolOpt(o.dataPool) });
   }));
 
 program.command('ls').alias('list').argument('[pool]').option('-l, --long', 'sizes and locks too').description('list the images of a pool')
@@ -115,12 +121,13 @@ program.command('info').argument('<image>', '[POOL/]IMG[@SNAP]').description('sh
     const h = await imageHeader(client, s.pool, s.image);
     const snap = s.snap === undefined ? undefined : h.snaps.find((x) => x.name === s.snap);
     if (s.snap !== undefined && snap === undefined) throw new AspenError('ENOENT', `image '${s.image}' has no snapshot '${s.snap}'`);
-    const info = infoObject(s.image, h, snap?.sizeBytes);
+    const dataPool = h.dataPoolId === null ? null : ioctxOfPoolId(client, h.dataPoolId).poolName;
+    const info = infoObject(s.image, h, dataPool, snap?.sizeBytes);
     if (snap !== undefined) Object.assign(info, { snapshot: snap.name, snap_id: Number(snap.id), protected: snap.protected });
     const parent = h.parent === null ? null : await describeParent(client, h.parent);
     if (parent !== null) Object.assign(info, { parent: { pool: parent.pool, image: parent.image, snapshot: parent.snapshot, overlap: parent.overlapBytes } });
     if (json()) return out(JSON.stringify(info));
-    out(`rbd image '${s.image}':\n\tsize ${formatSize(info['size'] as number)} in ${info['objects'] as number} objects\n\torder ${h.order} (${formatSize(2 ** h.order)} objects)\n\tsnapshot_count: ${h.snaps.length}\n\tid: ${h.id}\n\tblock_name_prefix: ${h.objectPrefix}\n\tformat: 2\n\tfeatures: ${(info['features'] as string[]).join(', ')}${h.createTimestampMs > 0 ? `\n\tcreate_timestamp: ${String(info['create_timestamp'])}` : ''}${snap !== undefined ? `\n\tprotected: ${snap.protected ? 'True' : 'False'}` : ''}${h.lock !== null ? `\n\tlocked by: ${h.lock.owner}` : ''}${parent !== null ? `\n\tparent: ${parent.pool}/${parent.image}@${parent.snapshot}\n\toverlap: ${formatSize(parent.overlapBytes)}` : ''}`);
+    out(`rbd image '${s.image}':\n\tsize ${formatSize(info['size'] as number)} in ${info['objects'] as number} objects\n\torder ${h.order} (${formatSize(2 ** h.order)} objects)\n\tsnapshot_count: ${h.snaps.length}\n\tid: ${h.id}${dataPool !== null ? `\n\tdata_pool: ${dataPool}` : ''}\n\tblock_name_prefix: ${h.objectPrefix}\n\tformat: 2\n\tfeatures: ${(info['features'] as string[]).join(', ')}${h.createTimestampMs > 0 ? `\n\tcreate_timestamp: ${String(info['create_timestamp'])}` : ''}${snap !== undefined ? `\n\tprotected: ${snap.protected ? 'True' : 'False'}` : ''}${h.lock !== null ? `\n\tlocked by: ${h.lock.owner}` : ''}${parent !== null ? `\n\tparent: ${parent.pool}/${parent.image}@${parent.snapshot}\n\toverlap: ${formatSize(parent.overlapBytes)}` : ''}`);
   }));
 
 program.command('du').alias('disk-usage').argument('[image]').description('provisioned and used space')
@@ -209,12 +216,13 @@ program.command('export').argument('<image>', '[POOL/]IMG[@SNAP]').argument('<fi
   }));
 
 program.command('import').argument('<file>', 'a file, or - for stdin').argument('[image]', 'destination (default: the file name)').option('--object-size <size>', 'object size (bytes; K/M suffixes)')
+  .option('--data-pool <pool>', DATA_POOL_HELP)
   .description('create an image from a file, writing only non-zero blocks')
-  .action((file: string, image: string | undefined, o: { objectSize?: string }) => withClient(async (client) => {
+  .action((file: string, image: string | undefined, o: { objectSize?: string; dataPool?: string }) => withClient(async (client) => {
     const dest = image ?? (file === '-' ? undefined : file.split('/').at(-1));
     if (dest === undefined) throw new AspenError('EINVAL', 'importing from stdin needs a destination image name');
     const s = spec(dest);
-    await importImage(client, s.pool, file, s.image, { id: newId(), nowMs: Date.now(), ...(o.objectSize === undefined ? {} : { objectSizeBytes: parseSize(o.objectSize) }) }, new Progress('Importing image', g().progress));
+    await importImage(client, s.pool, file, s.image, { id: newId(), nowMs: Date.now(), ...(o.objectSize === undefined ? {} : { objectSizeBytes: parseSize(o.objectSize) }), ...dataPoolOpt(o.dataPool) }, new Progress('Importing image', g().progress));
   }));
 
 program.command('bench').argument('<image>').requiredOption('--io-type <type>', 'write or read').option('--io-size <size>', 'bytes per op', '4K').option('--io-threads <n>', 'ops in flight', '16')
@@ -230,11 +238,12 @@ program.command('bench').argument('<image>').requiredOption('--io-type <type>', 
     if (json()) out(JSON.stringify({ elapsed_sec: r.elapsedSec, ops: r.ops, ops_per_sec: r.opsPerSec, bytes_per_sec: r.bytesPerSec }));
   }));
 
-program.command('clone').argument('<parent>', '[POOL/]IMG@SNAP (a protected snapshot)').argument('<child>', '[POOL/]CHILD').description('clone a protected snapshot (reads fall through to it until written)')
-  .action((parentSpec: string, childSpec: string) => withClient(async (client) => {
+program.command('clone').argument('<parent>', '[POOL/]IMG@SNAP (a protected snapshot)').argument('<child>', '[POOL/]CHILD').option('--data-pool <pool>', DATA_POOL_HELP)
+  .description('clone a protected snapshot (reads fall through to it until written)')
+  .action((parentSpec: string, childSpec: string, o: { dataPool?: string }) => withClient(async (client) => {
     const p = spec(parentSpec, 'required');
     const c = spec(childSpec);
-    await cloneImage(client, { parentPool: p.pool, parentImage: p.image, parentSnap: p.snap!, childPool: c.pool, childImage: c.image, childId: newId(), createTimestampMs: Date.now() });
+    await cloneImage(client, { parentPool: p.pool, parentImage: p.image, parentSnap: p.snap!, childPool: c.pool, childImage: c.image, childId: newId(), createTimestampMs: Date.now(), ...dataPoolOpt(o.dataPool) });
   }));
 
 program.command('children').argument('<snap-spec>', '[POOL/]IMG@SNAP').description('list the clones of a snapshot')

@@ -108,11 +108,13 @@ function readChunk(fd: number, length: number, position: number | null): Uint8Ar
  * @returns bytes imported.
  * @throws AspenError EEXIST when the image exists.
  */
-export async function importImage(client: RadosClient, pool: string, file: string, name: string, o: { objectSizeBytes?: number; id: string; nowMs: number }, progress: Progress): Promise<number> {
+export async function importImage(client: RadosClient, pool: string, file: string, name: string, o: { objectSizeBytes?: number; dataPool?: string; id: string; nowMs: number }, progress: Progress): Promise<number> {
   const fd = file === '-' ? 0 : openSync(file, 'r');
   try {
     const known = file === '-' ? null : fstatSync(fd).size;
-    await createImage(client, pool, name, { sizeBytes: known ?? 0, id: o.id, createTimestampMs: o.nowMs, ...(o.objectSizeBytes === undefined ? {} : { objectSizeBytes: o.objectSizeBytes }) });
+    await createImage(client, pool, name, {
+      sizeBytes: known ?? 0, id: o.id, createTimestampMs: o.nowMs, ...(o.objectSizeBytes === undefined ? {} : { objectSizeBytes: o.objectSizeBytes }), ...(o.dataPool === undefined ? {} : { dataPool: o.dataPool }),
+    });
     const img = await Image.open(client, pool, name);
     try {
       const chunk = img.objectSizeBytes;

@@ -3,9 +3,9 @@
  * per-image queries that need no open handle (disk usage, lock inspection/breaking).
  */
 import { AspenError, assert } from '@aspen/shared';
-import type { RadosClient } from '@aspen/shared/io/rados.ts';
-import { FEATURE_EXCLUSIVE_LOCK, FEATURE_LAYERING, HEADER_KEYS, encodeParent, newHeaderEntries, type ImageHeader, type LockOwner, type ParentSpec } from './header.ts';
-import { poolIdOf, removeChild } from './children.ts';
+import type { IoCtx, RadosClient } from '@aspen/shared/io/rados.ts';
+import { FEATURE_DATA_POOL, FEATURE_EXCLUSIVE_LOCK, FEATURE_LAYERING, HEADER_KEYS, encodeParent, newHeaderEntries, type ImageHeader, type LockOwner, type ParentSpec } from './header.ts';
+import { ioctxOfPoolId, poolIdOf, removeChild } from './children.ts';
 import { breakLockOf, notifyHeader, IMAGE_OPS_INFLIGHT_MAX, WATCHER_PROBE_TIMEOUT_MS } from './image.ts';
 import { ORDER_DEFAULT, checkName, dataObjectName, dataObjectPrefix, headerObjectName, isImageId, orderOfObjectSize, parseDataObjectName, IMAGE_SIZE_MAX_BYTES } from './layout.ts';
 import { checkReply, directoryAdd, directoryList, directoryLookup, directoryRemove, directoryRename, readHeader } from './meta.ts';
@@ -22,12 +22,18 @@ export interface CreateImageOptions {
   createTimestampMs?: number;
   /** Make it a clone of this parent (sets the layering feature); the caller records the child. */
   parent?: ParentSpec;
+  /**
+   * Keep the data objects in this pool (Ceph `rbd create --data-pool`; sets the data-pool
+   * feature and `data_pool_id`). The image's own pool, or absent: no separate data pool (as
+   * librbd, which ignores a data pool equal to the image's pool).
+   */
+  dataPool?: string;
 }
 
 /**
  * Creates an image (librbd create, format 2): adds `name ↔ id` to `rbd_directory` (atomic;
  * EEXIST when the name is taken), then creates `rbd_header.<id>` exclusively with the size,
- * order, object prefix and features. No data object is created (images are thin). If the
+ * order, object prefix and features (and `data_pool_id` with a data pool). No data object is created (images are thin). If the
  * header cannot be created the directory entry is taken back.
  * @returns the image id.
  * @throws AspenError EEXIST; EINVAL for a bad name, size, object size or id; ENOENT for an unknown pool.
@@ -38,9 +44,13 @@ export async function createImage(client: RadosClient, pool: string, name: strin
   const order = o.objectSizeBytes === undefined ? ORDER_DEFAULT : orderOfObjectSize(o.objectSizeBytes);
   if (!isImageId(o.id)) throw new AspenError('EINVAL', `bad image id '${o.id}'`);
   const io = client.ioctx(pool);
+  const dataPoolId = o.dataPool === undefined || o.dataPool === pool ? undefined : poolIdOf(client, o.dataPool);
+  const objectPrefix = dataPoolId === undefined ? dataObjectPrefix(o.id) : dataObjectPrefix(o.id, poolIdOf(client, pool));
   await directoryAdd(io, name, o.id);
-  const features = FEATURE_EXCLUSIVE_LOCK | (o.parent === undefined ? 0n : FEATURE_LAYERING);
-  const entries = newHeaderEntries({ id: o.id, sizeBytes: o.sizeBytes, order, objectPrefix: dataObjectPrefix(o.id), features, createTimestampMs: o.createTimestampMs ?? 0 });
+  const features = FEATURE_EXCLUSIVE_LOCK | (o.parent === undefined ? 0n : FEATURE_LAYERING) | (dataPoolId === undefined ? 0n : FEATURE_DATA_POOL);
+  const entries = newHeaderEntries({
+    id: o.id, sizeBytes: o.sizeBytes, order, objectPrefix, features, createTimestampMs: o.createTimestampMs ?? 0, ...(dataPoolId === undefined ? {} : { dataPoolId }),
+  });
   if (o.parent !== undefined) entries.push([HEADER_KEYS.parent, encodeParent(o.parent)]);
   const r = await io.operate(headerObjectName(o.id), [{ op: 'create', exclusive: true }, { op: 'omap_set', entries }]);
   if (r.code !== 0) {
@@ -66,13 +76,14 @@ export async function renameImage(client: RadosClient, pool: string, from: strin
 }
 
 /**
- * The object numbers of image `id`'s existing data objects at the head, ascending (one PG
- * listing pass over the pool, as `rados ls` — no object map in this slice).
+ * The object numbers of the existing data objects named `<objectPrefix>.<objno>` (an image's
+ * header `object_prefix`) at the head, ascending: one PG listing pass over `dataPool` — the
+ * image's data pool if it has one, else its pool — as `rados ls` (no object map in this slice).
  */
-export async function listDataObjects(client: RadosClient, pool: string, id: string): Promise<number[]> {
-  const prefix = dataObjectPrefix(id);
+export async function listDataObjects(client: RadosClient, dataPool: string, objectPrefix: string): Promise<number[]> {
+  const prefix = objectPrefix;
   const out: number[] = [];
-  for (const name of await client.ioctx(pool).listObjects()) {
+  for (const name of await client.ioctx(dataPool).listObjects()) {
     const n = parseDataObjectName(prefix, name);
     if (n !== null) out.push(n);
   }
@@ -85,11 +96,17 @@ export async function otherWatchers(client: RadosClient, pool: string, id: strin
   return [...new Set(watchers.filter((w) => w !== client.clientId))].sort();
 }
 
+/** The IoCtx of image header `h`'s data objects: its data pool, or `pool` itself. @throws AspenError ENOENT when the data pool is gone */
+function dataIoctxOf(client: RadosClient, pool: string, h: ImageHeader): IoCtx {
+  return h.dataPoolId === null ? client.ioctx(pool) : ioctxOfPoolId(client, h.dataPoolId);
+}
+
 /**
  * Removes an image (librbd remove): refused while it has snapshots (ENOTEMPTY), watchers other
- * than this client or a lock holder (EBUSY); then removes its data objects, its header, and
- * its directory entry, in that order, so an interrupted remove can be run again (an image
- * whose header is already gone is removed from the directory after its data).
+ * than this client or a lock holder (EBUSY); then removes its data objects (from its data pool
+ * if it has one), its header, and its directory entry, in that order, so an interrupted remove
+ * can be run again (an image whose header is already gone is removed from the directory after
+ * its data; its data was removed before the header, so only its own pool is swept then).
  * @param onProgress called with (objects removed, objects total).
  * @throws AspenError ENOENT; ENOTEMPTY; EBUSY.
  */
@@ -108,11 +125,12 @@ export async function removeImage(client: RadosClient, pool: string, name: strin
     if (watchers.length > 0) throw new AspenError('EBUSY', `image '${name}' still has watchers (${watchers.join(', ')}): close them, or wait 30 s if they crashed`);
     if (header.lock !== null) throw new AspenError('EBUSY', `image '${name}' is locked by ${header.lock.owner}: break the lock first ('lock break')`);
   }
-  const objects = await listDataObjects(client, pool, id);
+  const dio = header === null ? io : dataIoctxOf(client, pool, header);
+  const prefix = header === null ? dataObjectPrefix(id) : header.objectPrefix;
+  const objects = await listDataObjects(client, dio.poolName, prefix);
   let done = 0;
-  const prefix = dataObjectPrefix(id);
   await forEachLimit(objects, IMAGE_OPS_INFLIGHT_MAX, async (n) => {
-    const r = await io.operate(dataObjectName(prefix, n), [{ op: 'remove' }]);
+    const r = await dio.operate(dataObjectName(prefix, n), [{ op: 'remove' }]);
     if (r.code !== 'ENOENT') checkReply(r);
     onProgress?.(++done, objects.length);
   });
@@ -138,10 +156,11 @@ export async function diskUsage(client: RadosClient, pool: string, name: string)
   const io = client.ioctx(pool);
   const id = await directoryLookup(io, name);
   const h = await readHeader(io, id);
-  const objects = await listDataObjects(client, pool, id);
+  const dio = dataIoctxOf(client, pool, h);
+  const objects = await listDataObjects(client, dio.poolName, h.objectPrefix);
   let used = 0;
   await forEachLimit(objects, IMAGE_OPS_INFLIGHT_MAX, async (n) => {
-    const r = await io.operate(dataObjectName(h.objectPrefix, n), [{ op: 'stat' }]);
+    const r = await dio.operate(dataObjectName(h.objectPrefix, n), [{ op: 'stat' }]);
     if (r.code === 'ENOENT') return;
     const st = checkReply(r).results[0];
     if (st?.kind === 'stat') used += Math.min(st.sizeBytes, 2 ** h.order);

@@ -23,11 +23,14 @@ export interface CloneOptions {
   /** The new image's id (random, chosen by the caller). */
   childId: string;
   createTimestampMs?: number;
+  /** The child's data pool (`rbd clone --data-pool`); absent: the child's own pool, whatever the parent's. */
+  dataPool?: string;
 }
 
 /**
  * Clones `parentPool/parentImage@parentSnap` as `childPool/childImage` (librbd clone): the
- * child has the snapshot's size and object size, and an overlap of the whole snapshot. The
+ * child has the snapshot's size and object size, and an overlap of the whole snapshot; its
+ * data objects (copy-ups included) go to its own data pool, or its own pool without one. The
  * child is created with its parent link, then recorded in `rbd_children`, then the snapshot's
  * protection is checked again (a racing unprotect makes the clone fail and be removed).
  * @returns the parent spec recorded in the child.
@@ -42,7 +45,8 @@ export async function cloneImage(client: RadosClient, o: CloneOptions): Promise<
   if (!snap.protected) throw new AspenError('EINVAL', `parent snapshot ${o.parentPool}/${o.parentImage}@${o.parentSnap} must be protected before cloning`);
   const parent: ParentSpec = { poolId: poolIdOf(client, o.parentPool), poolName: o.parentPool, imageId: parentId, snapId: snap.id, overlapBytes: snap.sizeBytes };
   await createImage(client, o.childPool, o.childImage, {
-    sizeBytes: snap.sizeBytes, objectSizeBytes: 2 ** ph.order, id: o.childId, parent, ...(o.createTimestampMs === undefined ? {} : { createTimestampMs: o.createTimestampMs }),
+    sizeBytes: snap.sizeBytes, objectSizeBytes: 2 ** ph.order, id: o.childId, parent,
+    ...(o.createTimestampMs === undefined ? {} : { createTimestampMs: o.createTimestampMs }), ...(o.dataPool === undefined ? {} : { dataPool: o.dataPool }),
   });
   const child: ChildSpec = { poolId: poolIdOf(client, o.childPool), poolName: o.childPool, imageId: o.childId };
   await addChild(client, parent, child);

@@ -14,6 +14,11 @@
  * newest first), so the OSD keeps a clone on the first write after a snapshot; reads of an
  * image opened at a snapshot read each object at that snap id.
  *
+ * Data pool (`rbd create --data-pool`): the header, directory and children records stay in the
+ * image's pool; every data object op goes to the data pool through {@link Image.dataIo}, and
+ * snapshot ids are allocated in the data pool (as librbd does), so the snap context is valid
+ * there and the data pool's OSDs clone and trim the data objects.
+ *
  * Clones (librbd layering): a clone's header names a parent image, a protected snapshot of it
  * and an overlap. A clone's data object that does not exist reads through to the parent at
  * that snapshot (within the overlap; zeros beyond). The first change to such an object copies
@@ -94,9 +99,17 @@ export class Image {
   /** The parent at the clone's parent snapshot (read-only), while this image is a clone. */
   private parentImg: Image | null = null;
 
+  /**
+   * The IoCtx of the data objects (librbd's data_ctx): on the data pool when the image has one
+   * (`--data-pool`), else a second IoCtx on the image's pool. It alone carries the image's write
+   * snap context (whose ids were allocated in that pool); {@link io} (librbd's md_ctx: header,
+   * directory, children) carries none.
+   */
+  readonly dataIo: IoCtx;
+
   private constructor(
     readonly client: RadosClient,
-    /** This image's own IoCtx: its write snap context is the image's. */
+    /** The IoCtx of the image's pool: header, directory and children records (no snap context). */
     readonly io: IoCtx,
     readonly name: string,
     header: ImageHeader,
@@ -105,6 +118,8 @@ export class Image {
     private readonly onHeaderChange: ((h: ImageHeader) => void) | undefined,
   ) {
     this.h = header;
+    this.dataIo = header.dataPoolId === null ? client.ioctx(io.poolName, io.namespace) : ioctxOfPoolId(client, header.dataPoolId);
+    assert(this.dataIo !== io, 'data and metadata IoCtxs are distinct: only the data one has a snap context');
     this.applySnapContext();
   }
 
@@ -178,14 +193,14 @@ export class Image {
     assert(range !== null && this.parentImg !== null, 'copy-up only inside the overlap');
     const oid = this.objectName(objectNo);
     for (let attempt = 0; attempt < COPYUP_ATTEMPTS_MAX; attempt++) {
-      const r = await this.io.operate(oid, [{ op: 'assert_exists' }, ...ops]);
+      const r = await this.dataIo.operate(oid, [{ op: 'assert_exists' }, ...ops]);
       if (r.code !== 'ENOENT') {
         checkReply(r);
         return;
       }
       const data = needParentData ? trimZeros(await this.parentImg.read(range.start, range.end - range.start)) : EMPTY;
       assert(data.length <= this.objectSizeBytes, 'parent data fits the object');
-      const c = await this.io.operate(oid, [{ op: 'create', exclusive: true }, ...(data.length > 0 ? [{ op: 'writefull', data } as const] : []), ...copyUpOps]);
+      const c = await this.dataIo.operate(oid, [{ op: 'create', exclusive: true }, ...(data.length > 0 ? [{ op: 'writefull', data } as const] : []), ...copyUpOps]);
       if (c.code === 'EEXIST') continue; // someone else copied up (or wrote) first: apply ours on top
       checkReply(c);
       return;
@@ -196,7 +211,12 @@ export class Image {
   /** Applies `ops` to a data object: copying up where the object is inside a clone's overlap. */
   private async mutate(objectNo: number, ops: OsdOp[]): Promise<void> {
     if (this.parentRange(objectNo) !== null) return this.copyUpMutate(objectNo, ops, ops, true);
-    checkReply(await this.io.operate(this.objectName(objectNo), ops));
+    checkReply(await this.dataIo.operate(this.objectName(objectNo), ops));
+  }
+
+  /** The name of the pool holding the data objects (the image's pool unless it has a data pool). */
+  get dataPoolName(): string {
+    return this.dataIo.poolName;
   }
 
   /** The image id. */
@@ -225,7 +245,7 @@ export class Image {
 
   private applySnapContext(): void {
     const sc = snapContextOf(this.h);
-    this.io.setSelfmanagedSnapWrite(sc.seq, sc.snaps);
+    this.dataIo.setSelfmanagedSnapWrite(sc.seq, sc.snaps);
   }
 
   private checkOpen(): void {
@@ -259,7 +279,7 @@ export class Image {
     this.checkRange(offset, length);
     const out = new Uint8Array(length);
     await forEachLimit(mapExtent(offset, length, this.objectSizeBytes), IMAGE_OPS_INFLIGHT_MAX, async (x) => {
-      const r = await this.io.operate(this.objectName(x.objectNo), [{ op: 'read', offset: x.offsetInObject, length: x.lengthBytes }], this.readOptions());
+      const r = await this.dataIo.operate(this.objectName(x.objectNo), [{ op: 'read', offset: x.offsetInObject, length: x.lengthBytes }], this.readOptions());
       if (r.code === 'ENOENT') {
         // Never written (or absent at the snap): the parent's bytes within the overlap, else zeros.
         const range = this.parentRange(x.objectNo);
@@ -313,7 +333,7 @@ export class Image {
       const ops: OsdOp[] = x.offsetInObject === 0 && toEnd ? [{ op: 'remove' }]
         : toEnd ? [{ op: 'assert_exists' }, { op: 'truncate', size: x.offsetInObject }]
         : [{ op: 'assert_exists' }, { op: 'zero', offset: x.offsetInObject, length: x.lengthBytes }];
-      const r = await this.io.operate(this.objectName(x.objectNo), ops);
+      const r = await this.dataIo.operate(this.objectName(x.objectNo), ops);
       if (r.code !== 'ENOENT') checkReply(r);
     });
   }
@@ -349,7 +369,7 @@ export class Image {
     const pieces = mapExtent(offset, length, os);
     const sizes = new Array<number>(pieces.length).fill(0);
     await forEachLimit(pieces, IMAGE_OPS_INFLIGHT_MAX, async (x, i) => {
-      const r = await this.io.operate(this.objectName(x.objectNo), [{ op: 'stat' }], this.readOptions());
+      const r = await this.dataIo.operate(this.objectName(x.objectNo), [{ op: 'stat' }], this.readOptions());
       if (r.code === 'ENOENT') {
         // A clone's missing object reads the parent: report the overlap part as allocated.
         const range = this.parentRange(x.objectNo);
@@ -501,11 +521,11 @@ export class Image {
     const first = objectCount(newSize, os);
     const nums = Array.from({ length: objectCount(oldSize, os) - first }, (_, i) => first + i);
     await forEachLimit(nums, IMAGE_OPS_INFLIGHT_MAX, async (n) => {
-      const r = await this.io.operate(this.objectName(n), [{ op: 'remove' }]);
+      const r = await this.dataIo.operate(this.objectName(n), [{ op: 'remove' }]);
       if (r.code !== 'ENOENT') checkReply(r);
     });
     if (newSize % os !== 0) {
-      const r = await this.io.operate(this.objectName(Math.floor(newSize / os)), [{ op: 'assert_exists' }, { op: 'truncate', size: newSize % os }]);
+      const r = await this.dataIo.operate(this.objectName(Math.floor(newSize / os)), [{ op: 'assert_exists' }, { op: 'truncate', size: newSize % os }]);
       if (r.code !== 'ENOENT') checkReply(r);
     }
   }
@@ -522,7 +542,8 @@ export class Image {
   }
 
   /**
-   * Creates snapshot `name` (librbd snap_create): allocates a self-managed snap id in the pool,
+   * Creates snapshot `name` (librbd snap_create): allocates a self-managed snap id in the data
+   * pool (the image's pool unless it has a data pool),
    * records {name, id, size, time} in the header under a version guard, and notifies watchers,
    * which adopt the new snap context before acknowledging — so their later writes preserve the
    * snapshot's data.
@@ -535,7 +556,7 @@ export class Image {
     if (this.snap !== null) throw new AspenError('EPERM', 'cannot snapshot a snapshot');
     await this.refresh();
     if (this.h.snaps.some((s) => s.name === name)) throw new AspenError('EEXIST', `snapshot '${name}' already exists`);
-    const id = await this.client.selfmanagedSnapCreate(this.io.poolName);
+    const id = await this.client.selfmanagedSnapCreate(this.dataIo.poolName);
     let info: SnapInfo | null = null;
     try {
       await updateHeader(this.io, this.h.id, (h) => {
@@ -544,7 +565,7 @@ export class Image {
         return [{ op: 'omap_set', entries: [[snapshotKey(id), encodeSnap(info)], [HEADER_KEYS.snapSeq, encodeU64(id > h.snapSeq ? id : h.snapSeq)]] }];
       });
     } catch (err) {
-      await this.client.selfmanagedSnapRemove(this.io.poolName, id).catch(() => undefined);
+      await this.client.selfmanagedSnapRemove(this.dataIo.poolName, id).catch(() => undefined);
       throw err;
     }
     await this.notifyHeaderUpdate();
@@ -555,7 +576,7 @@ export class Image {
 
   /**
    * Removes snapshot `name` (librbd snap_remove): drops it from the header, then releases its
-   * snap id in the pool (the OSDs trim its clones), then notifies.
+   * snap id in the data pool (the OSDs trim its clones), then notifies.
    * @throws AspenError ENOENT; EBUSY while it is protected.
    */
   async snapRemove(name: string): Promise<void> {
@@ -570,7 +591,7 @@ export class Image {
       return [{ op: 'omap_rm', keys: [snapshotKey(s.id)] }];
     });
     assert(removed !== null, 'snapshot found');
-    await this.client.selfmanagedSnapRemove(this.io.poolName, (removed as SnapInfo).id);
+    await this.client.selfmanagedSnapRemove(this.dataIo.poolName, (removed as SnapInfo).id);
     await this.notifyHeaderUpdate();
     await this.refresh();
   }
@@ -631,11 +652,11 @@ export class Image {
       this.checkWritable();
       const range = this.parentRange(n);
       assert(range !== null && this.parentImg !== null, 'object inside the overlap');
-      const st = await this.io.operate(this.objectName(n), [{ op: 'stat' }]);
+      const st = await this.dataIo.operate(this.objectName(n), [{ op: 'stat' }]);
       if (st.code === 'ENOENT') {
         const data = trimZeros(await this.parentImg.read(range.start, range.end - range.start));
         if (data.length > 0) {
-          const c = await this.io.operate(this.objectName(n), [{ op: 'create', exclusive: true }, { op: 'writefull', data }]);
+          const c = await this.dataIo.operate(this.objectName(n), [{ op: 'create', exclusive: true }, { op: 'writefull', data }]);
           if (c.code !== 'EEXIST') checkReply(c);
         }
       } else checkReply(st);
@@ -669,8 +690,8 @@ export class Image {
     await forEachLimit(Array.from({ length: total }, (_, i) => i), IMAGE_OPS_INFLIGHT_MAX, async (n) => {
       this.checkWritable();
       const oid = this.objectName(n);
-      const r = await this.io.operate(oid, [{ op: 'read', offset: 0, length: 0 }], { snapId: s.id });
-      const w = r.code === 'ENOENT' ? await this.io.operate(oid, [{ op: 'remove' }]) : await this.io.operate(oid, [{ op: 'writefull', data: dataOf(checkReply(r)) }]);
+      const r = await this.dataIo.operate(oid, [{ op: 'read', offset: 0, length: 0 }], { snapId: s.id });
+      const w = r.code === 'ENOENT' ? await this.dataIo.operate(oid, [{ op: 'remove' }]) : await this.dataIo.operate(oid, [{ op: 'writefull', data: dataOf(checkReply(r)) }]);
       if (w.code !== 'ENOENT') checkReply(w);
       onProgress?.(++done, total);
     });
