@@ -34,7 +34,7 @@ export const FEATURE_NAMES: ReadonlyArray<[bigint, string]> = [[1n, 'layering'],
 
 /** One snapshot of an image (Ceph cls_rbd_snap). */
 export interface SnapInfo {
-  /** The pool's self-managed snap id. */
+  /** The self-managed snap id, allocated in the image's data pool (its own pool without one). */
   readonly id: bigint;
   readonly name: string;
   /** The image size when the snapshot was taken, bytes. */
