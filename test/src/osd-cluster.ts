@@ -22,6 +22,13 @@ export interface OsdTestClusterOptions {
   readonly minSize?: number;
   /** The client's op timeout, ms (default 60 s). */
   readonly opTimeoutMs?: number;
+  /**
+   * Make the pool erasure-coded with this profile (named `<pool>-profile`, failure domain
+   * host: every OSD is its own host) instead of replicated; `minSize` then defaults to k+1.
+   */
+  readonly erasure?: { readonly k: number; readonly m: number; readonly stripeUnitBytes?: number };
+  /** Extra arguments for every `aspen-osd` (e.g. shorter scrub or heartbeat settings). */
+  readonly osdArgs?: readonly string[];
 }
 
 /** A running cluster; see the module docs. */
@@ -52,11 +59,23 @@ export class OsdTestCluster {
         const p = h.spawn({ name: `mkfs.osd.${i}`, args: tsNodeArgs(OSD_ENTRY, ['--mkfs', '--data', h.path(`osd.${i}`), '--mon', monAddrs, '--id', String(i)]) });
         if ((await p.exited).code !== 0) throw new Error(`mkfs of osd.${i} failed: ${h.log(`mkfs.osd.${i}`)}`);
       }));
-      for (let i = 0; i < osds; i++) h.spawn({ name: `osd.${i}`, args: tsNodeArgs(OSD_ENTRY, ['--data', h.path(`osd.${i}`), '--mon', monAddrs, '--host', `host${i}`]) });
+      for (let i = 0; i < osds; i++) {
+        h.spawn({ name: `osd.${i}`, args: tsNodeArgs(OSD_ENTRY, ['--data', h.path(`osd.${i}`), '--mon', monAddrs, '--host', `host${i}`, ...(o.osdArgs ?? [])]) });
+      }
       const c = await RadosClient.connect({ monAddrs: [...mons.addrs.values()], opTimeoutMs: o.opTimeoutMs ?? 60_000 });
       const cluster = new OsdTestCluster(h, mons, c, monAddrs);
       await waitFor(() => [...c.osdMap.osds.values()].filter((x) => x.up).length === osds, { timeoutMs: 30_000, what: 'OSDs up' });
-      await c.mon.command({ prefix: 'osd pool create', pool, pg_num: pgNum, size: o.size ?? Math.min(3, osds), min_size: o.minSize ?? Math.min(2, osds) });
+      if (o.erasure !== undefined) {
+        const e = o.erasure;
+        const profile = [`k=${e.k}`, `m=${e.m}`, 'crush-failure-domain=host', ...(e.stripeUnitBytes !== undefined ? [`stripe_unit=${e.stripeUnitBytes}`] : [])];
+        await c.mon.command({ prefix: 'osd erasure-code-profile set', name: `${pool}-profile`, profile });
+        await c.mon.command({
+          prefix: 'osd pool create', pool, pg_num: pgNum, pool_type: 'erasure', erasure_code_profile: `${pool}-profile`,
+          ...(o.minSize !== undefined ? { min_size: o.minSize } : {}),
+        });
+      } else {
+        await c.mon.command({ prefix: 'osd pool create', pool, pg_num: pgNum, size: o.size ?? Math.min(3, osds), min_size: o.minSize ?? Math.min(2, osds) });
+      }
       await waitFor(() => { try { c.pool(pool); return true; } catch { return false; } }, { timeoutMs: 10_000, what: 'the pool in the map' });
       const minEpoch = c.osdMap.epoch;
       await waitFor(async () => {

@@ -95,7 +95,7 @@ export const mutatingCommandSchema = z.discriminatedUnion('prefix', [
   z.object({ prefix: z.literal('osd full'), id: osdIdNum, full: z.boolean(), nearfull: z.boolean() }),
   z.object({ prefix: z.literal('osd erasure-code-profile set'), name, profile: z.array(z.string().max(128)).max(32), force: z.boolean().optional() }),
   z.object({ prefix: z.literal('osd erasure-code-profile rm'), name }),
-  z.object({ prefix: z.literal('osd pg-temp'), pgid: pgidText, osds: z.array(osdIdNum).max(32) }),
+  z.object({ prefix: z.literal('osd pg-temp'), pgid: pgidText, osds: z.array(z.union([osdIdNum, z.literal(0x7fffffff)])).max(32) }),
   z.object({
     prefix: z.literal('pg stats'), osd: osdIdNum, epoch: uint,
     pgs: z.array(z.object({

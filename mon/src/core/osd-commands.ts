@@ -9,6 +9,7 @@ import { WEIGHT_IN, WEIGHT_OUT, emptyIncremental } from '@aspen/shared/osdmap/ty
 import { insertRemovedSnap, isSnapRemoved } from '@aspen/shared/osdmap/snaps.ts';
 import type { MutatingCommand } from './command.ts';
 import * as crushOps from './crush-ops.ts';
+import { CRUSH_ITEM_NONE } from '@aspen/shared/crush/types.ts';
 
 /** Extract of the command union for OSDMap commands. */
 export type OsdMapCommand = Exclude<MutatingCommand, { prefix: 'pg stats' | 'config set' | 'config rm' | 'mon init' | 's3 user create' | 's3 user rm' | 's3 key create' | 's3 key rm' }>;
@@ -56,10 +57,12 @@ export function parseEcProfile(name: string, pairs: readonly string[]): ErasureC
     if (!Number.isInteger(n) || n < min || n > max) throw new AspenError('EINVAL', `${key}=${v} must be an integer in [${min}, ${max}]`);
     return n;
   };
-  const k = int('k', 2, 1, 32);
-  const m = int('m', 1, 1, 16);
+  // The OSDs' Reed-Solomon codec (@ronomon/reed-solomon, ADR 0008) takes k ≤ 24, m ≤ 6 and
+  // stripe units that are powers of two (osd/src/ec/layout.ts).
+  const k = int('k', 2, 1, 24);
+  const m = int('m', 1, 1, 6);
   const stripeUnitBytes = int('stripe-unit', 4096, 512, 16 << 20);
-  if (stripeUnitBytes % 512 !== 0) throw new AspenError('EINVAL', 'stripe_unit must be a multiple of 512');
+  if ((stripeUnitBytes & (stripeUnitBytes - 1)) !== 0) throw new AspenError('EINVAL', 'stripe_unit must be a power of two');
   const plugin = kv.get('plugin') ?? 'jerasure';
   const technique = kv.get('technique') ?? 'reed_sol_van';
   if (plugin !== 'jerasure' || technique !== 'reed_sol_van') {
@@ -309,7 +312,8 @@ export function prepareOsdMapCommand(map: OsdMap, cmd: OsdMapCommand, stampMs: n
     case 'osd pg-temp': {
       const pool = Number(cmd.pgid.split('.')[0]);
       if (!map.pools.has(pool)) throw new AspenError('ENOENT', `pool ${pool} does not exist`);
-      for (const id of cmd.osds) requireOsd(map, id);
+      // An EC pool's pg_temp keeps positions: CRUSH_ITEM_NONE marks a hole (Ceph allows it for EC).
+      for (const id of cmd.osds) if (!(id === CRUSH_ITEM_NONE && map.pools.get(pool)!.type === 'erasure')) requireOsd(map, id);
       inc.newPgTemp.push({ pgid: cmd.pgid, osds: cmd.osds });
       return { inc, message: `set ${cmd.pgid} pg_temp mapping to [${cmd.osds.join(',')}]`, data: {} };
     }

@@ -393,9 +393,9 @@ describe('erasure-code profiles', () => {
 
   it('refuses malformed or unsupported profiles', () => {
     const d = new Driver();
-    d.refused({ prefix: 'osd erasure-code-profile set', name: 'x', profile: ['k=0'] }, 'EINVAL', /k=0 must be an integer in \[1, 32\]/);
+    d.refused({ prefix: 'osd erasure-code-profile set', name: 'x', profile: ['k=0'] }, 'EINVAL', /k=0 must be an integer in \[1, 24\]/);
     d.refused({ prefix: 'osd erasure-code-profile set', name: 'x', profile: ['k'] }, 'EINVAL', /bad profile field 'k'/);
-    d.refused({ prefix: 'osd erasure-code-profile set', name: 'x', profile: ['stripe_unit=1000'] }, 'EINVAL', /stripe_unit must be a multiple of 512/);
+    d.refused({ prefix: 'osd erasure-code-profile set', name: 'x', profile: ['stripe_unit=1000'] }, 'EINVAL', /stripe_unit must be a power of two/);
     d.refused({ prefix: 'osd erasure-code-profile set', name: 'x', profile: ['plugin=isa'] }, 'E_UNSUPPORTED', /only plugin=jerasure/);
   });
 

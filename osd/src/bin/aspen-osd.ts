@@ -25,6 +25,7 @@ import { pino } from 'pino';
 import { AspenError, isErrorCode } from '@aspen/shared';
 import { MonClient } from '@aspen/shared/io/monclient.ts';
 import { Messenger } from '@aspen/shared/io/msgr-client.ts';
+import { OsdEc } from '../io/osd-ec.ts';
 import { MsgrServer } from '@aspen/shared/io/msgr-server.ts';
 import { OsdMapTracker } from '@aspen/shared/io/osdmap-tracker.ts';
 import { SqliteObjectStore } from '../io/store-object-store.ts';
@@ -155,18 +156,23 @@ async function run(o: Options, log0: pino.Logger): Promise<void> {
   // Heartbeats on connections of their own (Ceph hb_back), never queued behind bulk data.
   const hbMsgr = new Messenger({ fsid: id.fsid, entity, requestTimeoutMs: 10_000 });
   let shutdown: (signal: string, code?: number) => void = () => undefined;
+  // EC sub-reads and rebuilds; the PG host and map tracker it uses are created just below.
+  let tracker: OsdMapTracker | null = null;
+  let pgsRef: OsdPgs | null = null;
+  const ec = new OsdEc(id.whoami, () => pgsRef!, msgr, () => tracker?.current ?? null, log);
   const pgs = new OsdPgs({
-    whoami: id.whoami, store, msgr, mon, log, clock,
+    whoami: id.whoami, store, msgr, mon, log, clock, ecRebuild: ec.rebuild,
     scrubSchedule: { minIntervalMs: o.osdScrubMinInterval * 1000, deepIntervalMs: o.osdDeepScrubInterval * 1000 },
     onFatal: (err) => {
       log.fatal({ err: String(err) }, 'store transaction failed; stopping');
       shutdown('fatal', 1);
     },
   });
+  pgsRef = pgs;
   const { pgs: loaded, newestMap } = await pgs.load();
-  const tracker = new OsdMapTracker(mon);
+  tracker = new OsdMapTracker(mon);
   const metrics = new OsdMetrics({ daemon: 'osd', id: String(id.whoami) });
-  const service = new OsdService(id.whoami, pgs, tracker, log, () => Date.now(), (kind, code, ms) => metrics.observeOp(kind, code, ms), () => store.isFull());
+  const service = new OsdService(id.whoami, pgs, tracker, log, () => Date.now(), (kind, code, ms) => metrics.observeOp(kind, code, ms), () => store.isFull(), ec);
   const watch = new WatchService({
     whoami: id.whoami, tracker, log, clock, watchTimeoutMs: o.watchTimeoutMs,
     // Existence at head through the PG (waits for recovery; a snapshot whiteout is absent).

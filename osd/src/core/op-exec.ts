@@ -58,9 +58,16 @@ export function decodeObjectInfo(b: Uint8Array): ObjectInfo {
   return oi;
 }
 
+/**
+ * What op execution reads: the local store (replicated pools) or an EC object's logical view
+ * (./ec-exec.ts `EcObjectView`).
+ */
+export type ObjectReader = Pick<ObjectStore,
+  'exists' | 'getattr' | 'getattrs' | 'stat' | 'read' | 'sparseRead' | 'omapGetHeader' | 'omapGetKeys' | 'omapGetValues' | 'omapGetValuesByKeys'>;
+
 /** What the caller (the PG) supplies: the new user version and time for a mutation. */
 export interface ExecContext {
-  store: ObjectStore;
+  store: ObjectReader;
   coll: string;
   oid: ObjectId;
   /** Version to stamp on the object if the request mutates it; default: its current one + 1 (Ceph user_version). */
@@ -95,7 +102,7 @@ function fail(code: string, message: string, version: bigint): ExecOutcome {
   return { code, message, tx: null, removes: false, version, sizeBytes: 0, results: [] };
 }
 
-async function objectInfo(store: ObjectStore, coll: string, oid: ObjectId): Promise<ObjectInfo | null> {
+async function objectInfo(store: ObjectReader, coll: string, oid: ObjectId): Promise<ObjectInfo | null> {
   if (!(await store.exists(coll, oid))) return null;
   try {
     return decodeObjectInfo(await store.getattr(coll, oid, VERSION_XATTR));
@@ -106,7 +113,7 @@ async function objectInfo(store: ObjectStore, coll: string, oid: ObjectId): Prom
 }
 
 /** The head's SnapSet ({@link EMPTY_SNAPSET} when it has none or does not exist). */
-async function snapSetOf(store: ObjectStore, coll: string, head: ObjectId, oi: ObjectInfo | null): Promise<SnapSet> {
+async function snapSetOf(store: ObjectReader, coll: string, head: ObjectId, oi: ObjectInfo | null): Promise<SnapSet> {
   if (oi === null) return EMPTY_SNAPSET;
   const attrs = await store.getattrs(coll, head);
   const b = attrs.get(SNAPSET_XATTR);

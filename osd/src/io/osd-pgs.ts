@@ -32,7 +32,9 @@ import type { Logger } from 'pino';
 import { PgCore, PG_CONFIG_DEFAULTS, type PgConfig } from '../pg/pg.ts';
 import { LocalReserver } from '../pg/recovery.ts';
 import { encodePgMessage } from '../pg/msg-codec.ts';
-import type { ClientOp, ClientReply, MapHistory, Outbox, PgInput, PgMapping, PgMessage } from '../pg/types.ts';
+import { ecMember, osdOfMember, shardOf, type ClientOp, type ClientReply, type MapHistory, type Outbox, type PgInput, type PgMapping, type PgMessage, type StoreRead, type StoreReadResult } from '../pg/types.ts';
+import { CRUSH_ITEM_NONE } from '@aspen/shared/crush/types.ts';
+import { Encoder, Decoder } from '@aspen/shared';
 import type { ObjectStore } from '../store/types.ts';
 import { PgStore, loadPgs } from './osd-store.ts';
 import { OsdMapStore } from './osd-maps.ts';
@@ -41,6 +43,43 @@ import { OsdMapStore } from './osd-maps.ts';
 export const MSG_PG = 0x100;
 /** Messenger type of a heartbeat ping between OSDs (request/reply). */
 export const MSG_OSD_PING = 0x101;
+/**
+ * Messenger type of a PG message between members of an erasure-coded PG (one-way): meta =
+ * struct v1 {u32 to member, bytes inner meta}, data = the inner data; the inner message is
+ * {@link MSG_PG}'s encoding with the sender's member id.
+ */
+export const MSG_PG_EC = 0x103;
+
+/** The instance key of a PG on this OSD: the pgid, or for an EC shard `<pgid>s<shard>` (Ceph spg_t). */
+export function pgKey(pgid: string, shard: number): string {
+  return shard < 0 ? pgid : `${pgid}s${shard}`;
+}
+
+/** Splits an instance key into pgid and shard (-1: not a shard). */
+export function parsePgKey(key: string): { pgid: string; shard: number } {
+  const m = /^(\d+\.[0-9a-f]+)(?:s(\d+))?$/.exec(key);
+  assert(m !== null, `bad pg key ${key}`);
+  return { pgid: m[1]!, shard: m[2] === undefined ? -1 : Number(m[2]) };
+}
+
+/** Wraps an encoded PG message for {@link MSG_PG_EC}. */
+export function encodeEcEnvelope(toMember: number, innerMeta: Uint8Array): Uint8Array {
+  return new Encoder(innerMeta.length + 16).struct(1, 1, (e) => e.u32(toMember).bytes(innerMeta)).finish();
+}
+
+/** Unwraps {@link encodeEcEnvelope}. @throws AspenError E_DECODE on malformed bytes. */
+export function decodeEcEnvelope(meta: Uint8Array): { toMember: number; innerMeta: Uint8Array } {
+  const d = new Decoder(meta);
+  const r = d.struct(1, 'ec pg envelope', (b) => ({ toMember: b.u32(), innerMeta: b.bytes() }));
+  d.done('ec pg envelope');
+  return r;
+}
+
+/**
+ * Performs the EC reads of the PG cores (`StoreRead` with `ec`): rebuilds shard `shard` of
+ * `object` at `need` from the members of `acting` (member ids of the PG's current mapping).
+ */
+export type EcRebuilder = (pgid: string, acting: readonly number[], r: Extract<StoreRead, { kind: 'read' }>) => Promise<StoreReadResult>;
 /** PG ticks (retries, timeouts, throttles), ms. */
 export const PG_TICK_INTERVAL_MS = 100;
 /** A client op waits at most this long for the core's reply beyond the core's own block timeout, ms. */
@@ -99,6 +138,10 @@ export const DAEMON_PG_CONFIG: PgConfig = { ...PG_CONFIG_DEFAULTS, pgLogMaxEntri
 interface PgEntry {
   core: PgCore;
   readonly store: PgStore;
+  /** The PG id (without shard). */
+  readonly pgid: string;
+  /** This OSD's member id in the PG: the OSD id, or for an EC shard its ecMember. */
+  readonly member: number;
 }
 
 /** What a PG reports in `pg stats`. */
@@ -124,6 +167,8 @@ export interface OsdPgsOptions {
   readonly config?: PgConfig;
   /** Scrub intervals; default Ceph's (1 day, 1 week). */
   readonly scrubSchedule?: ScrubSchedule;
+  /** Performs EC shard rebuilds (required once an EC pool exists). */
+  readonly ecRebuild?: EcRebuilder;
 }
 
 /** Every PG of this OSD. */
@@ -186,13 +231,39 @@ export class OsdPgs {
     return s;
   }
 
-  private create(pgid: string, loaded?: ConstructorParameters<typeof PgCore>[0]['loaded']): PgEntry {
-    assert(!this.pgs.has(pgid), `pg ${pgid} created twice`);
-    const core = new PgCore({ pgid, whoami: this.whoami, config: this.cfg, history: this.history, reserver: this.reserver, ...(loaded !== undefined ? { loaded } : {}) });
-    const entry: PgEntry = { core, store: this.storeOf(pgid) };
-    this.pgs.set(pgid, entry);
-    this.perform(pgid, entry, core.tick(this.o.clock()));
+  /** Creates the PG instance `key` (a pgid, or `<pgid>s<shard>` for an EC shard). */
+  private create(key: string, loaded?: ConstructorParameters<typeof PgCore>[0]['loaded']): PgEntry {
+    assert(!this.pgs.has(key), `pg ${key} created twice`);
+    const { pgid, shard } = parsePgKey(key);
+    const member = shard < 0 ? this.whoami : ecMember(this.whoami, shard);
+    const core = new PgCore({ pgid, whoami: member, config: this.cfg, history: this.history, reserver: this.reserver, ...(loaded !== undefined ? { loaded } : {}) });
+    const entry: PgEntry = { core, store: this.storeOf(key), pgid, member };
+    this.pgs.set(key, entry);
+    this.perform(key, entry, core.tick(this.o.clock()));
     return entry;
+  }
+
+  /** Instance keys of this OSD's members in mapping `m` of `pgid` (up or acting). */
+  private localKeys(pgid: string, m: PgMapping): string[] {
+    if (m.ec === undefined) return m.up.includes(this.whoami) || m.acting.includes(this.whoami) ? [pgid] : [];
+    const keys = new Set<string>();
+    for (const o of [...m.up, ...m.acting]) if (osdOfMember(o) === this.whoami) keys.add(pgKey(pgid, shardOf(o)));
+    return [...keys];
+  }
+
+  /** The instance that is the acting primary of `pgid` here, if any (else any instance of it). */
+  private primaryEntry(pgid: string): { key: string; entry: PgEntry } | undefined {
+    const direct = this.pgs.get(pgid);
+    if (direct !== undefined) return { key: pgid, entry: direct };
+    let any: { key: string; entry: PgEntry } | undefined;
+    for (let shard = 0; shard < 64; shard++) {
+      const key = pgKey(pgid, shard);
+      const entry = this.pgs.get(key);
+      if (entry === undefined) continue;
+      if (entry.core.role === 'primary') return { key, entry };
+      any ??= { key, entry };
+    }
+    return any;
   }
 
   /** Applies a new OSDMap epoch: records its mappings, creates PGs mapped here, steps every PG. */
@@ -204,10 +275,10 @@ export class OsdPgs {
     this.mapStore.save(map).catch((err: unknown) => this.o.log.warn({ epoch: map.epoch, err: String(err) }, 'could not store the OSDMap'));
     this.epoch = map.epoch;
     for (const [pgid, m] of table) {
-      if (!this.pgs.has(pgid) && (m.up.includes(this.whoami) || m.acting.includes(this.whoami))) this.create(pgid);
+      for (const key of this.localKeys(pgid, m)) if (!this.pgs.has(key)) this.create(key);
     }
-    for (const [pgid, entry] of [...this.pgs]) {
-      if (this.pgs.get(pgid) === entry) this.step(pgid, entry, { kind: 'map', epoch: map.epoch });
+    for (const [key, entry] of [...this.pgs]) {
+      if (this.pgs.get(key) === entry) this.step(key, entry, { kind: 'map', epoch: map.epoch });
     }
     if (map.epoch - this.lastTrimEpoch >= MAP_TRIM_EVERY_EPOCHS) this.trimMaps();
   }
@@ -226,35 +297,59 @@ export class OsdPgs {
     this.mapStore.trimBefore(keepFrom).catch((err: unknown) => this.o.log.warn({ err: String(err) }, 'could not trim stored OSDMaps'));
   }
 
-  /** Every PG's placement at `map`'s epoch (replicated pools). */
+  /**
+   * Every PG's placement at `map`'s epoch. EC pools are given in member ids (OSD and shard
+   * position, holes left out; see PgMapping.ec).
+   */
   private mappingTable(map: OsdMap): Map<string, PgMapping> {
     const up = new Set<number>();
     for (const o of map.osds.values()) if (o.up) up.add(o.id);
     const isUp = (osd: number): boolean => up.has(osd);
+    const isMemberUp = (member: number): boolean => up.has(osdOfMember(member));
     const table = new Map<string, PgMapping>();
     for (const pool of map.pools.values()) {
-      if (pool.type !== 'replicated') continue;
+      const k = pool.type === 'erasure' ? map.ecProfiles.get(pool.erasureCodeProfile)?.k : undefined;
+      if (pool.type === 'erasure' && k === undefined) continue;
       for (let seed = 0; seed < pool.pgNum; seed++) {
         const pgid = `${pool.id}.${seed.toString(16)}`;
         const m = mapPg(map, pgid);
+        if (k === undefined) {
+          table.set(pgid, {
+            epoch: map.epoch, up: [...m.up], upPrimary: m.upPrimary, acting: [...m.acting], actingPrimary: m.actingPrimary,
+            size: pool.size, minSize: pool.minSize, isUp,
+          });
+          continue;
+        }
+        const members = (list: readonly number[]): number[] => list.flatMap((o, i) => (o === CRUSH_ITEM_NONE || o < 0 ? [] : [ecMember(o, i)]));
+        const primaryOf = (list: readonly number[], osd: number): number => (osd < 0 || osd === CRUSH_ITEM_NONE ? -1 : ecMember(osd, list.indexOf(osd)));
         table.set(pgid, {
-          epoch: map.epoch, up: [...m.up], upPrimary: m.upPrimary, acting: [...m.acting], actingPrimary: m.actingPrimary,
-          size: pool.size, minSize: pool.minSize, isUp,
+          epoch: map.epoch, up: members(m.up), upPrimary: primaryOf(m.up, m.upPrimary), acting: members(m.acting),
+          actingPrimary: primaryOf(m.acting, m.actingPrimary), size: pool.size, minSize: pool.minSize, isUp: isMemberUp, ec: { k },
         });
       }
     }
     return table;
   }
 
-  /** Delivers a peer's message (a query for an unknown PG creates it, as a stray). */
-  onMessage(from: number, msg: PgMessage): void {
-    let entry = this.pgs.get(msg.pgid);
+  /** The pool size of an EC PG's mapping at the current epoch (for pg_temp lists with holes). */
+  private currentMapping(pgid: string): PgMapping | undefined {
+    return this.mappings.get(this.epoch)?.get(pgid);
+  }
+
+  /**
+   * Delivers a peer's message (a query for an unknown PG creates it, as a stray). `toMember`:
+   * the addressed member of an EC PG (its shard picks the instance).
+   */
+  onMessage(from: number, msg: PgMessage, toMember?: number): void {
+    const key = toMember === undefined ? msg.pgid : pgKey(msg.pgid, shardOf(toMember));
+    if (toMember !== undefined && osdOfMember(toMember) !== this.whoami) return;
+    let entry = this.pgs.get(key);
     if (entry === undefined) {
       if (msg.kind !== 'query' || this.epoch === 0 || !this.mappings.get(this.epoch)?.has(msg.pgid)) return;
-      entry = this.create(msg.pgid);
-      this.step(msg.pgid, entry, { kind: 'map', epoch: this.epoch });
+      entry = this.create(key);
+      this.step(key, entry, { kind: 'map', epoch: this.epoch });
     }
-    this.step(msg.pgid, entry, { kind: 'message', from, msg });
+    this.step(key, entry, { kind: 'message', from, msg });
   }
 
   /**
@@ -263,8 +358,9 @@ export class OsdPgs {
    *   not answer in time.
    */
   clientOp(pgid: string, op: ClientOp): Promise<ClientReply> {
-    const entry = this.pgs.get(pgid);
-    if (entry === undefined) return Promise.resolve({ reqid: op.reqid, ok: false, code: 'ESTALE', message: `osd.${this.whoami} has no pg ${pgid}` });
+    const found = this.primaryEntry(pgid);
+    const entry = found?.entry;
+    if (found === undefined || entry === undefined) return Promise.resolve({ reqid: op.reqid, ok: false, code: 'ESTALE', message: `osd.${this.whoami} has no pg ${pgid}` });
     const key = `${op.reqid.client}/${op.reqid.tid}`;
     return new Promise((resolve) => {
       let done = false;
@@ -286,7 +382,7 @@ export class OsdPgs {
       const list = this.waiting.get(key) ?? [];
       list.push(finish);
       this.waiting.set(key, list);
-      this.step(pgid, entry, { kind: 'clientOp', op });
+      this.step(found.key, entry, { kind: 'clientOp', op });
     });
   }
 
@@ -296,11 +392,11 @@ export class OsdPgs {
    * @throws AspenError ESTALE when this OSD is not its primary.
    */
   operator(pgid: string, input: Extract<PgInput, { kind: 'scrub' | 'repair' }>): string {
-    const entry = this.pgs.get(pgid);
-    if (entry === undefined || entry.core.role !== 'primary') throw new AspenError('ESTALE', `osd.${this.whoami} is not the primary of ${pgid}`);
-    if (input.kind === 'scrub') this.stampScrub(pgid, input.deep);
-    this.step(pgid, entry, input);
-    return entry.core.stateString;
+    const found = this.primaryEntry(pgid);
+    if (found === undefined || found.entry.core.role !== 'primary') throw new AspenError('ESTALE', `osd.${this.whoami} is not the primary of ${pgid}`);
+    if (input.kind === 'scrub') this.stampScrub(found.key, input.deep);
+    this.step(found.key, found.entry, input);
+    return found.entry.core.stateString;
   }
 
   /**
@@ -308,8 +404,8 @@ export class OsdPgs {
    * pulls it from a member (no-op when this OSD does not hold the PG).
    */
   objectError(pgid: string, object: string): void {
-    const entry = this.pgs.get(pgid);
-    if (entry !== undefined) this.step(pgid, entry, { kind: 'objectError', object });
+    const found = this.primaryEntry(pgid);
+    if (found !== undefined) this.step(found.key, found.entry, { kind: 'objectError', object });
   }
 
   /** Advances every PG's clock; starts a scheduled scrub when one is due and a slot is free. */
@@ -351,9 +447,27 @@ export class OsdPgs {
     this.scrubStamps.set(pgid, s);
   }
 
-  /** The PG's store, if this OSD ever held it (PGLS). */
+  /** The PG's store (for an EC PG: the primary shard's here), if this OSD holds it (PGLS, op execution). */
   pgStore(pgid: string): PgStore | undefined {
-    return this.pgs.has(pgid) ? this.stores.get(pgid) : undefined;
+    const found = this.primaryEntry(pgid);
+    return found === undefined ? undefined : this.stores.get(found.key);
+  }
+
+  /** The store of shard `shard` of EC PG `pgid` here, if this OSD holds that shard. */
+  shardStore(pgid: string, shard: number): PgStore | undefined {
+    const key = pgKey(pgid, shard);
+    return this.pgs.has(key) ? this.stores.get(key) : undefined;
+  }
+
+  /**
+   * The acting members (OSD, shard) of EC PG `pgid` as its primary here sees them in its
+   * current interval, or undefined when this OSD is not its primary.
+   */
+  ecActing(pgid: string): { osd: number; shard: number }[] | undefined {
+    const found = this.primaryEntry(pgid);
+    const m = found?.entry.core.mapping;
+    if (found === undefined || found.entry.core.role !== 'primary' || m?.ec === undefined) return undefined;
+    return m.acting.map((o) => ({ osd: osdOfMember(o), shard: shardOf(o) }));
   }
 
   /** OSDs this one shares a PG with at the current epoch (heartbeat peers). */
@@ -361,10 +475,13 @@ export class OsdPgs {
     const out = new Set<number>();
     const table = this.mappings.get(this.epoch);
     if (table === undefined) return out;
-    for (const pgid of this.pgs.keys()) {
+    for (const { pgid } of this.pgs.values()) {
       const m = table.get(pgid);
       if (m === undefined) continue;
-      for (const o of [...m.up, ...m.acting]) if (o !== this.whoami && o >= 0) out.add(o);
+      for (const o of [...m.up, ...m.acting]) {
+        const osd = m.ec === undefined ? o : osdOfMember(o);
+        if (osd !== this.whoami && osd >= 0) out.add(osd);
+      }
     }
     return out;
   }
@@ -372,12 +489,14 @@ export class OsdPgs {
   /** States of the PGs this OSD is the acting primary of (`pg stats`). */
   stats(): PgStatReport[] {
     const out: PgStatReport[] = [];
-    for (const [pgid, { core }] of this.pgs) {
+    for (const { pgid, core } of this.pgs.values()) {
       const m = core.mapping;
       if (core.role !== 'primary' || m === undefined) continue;
       let bytes = 0;
       for (const s of core.objects.values()) bytes += s.sizeBytes;
-      out.push({ pgid, state: core.stateString, up: [...m.up], acting: [...m.acting], num_objects: core.objects.size, num_bytes: bytes });
+      const up = m.ec === undefined ? [...m.up] : this.osdList(m.up, m.size);
+      const acting = m.ec === undefined ? [...m.acting] : this.osdList(m.acting, m.size);
+      out.push({ pgid, state: core.stateString, up, acting, num_objects: core.objects.size, num_bytes: bytes });
     }
     return out;
   }
@@ -392,8 +511,15 @@ export class OsdPgs {
     return out;
   }
 
-  private step(pgid: string, entry: PgEntry, input: PgInput): void {
-    this.perform(pgid, entry, entry.core.step(input));
+  /** EC members → the OSD list by position with CRUSH_ITEM_NONE holes (Ceph's EC up/acting/pg_temp form). */
+  private osdList(members: readonly number[], size: number): number[] {
+    const out = new Array<number>(size).fill(CRUSH_ITEM_NONE);
+    for (const o of members) if (shardOf(o) < size) out[shardOf(o)] = osdOfMember(o);
+    return out;
+  }
+
+  private step(key: string, entry: PgEntry, input: PgInput): void {
+    this.perform(key, entry, entry.core.step(input));
   }
 
   private perform(pgid: string, entry: PgEntry, out: Outbox): void {
@@ -407,14 +533,19 @@ export class OsdPgs {
       );
     }
     for (const r of out.reads) {
-      entry.store.read(r).then(
+      const ecRead = r.kind === 'read' && r.ec !== undefined ? r : undefined;
+      const rebuild = this.o.ecRebuild;
+      const p = ecRead === undefined ? entry.store.read(r)
+        : rebuild === undefined ? Promise.reject(new AspenError('E_UNSUPPORTED', 'no EC rebuilder'))
+          : rebuild(entry.pgid, core.mapping?.acting ?? [], ecRead);
+      p.then(
         (result) => {
           if (this.pgs.get(pgid) === entry) this.step(pgid, entry, { kind: 'readDone', readId: r.readId, result });
         },
         (err: unknown) => this.o.log.error({ pgid, err: String(err), read: r.kind }, 'store read failed'),
       );
     }
-    for (const m of out.messages) this.send(m.to, m.msg);
+    for (const m of out.messages) this.send(entry, m.to, m.msg);
     for (const r of out.replies) {
       const key = `${r.reqid.client}/${r.reqid.tid}`;
       const list = this.waiting.get(key);
@@ -423,7 +554,9 @@ export class OsdPgs {
       w?.(r);
     }
     for (const t of out.pgTemp) {
-      this.o.mon.command({ prefix: 'osd pg-temp', pgid: t.pgid, osds: [...t.osds] }).catch((err: unknown) => {
+      const m = core.mapping;
+      const osds = m?.ec === undefined || t.osds.length === 0 ? [...t.osds] : this.osdList(t.osds, m.size);
+      this.o.mon.command({ prefix: 'osd pg-temp', pgid: t.pgid, osds }).catch((err: unknown) => {
         this.o.log.warn({ pgid: t.pgid, err: String(err) }, 'pg-temp request failed');
       });
     }
@@ -434,12 +567,14 @@ export class OsdPgs {
     }
   }
 
-  private send(to: number, msg: PgMessage): void {
-    const addr = this.map?.osds.get(to)?.addr;
+  private send(entry: PgEntry, to: number, msg: PgMessage): void {
+    const ec = entry.core.mapping?.ec !== undefined;
+    const addr = this.map?.osds.get(ec ? osdOfMember(to) : to)?.addr;
     if (addr === undefined || addr === '') return;
     try {
-      const enc = encodePgMessage(this.whoami, msg);
-      this.o.msgr.send(addr, MSG_PG, enc.meta, enc.data);
+      const enc = encodePgMessage(entry.member, msg);
+      if (ec) this.o.msgr.send(addr, MSG_PG_EC, encodeEcEnvelope(to, enc.meta), enc.data);
+      else this.o.msgr.send(addr, MSG_PG, enc.meta, enc.data);
     } catch (err) {
       // Lost: the core resends after peerRetryMs.
       if (!(err instanceof AspenError)) throw err;

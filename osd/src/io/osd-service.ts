@@ -36,12 +36,15 @@ import type { OsdMapTracker } from '@aspen/shared/io/osdmap-tracker.ts';
 import type { Logger } from 'pino';
 import { decodePgMessage } from '../pg/msg-codec.ts';
 import { normalizeOid } from '../store/oid.ts';
-import { executeOps, trimObject, type ExecOutcome } from '../core/op-exec.ts';
-import type { ObjectStore } from '../store/types.ts';
+import { executeOps, trimObject, type ExecOutcome, type ObjectReader } from '../core/op-exec.ts';
+import { EcObjectView, RS_CODEC, translateEcTransaction } from '../core/ec-exec.ts';
+import { collectionName } from '../store/oid.ts';
+import type { Transaction } from '../store/transaction.ts';
 import { encodeTransaction } from '../store/txn-codec.ts';
-import type { ClientOpBody, ClientReply, Eversion } from '../pg/types.ts';
+import { osdOfMember, type ClientOpBody, type ClientReply, type Eversion } from '../pg/types.ts';
 import { oidOf } from './osd-store.ts';
-import { MSG_OSD_PING, MSG_PG, type OsdPgs } from './osd-pgs.ts';
+import { MSG_OSD_PING, MSG_PG, MSG_PG_EC, decodeEcEnvelope, type OsdPgs } from './osd-pgs.ts';
+import { MSG_EC_READ, ecLayoutOf, type OsdEc } from './osd-ec.ts';
 
 /** How long a client op for a newer epoch waits for that map, ms. */
 export const CLIENT_MAP_WAIT_MS = 2_000;
@@ -60,8 +63,12 @@ export const TRIM_OBJECTS_INFLIGHT_MAX = 2;
 /** Delay before a PG whose trim failed (peering, map change) is tried again, ms. */
 export const TRIM_RETRY_MS = 2_000;
 
-/** Plans one mutation or read against the primary's store (a client op list, or a snap trim). */
-type Planner = (store: ObjectStore, coll: string, oid: ReturnType<typeof oidOf>) => Promise<ExecOutcome>;
+/**
+ * Plans one mutation or read against the primary's store (a client op list, or a snap trim).
+ * `version`: the object's PG log version the plan runs against (EC reads check it).
+ * An EC plan returns the per-shard transactions in `ecShards` besides the logical `tx`.
+ */
+type Planner = (store: ObjectReader, coll: string, oid: ReturnType<typeof oidOf>, version: Eversion) => Promise<ExecOutcome & { ecShards?: Transaction[] }>;
 
 /** Serves one OSD's messenger traffic. */
 export class OsdService {
@@ -89,6 +96,8 @@ export class OsdService {
     private readonly onOp: (kind: 'read' | 'write', code: 0 | string, latencyMs: number) => void = () => undefined,
     /** Whether the local store is full: writes that add data are refused with ENOSPC (deletes still run). */
     private readonly isFull: () => boolean = () => false,
+    /** EC sub-reads and rebuilds (required for erasure-coded pools). */
+    private readonly ec: OsdEc | null = null,
   ) {
     this.trimTid = Math.max(0, Math.floor(wallClock())) * 1000;
   }
@@ -188,6 +197,16 @@ export class OsdService {
         this.pgs.onMessage(from, m);
         return;
       }
+      case MSG_PG_EC: {
+        const { toMember, innerMeta } = decodeEcEnvelope(msg.meta);
+        const { from, msg: m } = decodePgMessage(innerMeta, msg.data);
+        if (msg.session.entity !== `osd.${osdOfMember(from)}`) throw new AspenError('EINVAL', `pg message from ${msg.session.entity} claims to be osd.${osdOfMember(from)}`);
+        this.pgs.onMessage(from, m, toMember);
+        return;
+      }
+      case MSG_EC_READ:
+        if (this.ec === null) throw new AspenError('E_UNSUPPORTED', 'this OSD serves no EC reads');
+        return this.ec.handle(msg);
       case MSG_OSD_PING:
         return { meta: msg.meta.slice() };
       case MSG_OSD_OP:
@@ -225,7 +244,8 @@ export class OsdService {
     const err = (code: string, message: string): MsgrReply => reply({ code, message, version: 0n, results: [] });
     const pool = map.pools.get(req.pool);
     if (pool === undefined) return err('ENOENT', `pool ${req.pool} does not exist`);
-    if (pool.type !== 'replicated') return err('E_UNSUPPORTED', `pool ${pool.name} is not replicated`);
+    const layout = ecLayoutOf(map, req.pool);
+    if (pool.type !== 'replicated' && (layout === undefined || this.ec === null)) return err('E_UNSUPPORTED', `pool ${pool.name} has no usable erasure-code profile`);
     const pgid = `${req.pool}.${req.pgSeed.toString(16)}`;
     const m = mapPg(map, pgid);
     if (m.actingPrimary !== this.whoami || req.epoch > map.epoch) {
@@ -250,8 +270,30 @@ export class OsdService {
       const cur = this.tracker.current?.pools.get(req.pool) ?? pool;
       const snapc = { seq: req.snapc.seq, snaps: req.snapc.snaps.filter((s) => !isSnapRemoved(cur, s)) };
       if (req.reqid.tid > BigInt(Number.MAX_SAFE_INTEGER)) throw new AspenError('EINVAL', 'request tid out of range');
-      const r = await this.execute(pgid, object, { client: req.reqid.client, tid: Number(req.reqid.tid) },
-        (store, coll, oid) => executeOps({ store, coll, oid, nowMs: this.wallClock(), snapc, snapId: req.snapId }, req.ops));
+      const reqid = { client: req.reqid.client, tid: Number(req.reqid.tid) };
+      const r = layout === undefined
+        ? await this.execute(pgid, object, reqid, (store, coll, oid) => executeOps({ store, coll, oid, nowMs: this.wallClock(), snapc, snapId: req.snapId }, req.ops))
+        : await this.execute(pgid, object, reqid, async (store, coll, oid, version) => {
+          // EC (Ceph ECBackend): the ops run against the object's logical view, and the
+          // logical transaction becomes one transaction per shard.
+          const members = this.pgs.ecActing(pgid);
+          if (members === undefined) throw new AspenError('ESTALE', `osd.${this.whoami} is not the primary of ${pgid}`);
+          const reader = this.ec!.shardReader(pgid, members, object, version);
+          const view = new EcObjectView(store, layout, RS_CODEC, reader);
+          let out: ExecOutcome & { ecShards?: Transaction[] };
+          try {
+            out = await executeOps({ store: view, coll, oid, nowMs: this.wallClock(), snapc, snapId: req.snapId }, req.ops);
+            if (out.code === 0 && out.tx !== null && !out.removes) {
+              const oldSize = (await store.exists(coll, oid)) ? (await view.stat(coll, oid)).sizeBytes : 0;
+              const colls = Array.from({ length: layout.k + layout.m }, (_, i) => collectionName(req.pool, req.pgSeed, { shard: i }));
+              out = { ...out, ecShards: await translateEcTransaction(layout, RS_CODEC, reader, out.tx, normalizeOid(oid), oldSize, colls) };
+            }
+          } catch (e) {
+            if (e instanceof AspenError && e.code === 'E_UNSUPPORTED') return { code: 'E_UNSUPPORTED', message: e.message, tx: null, removes: false, version: 0n, sizeBytes: 0, results: [] };
+            throw e;
+          }
+          return out;
+        });
       if (r.code === 0 && mutating) {
         this.completed.set(key, r);
         if (this.completed.size > COMPLETED_REPLIES_MAX) this.completed.delete(this.completed.keys().next().value!);
@@ -294,7 +336,7 @@ export class OsdService {
       if (store === undefined) return { code: 'ESTALE', message: `osd.${this.whoami} no longer holds ${pgid}`, version: 0n, results: [] };
       let outcome;
       try {
-        outcome = await plan(store.objectStore, store.coll, oidOf(object));
+        outcome = await plan(store.objectStore, store.coll, oidOf(object), probe.version);
       } catch (err) {
         if (!(err instanceof AspenError) || err.code !== 'EIO') throw err;
         // Our copy is damaged: have the core pull a good one, then run the request again.
@@ -316,7 +358,10 @@ export class OsdService {
       const priorVersion: Eversion = probe.version;
       let body: ClientOpBody;
       if (outcome.removes) body = { kind: 'delete', priorVersion };
-      else {
+      else if (outcome.ecShards !== undefined) {
+        const shards = outcome.ecShards.map((t) => encodeTransaction(t));
+        body = { kind: 'txn', meta: new Uint8Array(0), data: new Uint8Array(0), sizeBytes: outcome.sizeBytes, priorVersion, shards };
+      } else {
         const enc = encodeTransaction(outcome.tx);
         body = { kind: 'txn', meta: enc.meta, data: enc.data, sizeBytes: outcome.sizeBytes, priorVersion };
       }

@@ -38,6 +38,7 @@
  */
 import { AspenError, Decoder, Encoder, assert, assertNever, crc32c } from '@aspen/shared';
 import { VERSION_XATTR, USER_XATTR_PREFIX, cloneOid, decodeObjectInfo, encodeObjectInfo } from '../core/op-exec.ts';
+import { EC_SIZE_XATTR, decodeEcSize, encodeEcSize } from '../core/ec-exec.ts';
 import { SNAPSET_XATTR } from '../core/snapset.ts';
 import { collectionName, type ObjectId } from '../store/oid.ts';
 import { Transaction } from '../store/transaction.ts';
@@ -227,9 +228,15 @@ export class PgStore {
   /** The meta's log entries and dups whose keys exist (submitted state); null: unknown. */
   private persisted: PersistedMeta | null = null;
 
+  /** EC shard stores keep each object's logical size in EC_SIZE_XATTR and push v3 (shard) blobs. */
+  readonly ecShard: boolean;
+
+  /** `pgid`: the PG instance key — a pgid, or `<pgid>s<shard>` for an EC shard (collection `<pgid>s<shard>_head`). */
   constructor(private readonly store: ObjectStore, readonly pgid: string, loaded?: PgStoreLoaded) {
-    const [pool, seed] = pgid.split('.');
-    this.coll = collectionName(Number(pool), parseInt(seed!, 16));
+    const m = /^(\d+)\.([0-9a-f]+)(?:s(\d+))?$/.exec(pgid);
+    assert(m !== null, `bad pg key ${pgid}`);
+    this.ecShard = m[3] !== undefined;
+    this.coll = collectionName(Number(m[1]), parseInt(m[2]!, 16), this.ecShard ? { shard: Number(m[3]) } : {});
     this.collExists = loaded !== undefined;
     this.present = new Set(loaded?.objects ?? []);
     const clones = loaded === undefined ? undefined : (loaded.clones ?? loadedClones.get(store)?.get(pgid));
@@ -305,11 +312,16 @@ export class PgStore {
         const oid = oidOf(op.object);
         this.removeAll(tx, op.object);
         const s = decodeObjectState(op.data);
+        const ecSize = (n: number | undefined): Map<string, Uint8Array> =>
+          new Map(this.ecShard ? [[EC_SIZE_XATTR, encodeEcSize(n ?? 0)]] : []);
         for (const c of s.clones ?? []) {
-          this.writeState(tx, cloneOid(oid, c.cloneId), c, new Map());
+          this.writeState(tx, cloneOid(oid, c.cloneId), c, ecSize(c.ecSizeBytes));
           this.noteClone(op.object, c.cloneId, true);
         }
-        const internal = new Map<string, Uint8Array>([[PG_OBJ_XATTR, encodePgObjInfo({ version: op.version, sizeBytes: s.data.length, crc: crc32c(op.data) })]]);
+        // An EC shard blob's data is its chunks: the object's size is the logical one it carries.
+        const sizeBytes = this.ecShard ? (s.ecSizeBytes ?? 0) : s.data.length;
+        const internal = ecSize(s.ecSizeBytes);
+        internal.set(PG_OBJ_XATTR, encodePgObjInfo({ version: op.version, sizeBytes, crc: crc32c(op.data) }));
         if (s.snapset !== undefined && s.snapset.length > 0) internal.set(SNAPSET_XATTR, s.snapset);
         this.writeState(tx, oid, { ...s, whiteout: s.whiteout === true }, internal);
         this.present.add(op.object);
@@ -407,6 +419,27 @@ export class PgStore {
     if (s.omap.size > 0) tx.omapSetKeys(this.coll, oid, s.omap);
   }
 
+  /**
+   * The log version of `object` here (committed and submitted transactions applied), or null
+   * when absent: what an EC sub-read is checked against.
+   */
+  async objectVersion(object: string): Promise<Eversion | null> {
+    await this.tail;
+    if (!this.present.has(object)) return null;
+    try {
+      return decodePgObjInfo(await this.store.getattr(this.coll, oidOf(object), PG_OBJ_XATTR)).version;
+    } catch (err) {
+      if (err instanceof AspenError && err.code === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
+  /** Bytes of store object `oid` (head or clone) of this collection after the submitted transactions. @throws AspenError ENOENT, EIO. */
+  async readRange(oid: ObjectId, offsetBytes: number, lengthBytes: number): Promise<Uint8Array> {
+    await this.tail;
+    return this.store.read(this.coll, oid, offsetBytes, lengthBytes);
+  }
+
   /** Performs a core read after every transaction submitted before it. @throws AspenError EIO on a checksum mismatch. */
   async read(r: StoreRead): Promise<StoreReadResult> {
     await this.tail;
@@ -451,9 +484,15 @@ export class PgStore {
     const info = head.attrs.get(PG_OBJ_XATTR);
     if (info === undefined) throw new AspenError('EIO', `object ${object} in ${this.coll} lacks its pg info`);
     const clones: CloneState[] = [];
+    const ecSizeOf = (attrs: Map<string, Uint8Array>): number => {
+      const b = attrs.get(EC_SIZE_XATTR);
+      return b === undefined ? 0 : decodeEcSize(b);
+    };
     for (const id of this.cloneIds(object)) {
       const c = await this.readOne(object, cloneOid(oid, id));
-      clones.push({ cloneId: id, data: c.data, xattrs: c.xattrs, omapHeader: c.omapHeader, omap: c.omap, version: c.oi.version, mtimeMs: c.oi.mtimeMs });
+      const cs: CloneState = { cloneId: id, data: c.data, xattrs: c.xattrs, omapHeader: c.omapHeader, omap: c.omap, version: c.oi.version, mtimeMs: c.oi.mtimeMs };
+      if (this.ecShard) cs.ecSizeBytes = ecSizeOf(c.attrs);
+      clones.push(cs);
     }
     const state: ObjectState = {
       data: head.data, xattrs: head.xattrs, omapHeader: head.omapHeader, omap: head.omap, version: head.oi.version, mtimeMs: head.oi.mtimeMs,
@@ -462,6 +501,7 @@ export class PgStore {
     const ss = head.attrs.get(SNAPSET_XATTR);
     if (ss !== undefined && ss.length > 0) state.snapset = ss;
     if (clones.length > 0) state.clones = clones;
+    if (this.ecShard) state.ecSizeBytes = ecSizeOf(head.attrs);
     return { blob: encodeObjectState(state), info: decodePgObjInfo(info) };
   }
 
@@ -615,9 +655,9 @@ export async function loadPgs(store: ObjectStore): Promise<LoadedPg[]> {
   const metas = new Map<string, PersistedMeta>();
   loadedMetas.set(store, metas);
   for (const coll of await store.listCollections()) {
-    const m = /^(\d+)\.([0-9a-f]+)_head$/.exec(coll);
+    const m = /^(\d+)\.([0-9a-f]+)(s\d+)?_head$/.exec(coll);
     if (m === null) continue;
-    const pgid = `${m[1]}.${m[2]}`;
+    const pgid = `${m[1]}.${m[2]}${m[3] ?? ''}`;
     if (!(await store.exists(coll, PGMETA_OID))) continue;
     const { meta, persisted } = await loadMeta(store, coll);
     if (persisted !== null) metas.set(pgid, persisted);

@@ -11,6 +11,8 @@
  * (osd/src/core/snapset.ts; empty when none), clones [(cloneId u64, version u64, mtimeMs
  * u53, data, xattrs, omap header, omap)] ascending by cloneId, compat 2 (an older reader
  * would drop the clones). A plain object (none of these set) is still written as v1.
+ * Struct v3 (compat 3) is an erasure-coded shard: v2 plus the logical size of the head and
+ * of each clone (u53 each), since a shard's data is only its chunks.
  */
 import { AspenError, Decoder, Encoder, assert } from '@aspen/shared';
 
@@ -29,6 +31,11 @@ export interface ObjectState {
   snapset?: Uint8Array;
   /** The object's clones, ascending by cloneId; omitted: none. */
   clones?: CloneState[];
+  /**
+   * Erasure-coded pools: this blob holds ONE shard (`data` is the shard's chunk bytes) and
+   * this is the object's logical size, bytes (struct v3). Omitted: a replicated copy.
+   */
+  ecSizeBytes?: number;
 }
 
 /** One clone of an object in its state blob: the store object `snap = cloneId`. */
@@ -41,9 +48,11 @@ export interface CloneState {
   /** The clone's object info: the head's user version and mtime when it was cloned. */
   version: bigint;
   mtimeMs: number;
+  /** EC: the clone's logical size, bytes (see ObjectState.ecSizeBytes). */
+  ecSizeBytes?: number;
 }
 
-const BLOB_V = 2;
+const BLOB_V = 3;
 const EMPTY = new Uint8Array(0);
 
 /** A fresh object (what `create` or a first write makes). */
@@ -78,12 +87,13 @@ export function encodeObjectState(s: ObjectState): Uint8Array {
   const clones = s.clones ?? [];
   for (let i = 1; i < clones.length; i++) assert(clones[i]!.cloneId > clones[i - 1]!.cloneId, 'clones ascending by id');
   const snapset = s.snapset ?? EMPTY;
-  const snappy = s.whiteout === true || snapset.length > 0 || clones.length > 0;
+  const ec = s.ecSizeBytes !== undefined;
+  const snappy = ec || s.whiteout === true || snapset.length > 0 || clones.length > 0;
   let bytes = sizeOf(s) + snapset.length + 16;
   for (const c of clones) bytes += sizeOf(c) + 32;
   const e = new Encoder(bytes);
   // A plain object keeps its v1 bytes (older readers, and the crcs scrub recorded for it).
-  e.struct(snappy ? BLOB_V : 1, snappy ? 2 : 1, (b) => {
+  e.struct(ec ? 3 : snappy ? 2 : 1, ec ? 3 : snappy ? 2 : 1, (b) => {
     b.u64(s.version).u53(s.mtimeMs).bytes(s.data);
     b.array(sortedEntries(s.xattrs), (x, [k, v]) => x.string(k).bytes(v));
     b.bytes(s.omapHeader);
@@ -96,12 +106,15 @@ export function encodeObjectState(s: ObjectState): Uint8Array {
       x.bytes(c.omapHeader);
       x.array(sortedEntries(c.omap), (y, [k, v]) => y.string(k).bytes(v));
     });
+    if (!ec) return;
+    b.u53(s.ecSizeBytes!);
+    b.array(clones, (x, c) => x.u53(c.ecSizeBytes ?? 0));
   });
   return e.finish();
 }
 
 /**
- * Decodes {@link encodeObjectState}'s bytes (v1 or v2). The result aliases `blob`; a v1 blob
+ * Decodes {@link encodeObjectState}'s bytes (v1, v2 or v3: an EC shard). The result aliases `blob`; a v1 blob
  * (and a v2 blob without snapshot state) decodes without `whiteout`, `snapset` or `clones`.
  * @throws AspenError E_DECODE on malformed bytes, a duplicate key or clones out of order.
  */
@@ -132,6 +145,11 @@ export function decodeObjectState(blob: Uint8Array): ObjectState {
     if (whiteout) state.whiteout = true;
     if (snapset.length > 0) state.snapset = snapset;
     if (clones.length > 0) state.clones = clones;
+    if (v < 3) return state;
+    state.ecSizeBytes = b.u53();
+    const sizes = b.array((x) => x.u53());
+    if (sizes.length !== clones.length) throw new AspenError('E_DECODE', `${sizes.length} EC clone sizes for ${clones.length} clones`);
+    clones.forEach((c, i) => { c.ecSizeBytes = sizes[i]!; });
     return state;
   });
   d.done('object state');

@@ -9,7 +9,7 @@
  */
 import { assert } from '@aspen/shared';
 import { mergeLog } from './pg-log.ts';
-import { evCmp, type MapHistory, type PgInfo, type PgMapping, type PgMeta } from './types.ts';
+import { evCmp, shardOf, type MapHistory, type PgInfo, type PgMapping, type PgMeta } from './types.ts';
 
 /** A past interval (Ceph `PastIntervals::pg_interval_t`): epochs [first, last] with one mapping. */
 export interface PastInterval {
@@ -103,21 +103,23 @@ export interface PriorSet {
  * (`down`) until one returns, because only they can prove which writes were acknowledged.
  */
 export function buildPriorSet(intervals: readonly PastInterval[], current: PgMapping, lastEpochStarted: number): PriorSet {
+  const ecK = current.ec?.k ?? 0;
   const probe = new Set<number>();
   const down = new Set<number>();
   for (const o of [...current.up, ...current.acting]) if (o >= 0 && current.isUp(o)) probe.add(o);
   let blocked = false;
   for (const iv of intervals) {
     if (iv.last < lastEpochStarted || !iv.maybeWentRw) continue;
-    let anyUp = false;
+    // Ceph IsPGRecoverablePredicate: one copy of a replicated interval, k distinct shards of an EC one.
+    const upShards = new Set<number>();
     for (const o of iv.acting) {
       if (o < 0) continue;
       if (current.isUp(o)) {
         probe.add(o);
-        anyUp = true;
+        upShards.add(ecK > 0 ? shardOf(o) : 0);
       } else down.add(o);
     }
-    if (!anyUp) blocked = true;
+    if (upShards.size < Math.max(1, ecK)) blocked = true;
   }
   assert(!blocked || down.size > 0, 'a blocked prior set names down OSDs');
   assert([...probe].every((o) => current.isUp(o)), 'only up OSDs are probed');
@@ -128,11 +130,29 @@ export function buildPriorSet(intervals: readonly PastInterval[], current: PgMap
  * Ceph `PeeringState::find_best_info`: among complete copies (not mid-backfill), the newest
  * `last_epoch_started`, then the newest `last_update`, then the longest log (oldest tail),
  * then the current primary, then the lowest OSD id. Undefined when no copy is complete.
+ *
+ * Erasure-coded PGs (`ecK` = k > 0): an entry is only worth keeping if k shards have it
+ * (fewer cannot rebuild the object), so the last_update chosen is the k-th newest among the
+ * complete members of the newest last_epoch_started (the oldest when fewer than k): entries
+ * beyond it are rolled back on the members that have them. Ceph's EC pools pick the oldest
+ * last_update and roll back with per-shard stashes (`require_rollback`); without stashes,
+ * picking the k-th newest keeps every entry that is reconstructible, and an acknowledged
+ * write always is (all acting members had it, and peering waits for k of them — see
+ * {@link buildPriorSet}).
  */
-export function findBestInfo(infos: ReadonlyMap<number, PgInfo>, primary: number): number | undefined {
+export function findBestInfo(infos: ReadonlyMap<number, PgInfo>, primary: number, ecK = 0): number | undefined {
   let best: number | undefined;
   let bestInfo: PgInfo | undefined;
-  for (const [osd, info] of [...infos.entries()].sort((a, b) => a[0] - b[0])) {
+  let candidates = [...infos.entries()].sort((a, b) => a[0] - b[0]);
+  if (ecK > 0) {
+    const complete = candidates.filter(([, i]) => i.lastBackfill === null);
+    const maxLes = Math.max(-1, ...complete.map(([, i]) => i.lastEpochStarted));
+    const newest = complete.filter(([, i]) => i.lastEpochStarted === maxLes).map(([, i]) => i.lastUpdate).sort((a, b) => evCmp(b, a));
+    const bound = newest[Math.min(ecK, newest.length) - 1];
+    // Keep only copies not beyond the bound; among them the newest wins as usual.
+    if (bound !== undefined) candidates = candidates.filter(([, i]) => i.lastEpochStarted !== maxLes || evCmp(i.lastUpdate, bound) <= 0);
+  }
+  for (const [osd, info] of candidates) {
     if (info.lastBackfill !== null) continue;
     if (bestInfo === undefined) {
       best = osd;
@@ -189,6 +209,33 @@ export function chooseActing(
   const extra = [...current.acting, ...[...metas.keys()].sort((a, b) => a - b)];
   for (const o of extra) if (want.length < size && !want.includes(o) && usable(o)) want.push(o);
   assert(want.length >= 1 && want.length <= Math.max(size, 1), 'wanted acting set within [1, size]');
+  return { want, backfill };
+}
+
+/**
+ * Ceph `calc_ec_acting`: position by position (shard i), the up member if it can be
+ * log-recovered, else the current acting member of that shard, else any other peer holding
+ * that shard that can; a position with none stays a hole. Up members left out are
+ * backfilled (their shard is rebuilt from the others) while the wanted set serves.
+ */
+export function chooseActingEc(current: PgMapping, metas: ReadonlyMap<number, PgMeta>, authMember: number, size: number): ActingChoice {
+  const auth = metas.get(authMember);
+  assert(auth !== undefined && current.ec !== undefined, `no meta for the authoritative member ${authMember}`);
+  const usable = (o: number): boolean => {
+    const m = metas.get(o);
+    return m !== undefined && current.isUp(o) && (o === authMember || canLogRecover(m, auth));
+  };
+  const want: number[] = [];
+  const backfill: number[] = [];
+  const peers = [...metas.keys()].sort((a, b) => a - b);
+  for (let shard = 0; shard < size; shard++) {
+    const up = current.up.find((o) => shardOf(o) === shard);
+    const acting = current.acting.find((o) => shardOf(o) === shard);
+    const pick = [up, acting, ...peers.filter((o) => shardOf(o) === shard)].find((o) => o !== undefined && usable(o));
+    if (pick !== undefined) want.push(pick);
+    if (up !== undefined && up !== pick) backfill.push(up);
+  }
+  assert(want.every((o, i) => i === 0 || shardOf(o) > shardOf(want[i - 1]!)), 'wanted members in shard order');
   return { want, backfill };
 }
 

@@ -20,10 +20,10 @@
 import { assert, assertNever } from '@aspen/shared';
 import { computeLastComplete, mergeLog, trimLog, type MergeResult } from './pg-log.ts';
 import {
-  buildPriorSet, chooseActing, findBestInfo, intervalStart, pastIntervals, sameOsds, type PastInterval, type PriorSet,
+  buildPriorSet, chooseActing, chooseActingEc, findBestInfo, intervalStart, pastIntervals, sameOsds, type PastInterval, type PriorSet,
 } from './peering.ts';
 import {
-  EVERSION_ZERO, emptyOutbox, evCmp, type ClientOp, type Eversion, type MapHistory, type MissingItem, type ObjectStat,
+  EVERSION_ZERO, emptyOutbox, evCmp, shardOf, type ClientOp, type Eversion, type MapHistory, type MissingItem, type ObjectStat,
   type Outbox, type PgInfo, type PushMode, type PgInput, type PgLogState, type PgMapping, type PgMessage, type PgMeta, type StoreOp,
   type StoreReadResult,
 } from './types.ts';
@@ -31,7 +31,7 @@ import { emptyLog } from './pg-log.ts';
 import { expireWaiting, pgStateString, purgeStrays } from './state.ts';
 import { executeWaiting, markUnfoundLost, onClientOp, onObjectError, onRepop, onRepopAck, onWriteCommitted, requeueOrReject, type InflightOp } from './primary.ts';
 import {
-  kickRecovery, onBackfillDone, onBackfillDoneAck, onBackfillScan, onBackfillScanReply, onPull, onPullReply, onPush,
+  kickRecovery, onBackfillDone, onBackfillDoneAck, onBackfillScan, onBackfillScanReply, onEcPulled, onPull, onPullReply, onPush,
   onObjectRead, onPushAck, retryRecovery, salvage, type BackfillReserver, type BackfillState, type RecoveryOp,
 } from './recovery.ts';
 import {
@@ -99,7 +99,10 @@ export type ReadTag =
   | { readonly kind: 'servePull'; readonly interval: number; readonly to: number; readonly object: string }
   /** mark_unfound_lost reads this primary's own newer copy of a lost object. */
   | { readonly kind: 'salvageRead'; readonly interval: number; readonly object: string }
-  | { readonly kind: 'push'; readonly interval: number; readonly object: string }
+  /** Replicated: the primary's copy to push to every waiting peer; EC: `target`'s shard rebuilt for it. */
+  | { readonly kind: 'push'; readonly interval: number; readonly object: string; readonly target?: number }
+  /** EC: this primary's own missing shard of `object`, rebuilt from the other members at `need`. */
+  | { readonly kind: 'ecPull'; readonly interval: number; readonly object: string; readonly need: Eversion }
   | { readonly kind: 'backfillPush'; readonly interval: number; readonly object: string; readonly target: number }
   | { readonly kind: 'clientRead'; readonly interval: number; readonly op: ClientOp }
   | { readonly kind: 'scrub'; readonly interval: number; readonly scrubId: number; readonly to: number };
@@ -189,6 +192,8 @@ export class PgCore {
   /** Missing objects seen on some member at a newer (rolled-back) version: salvage candidates. */
   newerCopies = new Map<string, { osd: number; version: Eversion }>();
   sourceHint = new Map<string, number>();
+  /** EC: objects whose shard could not be rebuilt, and when to try again (ms). */
+  ecPullAfterMs = new Map<string, number>();
   tokensBytes = 0;
   lastRefillMs = 0;
   backfill = new Map<number, BackfillState>();
@@ -286,10 +291,10 @@ export class PgCore {
     assert(evCmp(this.info.lastUpdate, this.log.head) === 0, 'info follows the log');
   }
 
-  /** Queues a store read tagged with its purpose. */
-  read(object: string, tag: ReadTag): void {
+  /** Queues a store read tagged with its purpose (`ec`: a shard rebuilt from the members, see StoreRead). */
+  read(object: string, tag: ReadTag, ec?: { shard: number; need: Eversion }): void {
     const readId = this.nextReadId++;
-    this.out.reads.push({ kind: 'read', readId, object });
+    this.out.reads.push(ec === undefined ? { kind: 'read', readId, object } : { kind: 'read', readId, object, ec });
     this.pendingReads.set(readId, tag);
   }
 
@@ -321,6 +326,16 @@ export class PgCore {
   /** Trims the local log to `to` when that is newer than the tail. */
   trimTo(to: Eversion): void {
     if (evCmp(to, this.log.tail) > 0 && evCmp(to, this.log.head) <= 0) this.log = trimLog(this.log, to, this.cfg.pgLogDupsMax);
+  }
+
+  /** k of an erasure-coded PG (its members hold shards, see PgMapping.ec); 0 for a replicated one. */
+  get ecK(): number {
+    return this.mapping?.ec?.k ?? 0;
+  }
+
+  /** This member's shard position in an EC PG (-1 for a replicated one). */
+  get shard(): number {
+    return this.ecK > 0 ? shardOf(this.whoami) : -1;
   }
 
   /** Whether the acting set is below min_size: the PG may recover but not serve I/O. */
@@ -387,6 +402,7 @@ export class PgCore {
     this.badSources = new Map();
     this.unfound = new Set();
     this.newerCopies = new Map();
+    this.ecPullAfterMs = new Map();
     this.backfill = new Map();
     this.scrub = undefined;
     this.repairing = new Set();
@@ -455,14 +471,14 @@ export class PgCore {
       return;
     }
     const infos = new Map([...this.peerMetas].map(([o, meta]) => [o, meta.info] as const));
-    const auth = findBestInfo(infos, this.whoami);
+    const auth = findBestInfo(infos, this.whoami, this.ecK);
     if (auth === undefined) {
       this.phase = 'incomplete';
       return;
     }
     // Fewer than min_size usable members still activate, "peered": they recover and backfill
     // but serve no client I/O and do not advance last_epoch_started (Ceph since Octopus).
-    const choice = chooseActing(m, this.peerMetas, auth, m.size);
+    const choice = this.ecK > 0 ? chooseActingEc(m, this.peerMetas, auth, m.size) : chooseActing(m, this.peerMetas, auth, m.size);
     if (!sameOsds(choice.want, m.acting)) {
       this.phase = 'waitActing';
       this.requestPgTemp(sameOsds(choice.want, m.up) ? [] : choice.want);
@@ -677,6 +693,10 @@ export class PgCore {
       case 'backfillPush':
       case 'clientRead':
         onObjectRead(this, tag, result);
+        break;
+      case 'ecPull':
+        assert(result.kind === 'read', 'an EC pull rebuilds an object');
+        onEcPulled(this, tag.object, tag.need, result);
         break;
       case 'scrub':
         assert(result.kind === 'list', 'scrub lists objects');

@@ -14,7 +14,7 @@ import { assert } from '@aspen/shared';
 import { appendEntry, findReqid, sameReqid, trimTarget } from './pg-log.ts';
 import type { PgCore } from './pg.ts';
 import {
-  EVERSION_ZERO, evCmp, isReadBody, evStr, type ClientOp, type ReqId, type ClientOpBody, type Eversion, type LogEntry, type LogOp, type PgMessage, type StoreOp,
+  EVERSION_ZERO, evCmp, isReadBody, evStr, shardOf, type ClientOp, type ReqId, type ClientOpBody, type Eversion, type LogEntry, type LogOp, type PgMessage, type StoreOp,
 } from './types.ts';
 import { inBackfillScan, watermarkCovers } from './recovery.ts';
 
@@ -143,14 +143,15 @@ export function markUnfoundLost(pg: PgCore): void {
     const rec = pg.recovering.get(o);
     if (item === undefined || (rec?.kind === 'pull' && rec.salvage === true)) continue;
     pg.recovering.delete(o); // a pull still asking around is abandoned; its reply will be ignored
-    // A newer copy (a rolled-back write) supersedes the lost version instead of a delete.
-    const own = pg.objects.get(o);
+    // A newer copy (a rolled-back write) supersedes the lost version instead of a delete
+    // (replicated pools only: one shard of an EC object is not the object).
+    const own = pg.ecK > 0 ? undefined : pg.objects.get(o);
     if (own !== undefined && evCmp(own.version, item.need) > 0) {
       pg.recovering.set(o, { kind: 'pull', source: pg.whoami, need: own.version, sentAtMs: pg.nowMs, salvage: true });
       pg.read(o, { kind: 'salvageRead', interval: pg.interval, object: o });
       continue;
     }
-    const newer = pg.newerCopies.get(o);
+    const newer = pg.ecK > 0 ? undefined : pg.newerCopies.get(o);
     if (newer !== undefined && pg.mapping!.isUp(newer.osd)) {
       pg.recovering.set(o, { kind: 'pull', source: newer.osd, need: newer.version, sentAtMs: pg.nowMs, salvage: true });
       pg.send(newer.osd, { kind: 'pull', object: o, need: newer.version });
@@ -207,7 +208,7 @@ function submitWrite(
   pg.log = appendEntry(pg.log, entry);
   const trimTo = trimTarget(pg.log, pg.cfg.pgLogMaxEntries, pg.committedTo);
   pg.trimTo(trimTo);
-  const ops = applyBody(pg, entry, body);
+  const ops = applyBody(pg, entry, bodyForShard(body, pg.shard));
   pg.persist(ops, { kind: 'write', interval: pg.interval, version });
   const f: InflightOp = {
     op, entry, waiting: new Set([pg.whoami, ...pg.writePeers()]), dupOps: [], repops: new Map(), sentAtMs: pg.nowMs, replied: false,
@@ -215,12 +216,25 @@ function submitWrite(
   const repBody: ClientOpBody = body.kind === 'delete' ? { kind: 'delete' } : body;
   for (const p of pg.writePeers()) {
     const applyData = !pg.backfillTargets.includes(p) || watermarkCovers(pg, p, object);
-    const msg = { kind: 'repop', prev, entry, body: repBody, applyData, trimTo, pgid: pg.pgid, interval: pg.interval } as const;
+    const msg = {
+      kind: 'repop', prev, entry, body: bodyForShard(repBody, pg.ecK > 0 ? shardOf(p) : -1), applyData, trimTo, pgid: pg.pgid, interval: pg.interval,
+    } as const;
     f.repops.set(p, msg);
     pg.out.messages.push({ to: p, msg });
   }
   pg.inflight.push(f);
   assert(evCmp(pg.log.head, version) === 0, 'the new entry is the head');
+}
+
+/**
+ * The body a member applies: an EC `txn` carries one transaction per shard position and
+ * shard `shard` applies its own (Ceph ECTransaction); every other body is the same for all.
+ */
+function bodyForShard<B extends ClientOpBody>(body: B, shard: number): B {
+  if (body.kind !== 'txn' || body.shards === undefined) return body;
+  const mine = body.shards[shard];
+  assert(mine !== undefined, `an EC transaction has no part for shard ${shard}`);
+  return { kind: 'txn', meta: mine.meta, data: mine.data, sizeBytes: body.sizeBytes, priorVersion: body.priorVersion } as B;
 }
 
 /** Store ops for one logged op, and the member's object index update. */

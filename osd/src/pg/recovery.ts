@@ -18,7 +18,7 @@
 import { assert, assertNever } from '@aspen/shared';
 import { lastEntryFor } from './pg-log.ts';
 import type { PgCore, ReadTag } from './pg.ts';
-import { evCmp, type ClientOp, type Eversion, type PgMessage, type PushMode, type StoreOp, type StoreReadResult } from './types.ts';
+import { evCmp, shardOf, type ClientOp, type Eversion, type PgMessage, type PushMode, type StoreOp, type StoreReadResult } from './types.ts';
 import { resendRepops, submitInternalWrite } from './primary.ts';
 
 /**
@@ -57,7 +57,8 @@ export class LocalReserver implements BackfillReserver {
 export type RecoveryOp =
   /** `salvage`: fetching a newer (divergent) copy for mark_unfound_lost instead of the missing version. */
   | { readonly kind: 'pull'; readonly source: number; readonly need: Eversion; sentAtMs: number; readonly salvage?: boolean }
-  | { readonly kind: 'push'; readonly waiting: Set<number>; msg: Extract<PgMessage, { kind: 'push' }> | null; sentAtMs: number };
+  /** `msgs`: the push per waiting peer once read (replicated: one copy for all; EC: each its own shard). */
+  | { readonly kind: 'push'; readonly waiting: Set<number>; readonly msgs: Map<number, Extract<PgMessage, { kind: 'push' }>>; sentAtMs: number };
 
 /** Backfill progress of one target. `watermark` null: complete. */
 export interface BackfillState {
@@ -115,6 +116,14 @@ export function kickRecovery(pg: PgCore): void {
     if (pg.recovering.size >= limit) return;
     if (pg.recovering.has(o)) continue;
     const need = pg.missing.get(o)!.need;
+    if (pg.ecK > 0) {
+      // EC: this member's shard is rebuilt from k others (no member has a copy of it to pull).
+      if ((pg.ecPullAfterMs.get(o) ?? -Infinity) > pg.nowMs) continue;
+      pg.ecPullAfterMs.delete(o);
+      pg.recovering.set(o, { kind: 'pull', source: pg.whoami, need, sentAtMs: pg.nowMs, salvage: false });
+      pg.read(o, { kind: 'ecPull', interval: pg.interval, object: o, need }, { shard: pg.shard, need });
+      continue;
+    }
     const source = chooseSource(pg, o, need);
     if (source === undefined) {
       pg.unfound.add(o); // for now: a peer that has it may yet report, or come back
@@ -130,11 +139,42 @@ export function kickRecovery(pg: PgCore): void {
     if (pg.recovering.has(o) || pg.missing.has(o)) continue;
     const waiting = new Set<number>();
     for (const [p, pm] of pg.peerMissing) if (pm.has(o)) waiting.add(p);
-    pg.recovering.set(o, { kind: 'push', waiting, msg: null, sentAtMs: pg.nowMs });
-    pg.read(o, { kind: 'push', interval: pg.interval, object: o });
+    pg.recovering.set(o, { kind: 'push', waiting, msgs: new Map(), sentAtMs: pg.nowMs });
+    readForPush(pg, o, waiting);
   }
   if (pg.missing.size > 0 || peerObjects.size > 0 || pg.backfill.size === 0) return;
   kickBackfill(pg);
+}
+
+/** Reads what a push of `object` sends: the primary's copy once, or (EC) each target's shard rebuilt. */
+function readForPush(pg: PgCore, object: string, targets: Iterable<number>): void {
+  if (pg.ecK === 0) {
+    pg.read(object, { kind: 'push', interval: pg.interval, object });
+    return;
+  }
+  const stat = pg.objects.get(object);
+  assert(stat !== undefined, `the primary knows the version of ${object} it pushes`);
+  for (const t of targets) pg.read(object, { kind: 'push', interval: pg.interval, object, target: t }, { shard: shardOf(t), need: stat.version });
+}
+
+/** EC primary: its own shard of `object` was rebuilt (or could not be: too few members had it). */
+export function onEcPulled(pg: PgCore, object: string, need: Eversion, result: Extract<StoreReadResult, { kind: 'read' }>): void {
+  const rec = pg.recovering.get(object);
+  if (pg.role !== 'primary' || rec === undefined || rec.kind !== 'pull' || rec.source !== pg.whoami) return;
+  const item = pg.missing.get(object);
+  if (item === undefined || evCmp(item.need, need) !== 0 || !result.exists || evCmp(result.version, need) !== 0) {
+    pg.recovering.delete(object);
+    if (item !== undefined) {
+      pg.unfound.add(object); // retried after a while: a member may come back
+      pg.ecPullAfterMs.set(object, pg.nowMs + pg.cfg.peerRetryMs);
+    }
+    return;
+  }
+  pg.missing.delete(object);
+  pg.unfound.delete(object);
+  pg.objects.set(object, { version: need, sizeBytes: pg.objects.get(object)?.sizeBytes ?? 0 });
+  pg.persist([{ kind: 'writeFull', object, data: result.data, version: need }], { kind: 'pulled', interval: pg.interval, object });
+  assert(!pg.missing.has(object), 'rebuilt shard no longer missing');
 }
 
 /** A member that has `object` at `need` (Ceph `MissingLoc`): acting peers not missing it, then other peers. */
@@ -226,14 +266,21 @@ export function onObjectRead(pg: PgCore, tag: Extract<ReadTag, { kind: 'push' | 
       const rec = pg.recovering.get(tag.object);
       if (rec === undefined || rec.kind !== 'push') return;
       const stat = pg.objects.get(tag.object);
+      if (tag.target !== undefined && (!result.exists || stat === undefined || evCmp(result.version, stat.version) !== 0)) {
+        // EC: too few members could rebuild the shard now; retried on the tick.
+        return;
+      }
       assert(result.exists && stat !== undefined && evCmp(result.version, stat.version) === 0,
         `primary copy of ${tag.object} matches its index`);
       const mode: PushMode = pg.repairing.has(tag.object) ? 'repair' : 'recovery';
       const msg = { kind: 'push', object: tag.object, version: result.version, data: result.data, mode, pgid: pg.pgid, interval: pg.interval } as const;
-      rec.msg = msg;
       rec.sentAtMs = pg.nowMs;
-      pg.tokensBytes -= result.data.length * rec.waiting.size;
-      for (const p of rec.waiting) pg.out.messages.push({ to: p, msg });
+      const targets = tag.target === undefined ? [...rec.waiting] : rec.waiting.has(tag.target) ? [tag.target] : [];
+      for (const p of targets) {
+        rec.msgs.set(p, msg);
+        pg.tokensBytes -= result.data.length;
+        pg.out.messages.push({ to: p, msg });
+      }
       return;
     }
     case 'backfillPush': {
@@ -378,7 +425,7 @@ export function onBackfillScanReply(pg: PgCore, from: number, after: string, obj
     const v = theirs.get(n);
     if (v !== undefined && evCmp(v, stat.version) === 0) continue;
     b.pending.add(n);
-    pg.read(n, { kind: 'backfillPush', interval: pg.interval, object: n, target: from });
+    readForBackfill(pg, n, from);
   }
   for (const n of theirs.keys()) {
     if (pg.objects.has(n)) continue;
@@ -387,6 +434,14 @@ export function onBackfillScanReply(pg: PgCore, from: number, after: string, obj
   }
   if (b.pending.size === 0) advanceBackfill(pg, from, b);
   assert((b.phase as BackfillState['phase']) !== 'scanning', 'a scan reply moves the batch on');
+}
+
+/** Reads the copy a backfill push of `object` sends `target`: the primary's, or (EC) the target's shard rebuilt. */
+function readForBackfill(pg: PgCore, object: string, target: number): void {
+  const tag = { kind: 'backfillPush', interval: pg.interval, object, target } as const;
+  const stat = pg.objects.get(object);
+  if (pg.ecK === 0 || stat === undefined) pg.read(object, tag);
+  else pg.read(object, tag, { shard: shardOf(target), need: stat.version });
 }
 
 function advanceBackfill(pg: PgCore, target: number, b: BackfillState): void {
@@ -439,8 +494,15 @@ export function retryRecovery(pg: PgCore): void {
       if (rec.source === pg.whoami) continue; // a local salvage read: it will complete
       if (pg.mapping!.isUp(rec.source)) pg.send(rec.source, { kind: 'pull', object: o, need: rec.need });
       else pg.recovering.delete(o);
-    } else if (rec.msg !== null) {
-      for (const p of rec.waiting) pg.out.messages.push({ to: p, msg: rec.msg });
+    } else {
+      const unread: number[] = [];
+      for (const p of rec.waiting) {
+        const msg = rec.msgs.get(p);
+        if (msg !== undefined) pg.out.messages.push({ to: p, msg });
+        else unread.push(p);
+      }
+      // EC shards that could not be rebuilt yet: try again.
+      if (pg.ecK > 0 && unread.length > 0) readForPush(pg, o, unread);
     }
   }
   for (const [t, b] of pg.backfill) {
@@ -450,7 +512,7 @@ export function retryRecovery(pg: PgCore): void {
     else if (b.phase === 'finishing') pg.send(t, { kind: 'backfillDone' });
     else if (b.phase === 'pushing') {
       for (const n of b.pending) {
-        if (pg.objects.has(n)) pg.read(n, { kind: 'backfillPush', interval: pg.interval, object: n, target: t });
+        if (pg.objects.has(n)) readForBackfill(pg, n, t);
         else pg.send(t, { kind: 'push', object: n, version: pg.log.head, data: null, mode: 'backfill' });
       }
     }

@@ -11,6 +11,10 @@
  * the authoritative member when the primary's copy is bad) and lets recovery rewrite them,
  * then scrubs again.
  *
+ * Erasure-coded PGs: shards differ by design, so copies are compared by version and logical
+ * size, and each shard's bytes against its own recorded crc and block checksums (a flipped
+ * byte reads as EIO); repair rebuilds the bad shards from the others through recovery.
+ *
  * Simplification: the whole PG is scrubbed as one chunk (Ceph scrubs ranges of objects).
  */
 import { assert } from '@aspen/shared';
@@ -42,7 +46,7 @@ export interface Inconsistency {
  * primary's). Returns the objects with bad copies.
  */
 export function compareScrubMaps(
-  maps: ReadonlyMap<number, readonly ScrubObject[]>, primary: number, deep: boolean,
+  maps: ReadonlyMap<number, readonly ScrubObject[]>, primary: number, deep: boolean, ec = false,
 ): Map<string, Inconsistency> {
   assert(maps.has(primary), 'the primary scrubbed itself');
   const names = new Set<string>();
@@ -59,7 +63,8 @@ export function compareScrubMaps(
       const o = byOsd.get(osd)!.get(name);
       if (o === undefined) keyOf.set(osd, 'absent');
       else if (o.readError === true || (deep && o.dataCrc !== undefined && o.storedCrc !== null && o.dataCrc !== o.storedCrc)) keyOf.set(osd, null);
-      else keyOf.set(osd, `${evStr(o.version)}/${o.sizeBytes}${deep && o.dataCrc !== undefined ? `/${o.dataCrc}` : ''}`);
+      // EC shards hold different bytes: each is checked against its own recorded crc only.
+      else keyOf.set(osd, `${evStr(o.version)}/${o.sizeBytes}${deep && !ec && o.dataCrc !== undefined ? `/${o.dataCrc}` : ''}`);
     }
     const votes = new Map<string, number>();
     for (const k of keyOf.values()) if (k !== null) votes.set(k, (votes.get(k) ?? 0) + 1);
@@ -138,7 +143,7 @@ export function onScrubMap(pg: PgCore, from: number, scrubId: number, objects: r
   const members = [pg.whoami, ...pg.actingPeers()];
   if (!members.every((o) => s.maps.has(o))) return;
   pg.scrub = undefined;
-  pg.inconsistent = compareScrubMaps(s.maps, pg.whoami, s.deep);
+  pg.inconsistent = compareScrubMaps(s.maps, pg.whoami, s.deep, pg.ecK > 0);
   if (s.repairAfter && pg.inconsistent.size > 0) applyRepair(pg);
 }
 

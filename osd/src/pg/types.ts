@@ -146,7 +146,16 @@ export interface StoreTxn {
  * every transaction submitted before them (applied, even if not yet durable).
  */
 export type StoreRead =
-  | { readonly kind: 'read'; readonly readId: number; readonly object: string }
+  | {
+      readonly kind: 'read'; readonly readId: number; readonly object: string;
+      /**
+       * EC pools: not a local read but shard `shard`'s whole state of the object at version
+       * `need`, reconstructed from the other members' shards (any k at that version; Ceph
+       * ECBackend recovery reads). Answers `exists: false, unavailable: true` when fewer
+       * than k members could supply it.
+       */
+      readonly ec?: { readonly shard: number; readonly need: Eversion };
+    }
   /** Every object of the PG with metadata; `deep` also re-reads data for `dataCrc`. */
   | { readonly kind: 'list'; readonly readId: number; readonly deep: boolean };
 
@@ -168,7 +177,7 @@ export interface ScrubObject {
 
 /** Result of a {@link StoreRead}. */
 export type StoreReadResult =
-  | { readonly kind: 'read'; readonly exists: false }
+  | { readonly kind: 'read'; readonly exists: false; readonly unavailable?: boolean }
   | { readonly kind: 'read'; readonly exists: true; readonly version: Eversion; readonly data: Uint8Array }
   | { readonly kind: 'list'; readonly objects: readonly ScrubObject[] };
 
@@ -190,7 +199,14 @@ export type StoreReadResult =
 export type ClientOpBody =
   | { readonly kind: 'writeFull'; readonly data: Uint8Array }
   | { readonly kind: 'write'; readonly offsetBytes: number; readonly data: Uint8Array }
-  | { readonly kind: 'txn'; readonly meta: Uint8Array; readonly data: Uint8Array; readonly sizeBytes: number; readonly priorVersion: Eversion }
+  | {
+      readonly kind: 'txn'; readonly meta: Uint8Array; readonly data: Uint8Array; readonly sizeBytes: number; readonly priorVersion: Eversion;
+      /**
+       * EC pools: the transaction of each shard position (index = shard); `meta`/`data` are
+       * then ignored and every member applies its own shard's (Ceph ECTransaction).
+       */
+      readonly shards?: readonly { readonly meta: Uint8Array; readonly data: Uint8Array }[];
+    }
   | { readonly kind: 'delete'; readonly priorVersion?: Eversion }
   | { readonly kind: 'read' }
   | { readonly kind: 'probe'; readonly dupOf?: ReqId };
@@ -264,6 +280,31 @@ export interface PgMapping {
   readonly minSize: number;
   /** OSDs up at this epoch (for the prior set: who can answer a query now). */
   readonly isUp: (osd: number) => boolean;
+  /**
+   * Erasure-coded pools: `k` data chunks (of `size` = k+m). Then every OSD list of the
+   * mapping holds *members* ({@link ecMember}: OSD and shard position, Ceph `pg_shard_t`),
+   * in shard order without the holes of down positions; the PG instance of a member holds
+   * that shard only. Omitted: a replicated pool (members are OSD ids).
+   */
+  readonly ec?: { readonly k: number };
+}
+
+/** Shard positions per OSD in a member id of an EC PG (ids are `osd * EC_MEMBER_STRIDE + shard`). */
+export const EC_MEMBER_STRIDE = 256;
+
+/** The member id of `osd` holding shard `shard` of an EC PG (Ceph `pg_shard_t`). */
+export function ecMember(osd: number, shard: number): number {
+  return osd * EC_MEMBER_STRIDE + shard;
+}
+
+/** The shard position of an EC member id. */
+export function shardOf(member: number): number {
+  return member % EC_MEMBER_STRIDE;
+}
+
+/** The OSD of an EC member id. */
+export function osdOfMember(member: number): number {
+  return Math.floor(member / EC_MEMBER_STRIDE);
 }
 
 /**

@@ -112,6 +112,23 @@ export class Transaction {
     return this;
   }
 
+  /**
+   * Appends one op taken from another transaction in another collection (an EC shard's copy
+   * of a structural op): only the collection name is checked again.
+   * @throws AspenError EINVAL on a bad collection name.
+   */
+  appendInColl(op: Exclude<TxOp, { op: 'collectionMoveRename' }>, coll: string): this {
+    const c = checkCollectionName(coll);
+    let bytes = 0;
+    if (op.op === 'write') bytes = op.data.length;
+    else if (op.op === 'setattrs' || op.op === 'omapSetKeys') {
+      const m = op.op === 'setattrs' ? op.attrs : op.entries;
+      for (const [k, v] of m) bytes += Buffer.byteLength(k) + v.length;
+    } else if (op.op === 'omapSetHeader') bytes = op.header.length;
+    else if (op.op === 'cloneRange') bytes = op.lengthBytes;
+    return this.push({ ...op, coll: c } as TxOp, bytes);
+  }
+
   /** Appends every op of `other` (already validated by its builder), in order. */
   append(other: Transaction): this {
     for (const op of other.ops) this.list.push(op);
