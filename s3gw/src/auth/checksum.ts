@@ -58,6 +58,6 @@ export function algorithmOfHeader(name: string): ChecksumAlgorithm | null {
   const m = /^x-amz-checksum-([a-z0-9]+)$/.exec(name.toLowerCase());
   if (!m) return null;
   if ((CHECKSUM_ALGORITHMS as readonly string[]).includes(m[1]!)) return m[1] as ChecksumAlgorithm;
-  if (m[1] === 'mode' || m[1] === 'type') return null;
+  if (m[1] === 'mode' || m[1] === 'type' || m[1] === 'algorithm') return null;
   throw new S3Error('InvalidRequest', `checksum algorithm '${m[1]}' is not supported (crc32, crc32c, sha1, sha256 are)`);
 }

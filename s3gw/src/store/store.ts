@@ -1,0 +1,317 @@
+/**
+ * The gateway's storage over RADOS (layout in ./layout.ts): the buckets directory, bucket
+ * indexes updated by compare-and-swap, and object data streamed in stripes.
+ *
+ * Ordering and visibility: data stripes are written first; an object becomes visible only
+ * when its index entry commits (one atomic omap op on the index object), so a crash or a
+ * failed upload never exposes a partial object — it can leave unreferenced stripes
+ * (garbage; see ARCHITECTURE.md "Known gaps"). Index updates are CAS: an existing key is
+ * replaced with `omap_cmp eq <exact old bytes>`, an absent key is created under
+ * `assert_version` of the index object, so concurrent writers of one key serialize and the
+ * loser re-evaluates its conditions.
+ */
+import { AspenError, assert } from '@aspen/shared';
+import type { IoCtx } from '@aspen/shared/io/rados.ts';
+import type { OsdReply } from '@aspen/shared/client/ops.ts';
+import { S3Error } from '../core/errors.ts';
+import {
+  BUCKETS_OBJECT, STRIPE_BYTES, decodeRecord, encodeRecord, indexObject, partKey, stripeObject, stripesOf, uploadObject, uploadsObject,
+  type BucketRecord, type ObjectEntry, type PartRecord, type Segment, type UploadRecord,
+} from './layout.ts';
+
+/** Most CAS attempts of one index update before answering SlowDown (named limit). */
+export const CAS_ATTEMPTS_MAX = 64;
+/** Stripe removals in flight per delete. */
+export const REMOVES_INFLIGHT_MAX = 8;
+/** Bytes per read op when streaming a GET. */
+export const READ_BYTES = 1024 * 1024;
+
+export interface EntryRead<T> {
+  value: T;
+  raw: Uint8Array;
+}
+
+function omapValueOf(reply: OsdReply, key: string): Uint8Array | undefined {
+  const r = reply.results[0];
+  if (r?.kind !== 'omap') return undefined;
+  return r.entries.find(([k]) => k === key)?.[1];
+}
+
+function failed(reply: OsdReply): AspenError {
+  return new AspenError(reply.code === 0 ? 'EIO' : (reply.code as AspenError['code']), reply.message);
+}
+
+export class S3Store {
+  constructor(readonly meta: IoCtx, readonly data: IoCtx, private readonly newId: () => string) {}
+
+  /** Creates the buckets directory object if missing. */
+  async setup(): Promise<void> {
+    const r = await this.meta.operate(BUCKETS_OBJECT, [{ op: 'create', exclusive: false }]);
+    if (r.code !== 0) throw failed(r);
+  }
+
+  // ---- buckets ----
+
+  async getBucket(name: string): Promise<BucketRecord | null> {
+    const r = await this.meta.operate(BUCKETS_OBJECT, [{ op: 'omap_get_vals_by_keys', keys: [name] }]);
+    if (r.code !== 0) throw failed(r);
+    const raw = omapValueOf(r, name);
+    return raw === undefined ? null : decodeRecord<BucketRecord>(raw, 'bucket');
+  }
+
+  async listBuckets(): Promise<[string, BucketRecord][]> {
+    const out: [string, BucketRecord][] = [];
+    let after = '';
+    for (;;) {
+      const page = await this.meta.omapGetVals(BUCKETS_OBJECT, after, 1000);
+      for (const [k, v] of page.entries) out.push([k, decodeRecord<BucketRecord>(v, 'bucket')]);
+      if (!page.more || page.entries.length === 0) return out;
+      after = page.entries.at(-1)![0];
+    }
+  }
+
+  /**
+   * Creates bucket `name` for `owner`: its index object first, then the directory entry under
+   * the directory's version (so two creators cannot both win).
+   * @throws S3Error BucketAlreadyOwnedByYou, BucketAlreadyExists
+   */
+  async createBucket(name: string, owner: string, nowMs: number): Promise<void> {
+    for (let attempt = 0; attempt < CAS_ATTEMPTS_MAX; attempt++) {
+      const r = await this.meta.operate(BUCKETS_OBJECT, [{ op: 'omap_get_vals_by_keys', keys: [name] }]);
+      if (r.code !== 0) throw failed(r);
+      const raw = omapValueOf(r, name);
+      if (raw !== undefined) {
+        const rec = decodeRecord<BucketRecord>(raw, 'bucket');
+        throw rec.owner === owner
+          ? new S3Error('BucketAlreadyOwnedByYou', 'Your previous request to create the named bucket succeeded and you already own it.')
+          : new S3Error('BucketAlreadyExists', 'The requested bucket name is not available.');
+      }
+      const rec: BucketRecord = { v: 1, id: this.newId(), owner, createdMs: nowMs };
+      const c = await this.meta.operate(indexObject(rec.id), [{ op: 'create', exclusive: true }]);
+      if (c.code !== 0) throw failed(c);
+      const w = await this.meta.operate(BUCKETS_OBJECT, [{ op: 'assert_version', version: r.version }, { op: 'omap_set', entries: [[name, encodeRecord(rec)]] }]);
+      if (w.code === 0) return;
+      await this.meta.remove(indexObject(rec.id)).catch(() => undefined);
+      if (w.code !== 'ECANCELED') throw failed(w);
+    }
+    throw new S3Error('SlowDown', 'too many concurrent bucket changes; retry');
+  }
+
+  /**
+   * Deletes an empty bucket: removes its index object only if it is still empty at the
+   * version it was seen empty at, then the directory entry.
+   * @throws S3Error BucketNotEmpty
+   */
+  async deleteBucket(name: string, rec: BucketRecord): Promise<void> {
+    for (let attempt = 0; attempt < CAS_ATTEMPTS_MAX; attempt++) {
+      const r = await this.meta.operate(indexObject(rec.id), [{ op: 'omap_get_vals', startAfter: '', prefix: '', max: 1 }]);
+      if (r.code === 'ENOENT') break;
+      if (r.code !== 0) throw failed(r);
+      const first = r.results[0];
+      if (first?.kind === 'omap' && first.entries.length > 0) throw new S3Error('BucketNotEmpty', 'The bucket you tried to delete is not empty.');
+      const uploads = await this.meta.operate(uploadsObject(rec.id), [{ op: 'omap_get_vals', startAfter: '', prefix: '', max: 1 }]);
+      const u = uploads.results[0];
+      if (uploads.code === 0 && u?.kind === 'omap' && u.entries.length > 0) throw new S3Error('BucketNotEmpty', 'The bucket has multipart uploads in progress; abort them first.');
+      const d = await this.meta.operate(indexObject(rec.id), [{ op: 'assert_version', version: r.version }, { op: 'remove' }]);
+      if (d.code === 0) break;
+      if (d.code !== 'ECANCELED') throw failed(d);
+    }
+    await this.meta.remove(uploadsObject(rec.id)).catch(() => undefined);
+    await this.meta.omapRm(BUCKETS_OBJECT, [name]);
+  }
+
+  // ---- the bucket index ----
+
+  async getEntry(bucketId: string, key: string): Promise<EntryRead<ObjectEntry> | null> {
+    const r = await this.meta.operate(indexObject(bucketId), [{ op: 'omap_get_vals_by_keys', keys: [key] }]);
+    if (r.code === 'ENOENT') throw new S3Error('NoSuchBucket', 'The specified bucket does not exist');
+    if (r.code !== 0) throw failed(r);
+    const raw = omapValueOf(r, key);
+    return raw === undefined ? null : { value: decodeRecord<ObjectEntry>(raw, 'object'), raw };
+  }
+
+  /**
+   * Replaces (or with `next` null removes) the entry of `key`, atomically with respect to
+   * other writers: `check(old)` runs against the current entry and may throw (a failed
+   * precondition); if another writer gets in between, the update is retried from a fresh read.
+   * @returns the entry that was replaced (its segments are now garbage for the caller to remove).
+   * @throws S3Error NoSuchBucket, SlowDown, or what `check` throws
+   */
+  async commitEntry(bucketId: string, key: string, next: ObjectEntry | null, check: (old: ObjectEntry | null) => void): Promise<ObjectEntry | null> {
+    const obj = indexObject(bucketId);
+    for (let attempt = 0; attempt < CAS_ATTEMPTS_MAX; attempt++) {
+      const r = await this.meta.operate(obj, [{ op: 'omap_get_vals_by_keys', keys: [key] }]);
+      if (r.code === 'ENOENT') throw new S3Error('NoSuchBucket', 'The specified bucket does not exist');
+      if (r.code !== 0) throw failed(r);
+      const raw = omapValueOf(r, key);
+      const old = raw === undefined ? null : decodeRecord<ObjectEntry>(raw, 'object');
+      check(old);
+      if (old === null && next === null) return null;
+      const guard = raw !== undefined ? { op: 'omap_cmp' as const, key, cmp: 'eq' as const, value: raw } : { op: 'assert_version' as const, version: r.version };
+      const mutation = next === null ? { op: 'omap_rm' as const, keys: [key] } : { op: 'omap_set' as const, entries: [[key, encodeRecord(next)]] as [string, Uint8Array][] };
+      const w = await this.meta.operate(obj, [guard, mutation]);
+      if (w.code === 0) return old;
+      if (w.code === 'ENOENT') throw new S3Error('NoSuchBucket', 'The specified bucket does not exist');
+      if (w.code !== 'ECANCELED') throw failed(w);
+    }
+    throw new S3Error('SlowDown', 'too many concurrent writers of this bucket; retry');
+  }
+
+  /** One page of the index after `startAfter`, keys starting with `prefix`, in byte order. */
+  async listIndex(bucketId: string, startAfter: string, prefix: string, max: number): Promise<{ entries: [string, ObjectEntry][]; more: boolean }> {
+    const r = await this.meta.operate(indexObject(bucketId), [{ op: 'omap_get_vals', startAfter, prefix, max }]);
+    if (r.code === 'ENOENT') throw new S3Error('NoSuchBucket', 'The specified bucket does not exist');
+    if (r.code !== 0) throw failed(r);
+    const res = r.results[0];
+    if (res?.kind !== 'omap') throw new AspenError('EIO', 'reply lacks omap values');
+    return { entries: res.entries.map(([k, v]) => [k, decodeRecord<ObjectEntry>(v, 'object')]), more: res.more };
+  }
+
+  // ---- data ----
+
+  /**
+   * Writes everything `source` yields as a new segment, a stripe at a time (at most one
+   * stripe buffered). On failure the stripes written so far are removed and the error rethrown.
+   */
+  async writeSegment(source: AsyncIterable<Uint8Array>): Promise<Segment> {
+    const id = this.newId();
+    let stripe = 0;
+    let total = 0;
+    let buf = Buffer.allocUnsafe(STRIPE_BYTES);
+    let fill = 0;
+    try {
+      for await (const piece of source) {
+        let off = 0;
+        while (off < piece.length) {
+          const n = Math.min(STRIPE_BYTES - fill, piece.length - off);
+          buf.set(piece.subarray(off, off + n), fill);
+          fill += n;
+          off += n;
+          if (fill === STRIPE_BYTES) {
+            await this.data.writeFull(stripeObject(id, stripe++), buf);
+            total += fill;
+            buf = Buffer.allocUnsafe(STRIPE_BYTES);
+            fill = 0;
+          }
+        }
+      }
+      if (fill > 0 || stripe === 0) {
+        await this.data.writeFull(stripeObject(id, stripe++), buf.subarray(0, fill));
+        total += fill;
+      }
+    } catch (err) {
+      await this.removeSegments([{ id, sizeBytes: (stripe + 1) * STRIPE_BYTES }]);
+      throw err;
+    }
+    const seg = { id, sizeBytes: total };
+    assert(stripesOf(seg).length === stripe, 'stripe count matches size');
+    return seg;
+  }
+
+  /** Streams bytes [start, end) of the concatenation of `segments`. */
+  async *readRange(segments: readonly Segment[], start: number, end: number): AsyncGenerator<Uint8Array> {
+    let base = 0;
+    for (const seg of segments) {
+      const segStart = base;
+      base += seg.sizeBytes;
+      if (base <= start || segStart >= end) continue;
+      let pos = Math.max(start, segStart) - segStart;
+      const stop = Math.min(end, base) - segStart;
+      while (pos < stop) {
+        const stripe = Math.floor(pos / STRIPE_BYTES);
+        const inStripe = pos % STRIPE_BYTES;
+        const n = Math.min(READ_BYTES, STRIPE_BYTES - inStripe, stop - pos);
+        const data = await this.data.read(stripeObject(seg.id, stripe), inStripe, n);
+        if (data.length !== n) throw new AspenError('EIO', `stripe ${stripeObject(seg.id, stripe)} is short: ${data.length} of ${n} bytes at ${inStripe}`);
+        yield data;
+        pos += n;
+      }
+    }
+  }
+
+  /** Removes the stripes of `segments` (missing ones are fine), REMOVES_INFLIGHT_MAX at a time. */
+  async removeSegments(segments: readonly Segment[]): Promise<void> {
+    const names = segments.flatMap(stripesOf);
+    for (let i = 0; i < names.length; i += REMOVES_INFLIGHT_MAX) {
+      await Promise.all(names.slice(i, i + REMOVES_INFLIGHT_MAX).map((n) => this.data.remove(n).catch((err: unknown) => {
+        if (!(err instanceof AspenError && err.code === 'ENOENT')) throw err;
+      })));
+    }
+  }
+
+  // ---- multipart uploads ----
+
+  async createUpload(bucketId: string, uploadId: string, rec: UploadRecord): Promise<void> {
+    check0(await this.meta.operate(uploadObject(uploadId), [{ op: 'create', exclusive: true }]));
+    check0(await this.meta.operate(uploadsObject(bucketId), [{ op: 'omap_set', entries: [[uploadId, encodeRecord(rec)]] }]));
+  }
+
+  /** @throws S3Error NoSuchUpload */
+  async getUpload(bucketId: string, uploadId: string): Promise<UploadRecord> {
+    const r = await this.meta.operate(uploadsObject(bucketId), [{ op: 'omap_get_vals_by_keys', keys: [uploadId] }]);
+    const raw = r.code === 0 ? omapValueOf(r, uploadId) : undefined;
+    if (raw === undefined) {
+      if (r.code !== 0 && r.code !== 'ENOENT') throw failed(r);
+      throw new S3Error('NoSuchUpload', 'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.');
+    }
+    return decodeRecord<UploadRecord>(raw, 'upload');
+  }
+
+  async listUploads(bucketId: string): Promise<[string, UploadRecord][]> {
+    const out: [string, UploadRecord][] = [];
+    let after = '';
+    for (;;) {
+      const r = await this.meta.operate(uploadsObject(bucketId), [{ op: 'omap_get_vals', startAfter: after, prefix: '', max: 1000 }]);
+      if (r.code === 'ENOENT') return out;
+      if (r.code !== 0) throw failed(r);
+      const res = r.results[0];
+      if (res?.kind !== 'omap') return out;
+      for (const [k, v] of res.entries) out.push([k, decodeRecord<UploadRecord>(v, 'upload')]);
+      if (!res.more || res.entries.length === 0) return out;
+      after = res.entries.at(-1)![0];
+    }
+  }
+
+  /**
+   * Records part `n` of an upload (the upload object must still exist).
+   * @returns the part it replaced, whose segment is now garbage.
+   * @throws S3Error NoSuchUpload
+   */
+  async putPart(uploadId: string, n: number, part: PartRecord): Promise<PartRecord | null> {
+    const obj = uploadObject(uploadId);
+    const r = await this.meta.operate(obj, [{ op: 'omap_get_vals_by_keys', keys: [partKey(n)] }]);
+    if (r.code === 'ENOENT') throw new S3Error('NoSuchUpload', 'The specified upload does not exist.');
+    if (r.code !== 0) throw failed(r);
+    const raw = omapValueOf(r, partKey(n));
+    const w = await this.meta.operate(obj, [{ op: 'assert_exists' }, { op: 'omap_set', entries: [[partKey(n), encodeRecord(part)]] }]);
+    if (w.code === 'ENOENT') throw new S3Error('NoSuchUpload', 'The specified upload does not exist.');
+    if (w.code !== 0) throw failed(w);
+    return raw === undefined ? null : decodeRecord<PartRecord>(raw, 'part');
+  }
+
+  /** Every recorded part, by part number. @throws S3Error NoSuchUpload */
+  async listParts(uploadId: string): Promise<Map<number, PartRecord>> {
+    const out = new Map<number, PartRecord>();
+    let after = '';
+    for (;;) {
+      const r = await this.meta.operate(uploadObject(uploadId), [{ op: 'omap_get_vals', startAfter: after, prefix: '', max: 1000 }]);
+      if (r.code === 'ENOENT') throw new S3Error('NoSuchUpload', 'The specified upload does not exist.');
+      if (r.code !== 0) throw failed(r);
+      const res = r.results[0];
+      if (res?.kind !== 'omap') return out;
+      for (const [k, v] of res.entries) out.set(Number(k), decodeRecord<PartRecord>(v, 'part'));
+      if (!res.more || res.entries.length === 0) return out;
+      after = res.entries.at(-1)![0];
+    }
+  }
+
+  /** Forgets an upload (its record and parts list; part data is the caller's). */
+  async removeUpload(bucketId: string, uploadId: string): Promise<void> {
+    await this.meta.omapRm(uploadsObject(bucketId), [uploadId]).catch(() => undefined);
+    await this.meta.remove(uploadObject(uploadId)).catch(() => undefined);
+  }
+}
+
+function check0(r: OsdReply): void {
+  if (r.code !== 0) throw failed(r);
+}
