@@ -6,6 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -232,6 +233,23 @@ describe('aspen-s3gw with the AWS SDK (3 mons + 3 OSDs)', () => {
     expect(await errOf(bad.send(new PutObjectCommand({ Bucket: 'bkt', Key: 'evil', Body: 'x' })))).toEqual({ name: 'SignatureDoesNotMatch', status: 403 });
     const unknown = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'AKIAUNKNOWNUNKNOWN00', secretAccessKey } });
     expect(await errOf(unknown.send(new ListBucketsCommand({})))).toEqual({ name: 'InvalidAccessKeyId', status: 403 });
+
+    // The aws CLI (v1, botocore): multipart cp up (8 MiB threshold), ls, cp down byte-exact, rm.
+    const dir = h.path('awscli');
+    mkdirSync(dir, { recursive: true });
+    const file = randomBytes(9 * MiB);
+    writeFileSync(join(dir, 'up.bin'), file);
+    const env = { ...process.env, AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey, AWS_DEFAULT_REGION: 'us-east-1', AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null' };
+    const aws = (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => new Promise((resolve) => {
+      execFile('aws', ['--endpoint-url', endpoint, ...args], { env, cwd: dir }, (err, stdout, stderr) => resolve({ code: err === null ? 0 : 1, stdout, stderr }));
+    });
+    const cpUp = await aws('s3', 'cp', join(dir, 'up.bin'), 's3://bkt/cli/up.bin');
+    expect(cpUp.code, cpUp.stderr).toBe(0);
+    expect((await aws('s3', 'ls', 's3://bkt/cli/')).stdout).toMatch(/9437184 up\.bin/);
+    const cpDown = await aws('s3', 'cp', 's3://bkt/cli/up.bin', join(dir, 'down.bin'));
+    expect(cpDown.code, cpDown.stderr).toBe(0);
+    expect(sha(readFileSync(join(dir, 'down.bin')))).toBe(sha(file));
+    expect((await aws('s3', 'rm', 's3://bkt/cli/up.bin')).code).toBe(0);
 
     // Deletes; a non-empty bucket cannot be deleted.
     expect((await errOf(s3.send(new DeleteBucketCommand({ Bucket: 'bkt' })))).name).toBe('BucketNotEmpty');
