@@ -121,7 +121,7 @@ export async function completeMultipartUpload(ctx: HandlerContext, req: S3Reques
   const used = new Set(chosen.map((p) => p.segment.id));
   await ctx.store.removeUpload(bucketId, uploadId);
   await ctx.store.removeSegments([...parts.values()].filter((p) => !used.has(p.segment.id)).map((p) => p.segment));
-  if (old !== null) await ctx.store.removeSegments(old.segments);
+  if (old !== null) ctx.retire(old.segments);
   return {
     status: 200, headers: XML,
     body: xmlDocument('CompleteMultipartUploadResult', [['Location', `/${req.bucket!}/${encodeURIComponent(req.key!)}`], ['Bucket', req.bucket!], ['Key', req.key!], ['ETag', quoteEtag(etag)]]),

@@ -170,7 +170,7 @@ async function commitNew(ctx: HandlerContext, req: S3Request, b: BucketRecord, k
     await ctx.store.removeSegments(fresh);
     throw err;
   }
-  if (old !== null) await ctx.store.removeSegments(old.segments);
+  if (old !== null) ctx.retire(old.segments);
 }
 
 export async function putObject(ctx: HandlerContext, req: S3Request): Promise<S3Response> {
@@ -197,7 +197,7 @@ export async function putObject(ctx: HandlerContext, req: S3Request): Promise<S3
 export async function deleteObject(ctx: HandlerContext, req: S3Request): Promise<S3Response> {
   const b = await ownBucket(ctx, req.bucket!);
   const old = await ctx.store.commitEntry(b.id, req.key!, null, () => undefined);
-  if (old !== null) await ctx.store.removeSegments(old.segments);
+  if (old !== null) ctx.retire(old.segments);
   return { status: 204, headers: {} };
 }
 
@@ -213,7 +213,7 @@ export async function deleteObjects(ctx: HandlerContext, req: S3Request): Promis
     try {
       validateKey(key);
       const old = await ctx.store.commitEntry(b.id, key, null, () => undefined);
-      if (old !== null) await ctx.store.removeSegments(old.segments);
+      if (old !== null) ctx.retire(old.segments);
       if (!quiet) results.push(['Deleted', [['Key', key]]]);
     } catch (err) {
       const e = err instanceof S3Error ? err : new S3Error('InternalError', String(err));

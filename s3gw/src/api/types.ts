@@ -3,6 +3,7 @@
  * S3 operation a method + bucket + key + subresource names), done before any handler runs.
  */
 import type { S3Store } from '../store/store.ts';
+import type { Segment } from '../store/layout.ts';
 import type { RequestBody } from './body.ts';
 import { S3Error } from '../core/errors.ts';
 
@@ -37,6 +38,8 @@ export interface HandlerContext {
   newId(): string;
   user: S3User;
   region: string;
+  /** Removes a replaced version's segments after a grace period (readers may still stream them). */
+  retire(segments: Segment[]): void;
 }
 
 export function header(h: Headers, name: string): string | undefined {

@@ -2,7 +2,7 @@
  * `aspen-s3gw`: the S3 gateway daemon (like radosgw).
  *
  *   aspen-s3gw --mon HOST:PORT[,…] [--listen 127.0.0.1:7480] [--region us-east-1]
- *              [--dns-name localhost]… [--pg-num 16] [--log-level info]
+ *              [--dns-name localhost]… [--pg-num 16] [--gc-delay-ms 30000] [--log-level info]
  *
  * Creates its pools (`.aspen.s3.meta`, `.aspen.s3.data`) when missing, then serves S3 on
  * the listen address. Users and keys come from the monitors (`aspen s3 user create`).
@@ -18,6 +18,7 @@ import { RadosClient } from '@aspen/shared/io/rados.ts';
 import { DATA_POOL, META_POOL } from '../store/layout.ts';
 import { S3Store } from '../store/store.ts';
 import { startGateway } from '../io/server.ts';
+import { SegmentReaper } from '../io/reaper.ts';
 
 const program = new Command('aspen-s3gw')
   .description('S3 gateway over Aspen RADOS objects')
@@ -31,10 +32,15 @@ const program = new Command('aspen-s3gw')
     if (!Number.isInteger(n) || n < 1 || n > 65536) throw new InvalidArgumentError(`expected an integer in [1, 65536], got '${v}'`);
     return n;
   }, 16)
+  .option('--gc-delay-ms <ms>', 'keep a replaced or deleted version readable this long before removing its data', (v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected a non-negative integer, got '${v}'`);
+    return n;
+  }, 30_000)
   .option('--log-level <level>', 'pino log level', 'info')
   .showHelpAfterError();
 
-interface Opts { mon?: string; conf?: string; listen: string; region: string; dnsName: string[]; pgNum: number; logLevel: string }
+interface Opts { mon?: string; conf?: string; listen: string; region: string; dnsName: string[]; pgNum: number; gcDelayMs: number; logLevel: string }
 
 async function ensurePool(client: RadosClient, name: string, pgNum: number): Promise<void> {
   try {
@@ -72,12 +78,14 @@ async function main(): Promise<void> {
   const store = new S3Store(client.ioctx(META_POOL), client.ioctx(DATA_POOL), () => randomBytes(16).toString('hex'));
   await store.setup();
   const domains = o.dnsName.length > 0 ? o.dnsName : ['localhost'];
-  const { server, port } = await startGateway({ store, mon: client.mon, log, region: o.region, domains }, m[1]!, Number(m[2]));
+  const reaper = new SegmentReaper(store, log, o.gcDelayMs);
+  const { server, port } = await startGateway({ store, mon: client.mon, log, region: o.region, domains, reaper }, m[1]!, Number(m[2]));
   log.info({ addr: `${m[1]}:${port}`, region: o.region, domains }, 'aspen-s3gw listening');
   process.stdout.write(`listening ${m[1]}:${port}\n`);
   const stop = (): void => {
     log.info('stopping');
     server.close();
+    reaper.close();
     server.closeAllConnections();
     void client.close().finally(() => process.exit(0));
   };

@@ -16,6 +16,7 @@ import { parseAuth, verifyAuth, decodePath, type SigningRequest, type VerifiedAu
 import { S3Error, toS3Error } from '../core/errors.ts';
 import { xmlDocument } from '../core/xml.ts';
 import type { S3Store } from '../store/store.ts';
+import type { SegmentReaper } from './reaper.ts';
 import { RequestBody } from '../api/body.ts';
 import * as obj from '../api/objects.ts';
 import * as mp from '../api/multipart.ts';
@@ -28,6 +29,8 @@ export interface GatewayOptions {
   region: string;
   /** Host names under which `<bucket>.<domain>` is virtual-host style (e.g. `localhost`). */
   domains: string[];
+  /** Removes replaced versions after a grace period (./reaper.ts). */
+  reaper: SegmentReaper;
   /** Largest header block, bytes (named limit; node's --max-http-header-size). */
   headersMaxBytes?: number;
 }
@@ -183,7 +186,7 @@ export function startGateway(o: GatewayOptions, host: string, port: number): Pro
       const ep = resolveEndpoint(method, bucket, objectKey, q, headers);
       const body = new RequestBody(hreq, headers, verified);
       bodyUnread = false;
-      const ctx: HandlerContext = { store: o.store, nowMs: () => Date.now(), newId: () => randomBytes(16).toString('hex'), user: key.user, region: o.region };
+      const ctx: HandlerContext = { store: o.store, nowMs: () => Date.now(), newId: () => randomBytes(16).toString('hex'), user: key.user, region: o.region, retire: (s) => o.reaper.retire(s) };
       response = await dispatch(ep, ctx, { method, bucket, key: objectKey, query: q, headers, body, requestId });
       o.log.debug({ requestId, ep, bucket, key: objectKey, status: response.status }, 'request');
     } catch (err) {
