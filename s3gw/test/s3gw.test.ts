@@ -78,7 +78,8 @@ describe('aspen-s3gw with the AWS SDK (3 mons + 3 OSDs)', () => {
     expect(JSON.parse(info.stdout)).toMatchObject({ user_id: 'alice', display_name: 'Alice' });
 
     const port = await freePort();
-    h.spawn({ name: 's3gw', args: tsNodeArgs(S3GW, ['--mon', monAddrs, '--listen', `127.0.0.1:${port}`, '--pg-num', '8', '--gc-delay-ms', '300']) });
+    const metricsPort = await freePort();
+    h.spawn({ name: 's3gw', args: tsNodeArgs(S3GW, ['--mon', monAddrs, '--listen', `127.0.0.1:${port}`, '--pg-num', '8', '--gc-delay-ms', '300', '--metrics-addr', `127.0.0.1:${metricsPort}`]) });
     await waitFor(tcpConnectable(port), { timeoutMs: 30_000, what: 'aspen-s3gw listening' });
     const endpoint = `http://127.0.0.1:${port}`;
     const s3 = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId, secretAccessKey } });
@@ -261,6 +262,9 @@ describe('aspen-s3gw with the AWS SDK (3 mons + 3 OSDs)', () => {
     expect((await s3.send(new ListObjectsV2Command({ Bucket: 'bkt' }))).KeyCount).toBe(0);
     await s3.send(new DeleteBucketCommand({ Bucket: 'bkt' }));
     expect((await s3.send(new ListBucketsCommand({}))).Buckets ?? []).toEqual([]);
+
+    const metricsText = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(metricsText).toMatch(/aspen_s3_requests_total\{op="PutObject",status="200",daemon="s3gw"\} \d+/);
 
     // No garbage: every stripe of replaced, deleted, aborted, refused or unused data is removed
     // (replaced versions after the GC delay), and the metadata pool holds only the directory.

@@ -2,7 +2,8 @@
  * `aspen-s3gw`: the S3 gateway daemon (like radosgw).
  *
  *   aspen-s3gw --mon HOST:PORT[,…] [--listen 127.0.0.1:7480] [--region us-east-1]
- *              [--dns-name localhost]… [--pg-num 16] [--gc-delay-ms 30000] [--log-level info]
+ *              [--dns-name localhost]… [--pg-num 16] [--gc-delay-ms 30000]
+ *              [--metrics-addr HOST:PORT] [--log-level info]
  *
  * Creates its pools (`.aspen.s3.meta`, `.aspen.s3.data`) when missing, then serves S3 on
  * the listen address. Users and keys come from the monitors (`aspen s3 user create`).
@@ -19,6 +20,7 @@ import { DATA_POOL, META_POOL } from '../store/layout.ts';
 import { S3Store } from '../store/store.ts';
 import { startGateway } from '../io/server.ts';
 import { SegmentReaper } from '../io/reaper.ts';
+import { S3Metrics } from '../io/metrics.ts';
 
 const program = new Command('aspen-s3gw')
   .description('S3 gateway over Aspen RADOS objects')
@@ -37,10 +39,11 @@ const program = new Command('aspen-s3gw')
     if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected a non-negative integer, got '${v}'`);
     return n;
   }, 30_000)
+  .option('--metrics-addr <host:port>', 'serve Prometheus /metrics here')
   .option('--log-level <level>', 'pino log level', 'info')
   .showHelpAfterError();
 
-interface Opts { mon?: string; conf?: string; listen: string; region: string; dnsName: string[]; pgNum: number; gcDelayMs: number; logLevel: string }
+interface Opts { mon?: string; conf?: string; listen: string; region: string; dnsName: string[]; pgNum: number; gcDelayMs: number; metricsAddr?: string; logLevel: string }
 
 async function ensurePool(client: RadosClient, name: string, pgNum: number): Promise<void> {
   try {
@@ -79,13 +82,21 @@ async function main(): Promise<void> {
   await store.setup();
   const domains = o.dnsName.length > 0 ? o.dnsName : ['localhost'];
   const reaper = new SegmentReaper(store, log, o.gcDelayMs);
-  const { server, port } = await startGateway({ store, mon: client.mon, log, region: o.region, domains, reaper }, m[1]!, Number(m[2]));
+  const metrics = new S3Metrics();
+  const { server, port } = await startGateway({ store, mon: client.mon, log, region: o.region, domains, reaper, observe: (op, status, ms) => metrics.observe(op, status, ms) }, m[1]!, Number(m[2]));
+  let metricsServer: { close(): void } | null = null;
+  if (o.metricsAddr !== undefined) {
+    const mm = /^(.+):(\d{1,5})$/.exec(o.metricsAddr);
+    if (!mm) throw new AspenError('EINVAL', `--metrics-addr must be HOST:PORT, got '${o.metricsAddr}'`);
+    metricsServer = (await metrics.serve(mm[1]!, Number(mm[2]))).server;
+  }
   log.info({ addr: `${m[1]}:${port}`, region: o.region, domains }, 'aspen-s3gw listening');
   process.stdout.write(`listening ${m[1]}:${port}\n`);
   const stop = (): void => {
     log.info('stopping');
     server.close();
     reaper.close();
+    metricsServer?.close();
     server.closeAllConnections();
     void client.close().finally(() => process.exit(0));
   };

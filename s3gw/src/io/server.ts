@@ -31,6 +31,8 @@ export interface GatewayOptions {
   domains: string[];
   /** Removes replaced versions after a grace period (./reaper.ts). */
   reaper: SegmentReaper;
+  /** Called once per answered request (metrics). */
+  observe?: (op: string, status: number, latencyMs: number) => void;
   /** Largest header block, bytes (named limit; node's --max-http-header-size). */
   headersMaxBytes?: number;
 }
@@ -163,6 +165,8 @@ export function startGateway(o: GatewayOptions, host: string, port: number): Pro
   const keys = new KeyCache(o.mon);
   const handle = async (hreq: http.IncomingMessage, hres: http.ServerResponse): Promise<void> => {
     const requestId = randomBytes(8).toString('hex').toUpperCase();
+    const startMs = Date.now();
+    let op = '-';
     hres.setHeader('x-amz-request-id', requestId);
     hres.setHeader('server', 'AspenS3');
     const method = hreq.method ?? 'GET';
@@ -184,6 +188,7 @@ export function startGateway(o: GatewayOptions, host: string, port: number): Pro
       const q = new Map<string, string>();
       for (const [k, v] of query) if (!q.has(k)) q.set(k, v);
       const ep = resolveEndpoint(method, bucket, objectKey, q, headers);
+      op = ep;
       const body = new RequestBody(hreq, headers, verified);
       bodyUnread = false;
       const ctx: HandlerContext = { store: o.store, nowMs: () => Date.now(), newId: () => randomBytes(16).toString('hex'), user: key.user, region: o.region, retire: (s) => o.reaper.retire(s) };
@@ -203,6 +208,7 @@ export function startGateway(o: GatewayOptions, host: string, port: number): Pro
       o.log.warn({ requestId, err: String(err) }, 'response aborted');
       hres.destroy();
     }
+    o.observe?.(op, response.status, Date.now() - startMs);
   };
   const server = http.createServer({ maxHeaderSize: o.headersMaxBytes ?? 16 * 1024, requestTimeout: 0 }, (req, res) => {
     void handle(req, res);
