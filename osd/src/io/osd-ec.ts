@@ -187,7 +187,7 @@ export class OsdEc {
    * (member ids): the whole state of k other shards at that version (data shards first),
    * decoded and re-encoded — the head and every clone.
    */
-  rebuild = async (pgid: string, acting: readonly number[], r: Extract<StoreRead, { kind: 'read' }>): Promise<StoreReadResult> => {
+  rebuild = async (pgid: string, candidates: readonly number[], r: Extract<StoreRead, { kind: 'read' }>): Promise<StoreReadResult> => {
     assert(r.ec !== undefined, 'a rebuild names its shard');
     const map = this.currentMap();
     const layout = map === null ? undefined : ecLayoutOf(map, Number(pgid.split('.')[0]));
@@ -195,16 +195,26 @@ export class OsdEc {
     if (layout === undefined) return unavailable;
     const target = r.ec.shard;
     const need = r.ec.need;
-    const sources = acting.filter((m) => shardOf(m) !== target).sort((a, b) => shardOf(a) - shardOf(b));
+    // Holders per shard, in the order given (acting first, then strays).
+    const holders = new Map<number, number[]>();
+    for (const m of candidates) {
+      if (shardOf(m) === target || shardOf(m) >= layout.k + layout.m) continue;
+      holders.set(shardOf(m), [...(holders.get(shardOf(m)) ?? []), m]);
+    }
+    const sources = [...holders.keys()].sort((a, b) => a - b);
     const states = new Map<number, ObjectState>();
-    const ask = async (m: number): Promise<void> => {
-      const data = await this.subRead(osdOfMember(m), { pgid, shard: shardOf(m), object: r.object, snap: null, mode: 'state', offsetBytes: 0, lengthBytes: 0, need });
-      if (data === null) return;
-      try {
-        states.set(shardOf(m), decodeObjectState(data));
-      } catch (err) {
-        if (!(err instanceof AspenError)) throw err;
-        this.log.warn({ pgid, object: r.object, shard: shardOf(m), err: err.message }, 'bad shard state in a rebuild');
+    /** Reads one shard's state from its first holder that has it at `need`. */
+    const ask = async (shard: number): Promise<void> => {
+      for (const m of holders.get(shard)!) {
+        const data = await this.subRead(osdOfMember(m), { pgid, shard, object: r.object, snap: null, mode: 'state', offsetBytes: 0, lengthBytes: 0, need });
+        if (data === null) continue;
+        try {
+          states.set(shard, decodeObjectState(data));
+          return;
+        } catch (err) {
+          if (!(err instanceof AspenError)) throw err;
+          this.log.warn({ pgid, object: r.object, shard, err: err.message }, 'bad shard state in a rebuild');
+        }
       }
     };
     let next = 0;
@@ -213,7 +223,10 @@ export class OsdEc {
       next += wave.length;
       await Promise.all(wave.map(ask));
     }
-    if (states.size < layout.k) return unavailable;
+    if (states.size < layout.k) {
+      this.log.warn({ pgid, object: r.object, shard: target, need: `${need.epoch}'${need.version}`, answered: [...states.keys()], asked: sources }, 'ec rebuild: fewer than k shards at the needed version');
+      return unavailable;
+    }
     const base = states.values().next().value!;
     const rebuildData = async (pick: (s: ObjectState) => { data: Uint8Array; sizeBytes: number } | undefined): Promise<Uint8Array | null> => {
       const shards: (Uint8Array | null)[] = new Array<Uint8Array | null>(layout.k + layout.m).fill(null);
@@ -228,7 +241,10 @@ export class OsdEc {
         shards[shard] = b;
         have++;
       }
-      if (have < layout.k) return null;
+      if (have < layout.k) {
+        this.log.warn({ pgid, object: r.object, shard: target, have }, 'ec rebuild: a clone is on fewer than k shards');
+        return null;
+      }
       if (len === 0) return new Uint8Array(0);
       const logical = await this.codec.decode(layout, shards);
       return (await this.codec.encode(layout, logical))[target]!;

@@ -77,9 +77,9 @@ export function decodeEcEnvelope(meta: Uint8Array): { toMember: number; innerMet
 
 /**
  * Performs the EC reads of the PG cores (`StoreRead` with `ec`): rebuilds shard `shard` of
- * `object` at `need` from the members of `acting` (member ids of the PG's current mapping).
+ * `object` at `need` from `sources` (member ids that may hold shards, acting first).
  */
-export type EcRebuilder = (pgid: string, acting: readonly number[], r: Extract<StoreRead, { kind: 'read' }>) => Promise<StoreReadResult>;
+export type EcRebuilder = (pgid: string, sources: readonly number[], r: Extract<StoreRead, { kind: 'read' }>) => Promise<StoreReadResult>;
 /** PG ticks (retries, timeouts, throttles), ms. */
 export const PG_TICK_INTERVAL_MS = 100;
 /** A client op waits at most this long for the core's reply beyond the core's own block timeout, ms. */
@@ -537,12 +537,16 @@ export class OsdPgs {
       const rebuild = this.o.ecRebuild;
       const p = ecRead === undefined ? entry.store.read(r)
         : rebuild === undefined ? Promise.reject(new AspenError('E_UNSUPPORTED', 'no EC rebuilder'))
-          : rebuild(entry.pgid, core.mapping?.acting ?? [], ecRead);
+          : rebuild(entry.pgid, core.ecSources(), ecRead);
       p.then(
         (result) => {
           if (this.pgs.get(pgid) === entry) this.step(pgid, entry, { kind: 'readDone', readId: r.readId, result });
         },
-        (err: unknown) => this.o.log.error({ pgid, err: String(err), read: r.kind }, 'store read failed'),
+        (err: unknown) => {
+          this.o.log.error({ pgid, err: String(err), read: r.kind }, 'store read failed');
+          // An EC rebuild that failed is answered as unavailable (the core retries later).
+          if (ecRead !== undefined && this.pgs.get(pgid) === entry) this.step(pgid, entry, { kind: 'readDone', readId: r.readId, result: { kind: 'read', exists: false, unavailable: true } });
+        },
       );
     }
     for (const m of out.messages) this.send(entry, m.to, m.msg);

@@ -37,7 +37,7 @@ import type { Logger } from 'pino';
 import { decodePgMessage } from '../pg/msg-codec.ts';
 import { normalizeOid } from '../store/oid.ts';
 import { executeOps, trimObject, type ExecOutcome, type ObjectReader } from '../core/op-exec.ts';
-import { EcObjectView, RS_CODEC, translateEcTransaction } from '../core/ec-exec.ts';
+import { EcObjectView, RS_CODEC, translateEcTransaction, type EcLayout, type ShardReader } from '../core/ec-exec.ts';
 import { collectionName } from '../store/oid.ts';
 import type { Transaction } from '../store/transaction.ts';
 import { encodeTransaction } from '../store/txn-codec.ts';
@@ -64,11 +64,10 @@ export const TRIM_OBJECTS_INFLIGHT_MAX = 2;
 export const TRIM_RETRY_MS = 2_000;
 
 /**
- * Plans one mutation or read against the primary's store (a client op list, or a snap trim).
- * `version`: the object's PG log version the plan runs against (EC reads check it).
- * An EC plan returns the per-shard transactions in `ecShards` besides the logical `tx`.
+ * Plans one mutation or read against the primary's store (a client op list, or a snap trim):
+ * the local store, or for an EC pool the object's logical view (../core/ec-exec.ts).
  */
-type Planner = (store: ObjectReader, coll: string, oid: ReturnType<typeof oidOf>, version: Eversion) => Promise<ExecOutcome & { ecShards?: Transaction[] }>;
+type Planner = (store: ObjectReader, coll: string, oid: ReturnType<typeof oidOf>) => Promise<ExecOutcome>;
 
 /** Serves one OSD's messenger traffic. */
 export class OsdService {
@@ -110,7 +109,7 @@ export class OsdService {
   onMap(map: OsdMap): void {
     const primaryOf = new Set<string>();
     for (const pool of map.pools.values()) {
-      if (pool.type !== 'replicated' || pool.removedSnaps.length === 0) continue;
+      if (pool.removedSnaps.length === 0) continue;
       const key = JSON.stringify(pool.removedSnaps);
       for (let seed = 0; seed < pool.pgNum; seed++) {
         const pgid = `${pool.id}.${seed.toString(16)}`;
@@ -270,30 +269,8 @@ export class OsdService {
       const cur = this.tracker.current?.pools.get(req.pool) ?? pool;
       const snapc = { seq: req.snapc.seq, snaps: req.snapc.snaps.filter((s) => !isSnapRemoved(cur, s)) };
       if (req.reqid.tid > BigInt(Number.MAX_SAFE_INTEGER)) throw new AspenError('EINVAL', 'request tid out of range');
-      const reqid = { client: req.reqid.client, tid: Number(req.reqid.tid) };
-      const r = layout === undefined
-        ? await this.execute(pgid, object, reqid, (store, coll, oid) => executeOps({ store, coll, oid, nowMs: this.wallClock(), snapc, snapId: req.snapId }, req.ops))
-        : await this.execute(pgid, object, reqid, async (store, coll, oid, version) => {
-          // EC (Ceph ECBackend): the ops run against the object's logical view, and the
-          // logical transaction becomes one transaction per shard.
-          const members = this.pgs.ecActing(pgid);
-          if (members === undefined) throw new AspenError('ESTALE', `osd.${this.whoami} is not the primary of ${pgid}`);
-          const reader = this.ec!.shardReader(pgid, members, object, version);
-          const view = new EcObjectView(store, layout, RS_CODEC, reader);
-          let out: ExecOutcome & { ecShards?: Transaction[] };
-          try {
-            out = await executeOps({ store: view, coll, oid, nowMs: this.wallClock(), snapc, snapId: req.snapId }, req.ops);
-            if (out.code === 0 && out.tx !== null && !out.removes) {
-              const oldSize = (await store.exists(coll, oid)) ? (await view.stat(coll, oid)).sizeBytes : 0;
-              const colls = Array.from({ length: layout.k + layout.m }, (_, i) => collectionName(req.pool, req.pgSeed, { shard: i }));
-              out = { ...out, ecShards: await translateEcTransaction(layout, RS_CODEC, reader, out.tx, normalizeOid(oid), oldSize, colls) };
-            }
-          } catch (e) {
-            if (e instanceof AspenError && e.code === 'E_UNSUPPORTED') return { code: 'E_UNSUPPORTED', message: e.message, tx: null, removes: false, version: 0n, sizeBytes: 0, results: [] };
-            throw e;
-          }
-          return out;
-        });
+      const r = await this.execute(pgid, object, { client: req.reqid.client, tid: Number(req.reqid.tid) },
+        (store, coll, oid) => executeOps({ store, coll, oid, nowMs: this.wallClock(), snapc, snapId: req.snapId }, req.ops));
       if (r.code === 0 && mutating) {
         this.completed.set(key, r);
         if (this.completed.size > COMPLETED_REPLIES_MAX) this.completed.delete(this.completed.keys().next().value!);
@@ -334,10 +311,25 @@ export class OsdService {
       if (probe.dup === true) return { code: 0, message: '', version: 0n, results: [] };
       const store = this.pgs.pgStore(pgid);
       if (store === undefined) return { code: 'ESTALE', message: `osd.${this.whoami} no longer holds ${pgid}`, version: 0n, results: [] };
-      let outcome;
+      const ec = this.ecContext(pgid, object, probe.version);
+      let outcome: ExecOutcome & { ecShards?: Transaction[] };
       try {
-        outcome = await plan(store.objectStore, store.coll, oidOf(object), probe.version);
+        if (ec === null) outcome = await plan(store.objectStore, store.coll, oidOf(object));
+        else {
+          // EC (Ceph ECBackend): the ops run against the object's logical view, and the
+          // logical transaction becomes one transaction per shard.
+          const oid = oidOf(object);
+          const view = new EcObjectView(store.objectStore, ec.layout, RS_CODEC, ec.reader);
+          outcome = await plan(view, store.coll, oid);
+          if (outcome.code === 0 && outcome.tx !== null && !outcome.removes) {
+            const oldSize = (await store.objectStore.exists(store.coll, oid)) ? (await view.stat(store.coll, oid)).sizeBytes : 0;
+            outcome = { ...outcome, ecShards: await translateEcTransaction(ec.layout, RS_CODEC, ec.reader, outcome.tx, normalizeOid(oid), oldSize, ec.colls) };
+          }
+        }
       } catch (err) {
+        if (err instanceof AspenError && err.code === 'E_UNSUPPORTED') return { code: err.code, message: err.message, version: 0n, results: [] };
+        // EC: too few shards answered; nothing here to repair locally (scrub finds bad shards).
+        if (err instanceof AspenError && err.code === 'EIO' && ec !== null) return { code: 'EIO', message: err.message, version: 0n, results: [] };
         if (!(err instanceof AspenError) || err.code !== 'EIO') throw err;
         // Our copy is damaged: have the core pull a good one, then run the request again.
         this.log.warn({ pgid, object, err: err.message }, 'read error on the primary copy: repairing it from a replica');
@@ -394,6 +386,18 @@ export class OsdService {
     if (!anyFull) return null;
     for (const o of mapPg(map, pgid).acting) if (o >= 0 && map.osds.get(o)?.full === true) return o;
     return null;
+  }
+
+  /** For an EC PG this OSD is the primary of: its layout, shard collections and a reader checked at `version`; else null. */
+  private ecContext(pgid: string, object: string, version: Eversion): { layout: EcLayout; reader: ShardReader; colls: string[] } | null {
+    const map = this.tracker.current;
+    const [pool, seed] = pgid.split('.');
+    const layout = map === null || this.ec === null ? undefined : ecLayoutOf(map, Number(pool));
+    if (layout === undefined) return null;
+    const members = this.pgs.ecActing(pgid);
+    if (members === undefined) throw new AspenError('ESTALE', `osd.${this.whoami} is not the primary of ${pgid}`);
+    const colls = Array.from({ length: layout.k + layout.m }, (_, i) => collectionName(Number(pool), parseInt(seed!, 16), { shard: i }));
+    return { layout, reader: this.ec!.shardReader(pgid, members, object, version), colls };
   }
 
   private internalReqid(): { client: string; tid: number } {

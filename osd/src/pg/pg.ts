@@ -344,6 +344,15 @@ export class PgCore {
     return m !== undefined && m.acting.length < m.minSize;
   }
 
+  /**
+   * EC: every member known to hold a shard of this PG — the acting set, then members of
+   * past intervals heard during peering (strays keep their shards until purged): the
+   * sources a shard rebuild may read (Ceph MissingLoc counts stray shards too).
+   */
+  ecSources(): number[] {
+    return [...new Set([...(this.mapping?.acting ?? []), ...[...this.peerMetas.keys()].sort((a, b) => a - b)])];
+  }
+
   /** Acting members other than this one. */
   actingPeers(): number[] {
     return (this.mapping?.acting ?? []).filter((o) => o !== this.whoami);
