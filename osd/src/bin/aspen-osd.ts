@@ -161,7 +161,7 @@ async function run(o: Options, log0: pino.Logger): Promise<void> {
   let pgsRef: OsdPgs | null = null;
   const ec = new OsdEc(id.whoami, () => pgsRef!, msgr, () => tracker?.current ?? null, log);
   const pgs = new OsdPgs({
-    whoami: id.whoami, store, msgr, mon, log, clock, ecRebuild: ec.rebuild,
+    whoami: id.whoami, store, msgr, mon, log, clock, ecRebuild: ec.rebuild, ecVerify: ec.verifyParity,
     scrubSchedule: { minIntervalMs: o.osdScrubMinInterval * 1000, deepIntervalMs: o.osdDeepScrubInterval * 1000 },
     onFatal: (err) => {
       log.fatal({ err: String(err) }, 'store transaction failed; stopping');

@@ -9,6 +9,7 @@
  *   (../core/ec-exec.ts `ShardReader`).
  * - {@link OsdEc.rebuild}: what the PG core's EC reads ask (recovery, backfill, repair): the
  *   state blob of one shard rebuilt from k others (decode, re-encode, take that shard).
+ * - {@link OsdEc.verifyParity}: the EC half of a deep scrub at the primary (parity against data).
  * - {@link OsdEc.handle}: serves {@link MSG_EC_READ} from the local shard stores.
  *
  * Wire: MSG_EC_READ request meta struct v1 {string pgid, u8 shard, string object (core
@@ -24,7 +25,7 @@ import type { Logger } from 'pino';
 import { cloneOid } from '../core/op-exec.ts';
 import { RS_CODEC, shardSizeBytes, type EcCodec, type EcLayout, type ShardReader } from '../core/ec-exec.ts';
 import { decodeObjectState, encodeObjectState, type ObjectState } from '../pg/object-state.ts';
-import { evCmp, osdOfMember, shardOf, type Eversion, type StoreRead, type StoreReadResult } from '../pg/types.ts';
+import { evCmp, osdOfMember, shardOf, type Eversion, type ScrubObject, type StoreRead, type StoreReadResult } from '../pg/types.ts';
 import type { ObjectId } from '../store/oid.ts';
 import { oidOf } from './osd-store.ts';
 import type { OsdPgs } from './osd-pgs.ts';
@@ -180,6 +181,81 @@ export class OsdEc {
       const snap = oid.snap === undefined || oid.snap === 'head' ? null : oid.snap;
       return this.subRead(holder.osd, { pgid, shard, object, snap, mode: 'range', offsetBytes, lengthBytes, need });
     };
+  }
+
+  /**
+   * EC deep scrub at the primary: for each object of its deep-scrub map, reads every shard's
+   * state at the object's version (from `candidates`, acting first) and checks that the
+   * parity shards equal the encoding of the data shards, head and clones. When they do not,
+   * the bad shard is found by leaving each out in turn (the others must then agree with one
+   * another); when no single shard explains it (m = 1 cannot tell), the parity shards are
+   * named (the data shards are taken as authoritative). Shards that cannot be read are left
+   * to their own members' checks. Returns the map with `ecBadShards` set where needed.
+   */
+  verifyParity = async (pgid: string, candidates: readonly number[], objects: readonly ScrubObject[]): Promise<ScrubObject[]> => {
+    const map = this.currentMap();
+    const layout = map === null ? undefined : ecLayoutOf(map, Number(pgid.split('.')[0]));
+    if (layout === undefined) return [...objects];
+    const n = layout.k + layout.m;
+    const out: ScrubObject[] = [];
+    for (const o of objects) {
+      if (o.readError === true) {
+        out.push(o);
+        continue;
+      }
+      const states: (ObjectState | null)[] = new Array<ObjectState | null>(n).fill(null);
+      await Promise.all(Array.from({ length: n }, async (_, shard) => {
+        for (const m of candidates.filter((x) => shardOf(x) === shard)) {
+          const data = await this.subRead(osdOfMember(m), { pgid, shard, object: o.object, snap: null, mode: 'state', offsetBytes: 0, lengthBytes: 0, need: o.version });
+          if (data === null) continue;
+          try {
+            states[shard] = decodeObjectState(data);
+            return;
+          } catch (err) {
+            if (!(err instanceof AspenError)) throw err;
+          }
+        }
+      }));
+      if (states.some((x) => x === null)) {
+        out.push(o); // not every shard readable now: nothing to compare against
+        continue;
+      }
+      const full = states as ObjectState[];
+      const parts: { size: number; data: Uint8Array[] }[] = [{ size: full[0]!.ecSizeBytes ?? 0, data: full.map((x) => x.data) }];
+      for (const c of full[0]!.clones ?? []) {
+        const cs = full.map((x) => x.clones?.find((y) => y.cloneId === c.cloneId));
+        if (cs.some((x) => x === undefined)) continue;
+        parts.push({ size: c.ecSizeBytes ?? 0, data: cs.map((x) => x!.data) });
+      }
+      const bad = new Set<number>();
+      for (const part of parts) for (const b of await this.badShards(layout, part.size, part.data)) bad.add(b);
+      out.push(bad.size === 0 ? o : { ...o, ecBadShards: [...bad].sort((a, b) => a - b) });
+      if (bad.size > 0) this.log.warn({ pgid, object: o.object, badShards: [...bad] }, 'ec deep scrub: shards disagree with the parity');
+    }
+    return out;
+  };
+
+  /** The shards of one object part (all k+m buffers) that disagree with the code; [] when consistent. */
+  private async badShards(l: EcLayout, sizeBytes: number, raw: readonly Uint8Array[]): Promise<number[]> {
+    const len = shardSizeBytes(l, sizeBytes);
+    if (len === 0) return [];
+    const shards = raw.map((b) => {
+      const x = new Uint8Array(len);
+      x.set(b.subarray(0, len));
+      return x;
+    });
+    const equal = (a: Uint8Array, b: Uint8Array): boolean => Buffer.compare(a, b) === 0;
+    /** Whether the shards other than `skip` are one codeword. */
+    const consistent = async (skip: number): Promise<boolean> => {
+      const use = shards.map((b, i) => (i === skip ? null : b));
+      const enc = await this.codec.encode(l, await this.codec.decode(l, use));
+      return enc.every((b, i) => i === skip || equal(b, shards[i]!));
+    };
+    if (await consistent(-1)) return [];
+    if (l.m >= 2) {
+      for (let j = 0; j < shards.length; j++) if (await consistent(j)) return [j];
+    }
+    return Array.from({ length: l.m }, (_, i) => l.k + i);
   }
 
   /**

@@ -32,7 +32,7 @@ import type { Logger } from 'pino';
 import { PgCore, PG_CONFIG_DEFAULTS, type PgConfig } from '../pg/pg.ts';
 import { LocalReserver } from '../pg/recovery.ts';
 import { encodePgMessage } from '../pg/msg-codec.ts';
-import { ecMember, osdOfMember, shardOf, type ClientOp, type ClientReply, type MapHistory, type Outbox, type PgInput, type PgMapping, type PgMessage, type StoreRead, type StoreReadResult } from '../pg/types.ts';
+import { ecMember, osdOfMember, shardOf, type ClientOp, type ClientReply, type MapHistory, type Outbox, type PgInput, type PgMapping, type PgMessage, type ScrubObject, type StoreRead, type StoreReadResult } from '../pg/types.ts';
 import { CRUSH_ITEM_NONE } from '@aspen/shared/crush/types.ts';
 import { Encoder, Decoder } from '@aspen/shared';
 import type { ObjectStore } from '../store/types.ts';
@@ -169,6 +169,8 @@ export interface OsdPgsOptions {
   readonly scrubSchedule?: ScrubSchedule;
   /** Performs EC shard rebuilds (required once an EC pool exists). */
   readonly ecRebuild?: EcRebuilder;
+  /** EC deep scrub at the primary: marks shards that disagree with the parity (osd-ec.ts verifyParity). */
+  readonly ecVerify?: (pgid: string, sources: readonly number[], objects: readonly ScrubObject[]) => Promise<ScrubObject[]>;
 }
 
 /** Every PG of this OSD. */
@@ -535,7 +537,13 @@ export class OsdPgs {
     for (const r of out.reads) {
       const ecRead = r.kind === 'read' && r.ec !== undefined ? r : undefined;
       const rebuild = this.o.ecRebuild;
-      const p = ecRead === undefined ? entry.store.read(r)
+      const verify = this.o.ecVerify;
+      const ecDeepList = r.kind === 'list' && r.deep && core.role === 'primary' && core.mapping?.ec !== undefined && verify !== undefined;
+      const sources = core.ecSources();
+      const local = ecDeepList
+        ? entry.store.read(r).then(async (res): Promise<StoreReadResult> => (res.kind === 'list' ? { kind: 'list', objects: await verify(entry.pgid, sources, res.objects) } : res))
+        : entry.store.read(r);
+      const p = ecRead === undefined ? local
         : rebuild === undefined ? Promise.reject(new AspenError('E_UNSUPPORTED', 'no EC rebuilder'))
           : rebuild(entry.pgid, core.ecSources(), ecRead);
       p.then(

@@ -13,13 +13,15 @@
  *
  * Erasure-coded PGs: shards differ by design, so copies are compared by version and logical
  * size, and each shard's bytes against its own recorded crc and block checksums (a flipped
- * byte reads as EIO); repair rebuilds the bad shards from the others through recovery.
+ * byte reads as EIO); a deep scrub's primary also re-encodes every object from all its
+ * shards and names the shards that disagree with the parity (`ecBadShards`); repair rebuilds
+ * the bad shards from the others through recovery.
  *
  * Simplification: the whole PG is scrubbed as one chunk (Ceph scrubs ranges of objects).
  */
 import { assert } from '@aspen/shared';
 import type { PgCore } from './pg.ts';
-import { evStr, type Eversion, type ScrubObject } from './types.ts';
+import { evStr, shardOf, type Eversion, type ScrubObject } from './types.ts';
 
 /** A scrub in progress on the primary. */
 export interface ScrubState {
@@ -59,9 +61,11 @@ export function compareScrubMaps(
   const osds = [...maps.keys()].sort((a, b) => a - b);
   for (const name of [...names].sort()) {
     const keyOf = new Map<number, string | null>(); // null: invalid copy
+    const parityBad = new Set(ec ? (byOsd.get(primary)!.get(name)?.ecBadShards ?? []) : []);
     for (const osd of osds) {
       const o = byOsd.get(osd)!.get(name);
       if (o === undefined) keyOf.set(osd, 'absent');
+      else if (parityBad.has(shardOf(osd))) keyOf.set(osd, null);
       else if (o.readError === true || (deep && o.dataCrc !== undefined && o.storedCrc !== null && o.dataCrc !== o.storedCrc)) keyOf.set(osd, null);
       // EC shards hold different bytes: each is checked against its own recorded crc only.
       else keyOf.set(osd, `${evStr(o.version)}/${o.sizeBytes}${deep && !ec && o.dataCrc !== undefined ? `/${o.dataCrc}` : ''}`);

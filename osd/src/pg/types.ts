@@ -173,6 +173,11 @@ export interface ScrubObject {
   readonly dataCrc?: number;
   /** A deep read of this copy failed (a block failed its checksum: EIO): the copy is bad. */
   readonly readError?: boolean;
+  /**
+   * EC deep scrub, on the primary's own map only: shard positions whose bytes disagree with
+   * the parity of the others (the primary re-encoded the object from all its shards).
+   */
+  readonly ecBadShards?: readonly number[];
 }
 
 /** Result of a {@link StoreRead}. */

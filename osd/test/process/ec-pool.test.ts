@@ -7,7 +7,9 @@
  *   a 512-byte partial overwrite inside a block, writes across RBD object boundaries (8K, 1M),
  *   8/16/32 MiB sequential writes through an RBD image on the EC data pool; on disk every
  *   shard object of a 4 MiB object holds 4 MiB ÷ k bytes; a flipped byte in one shard's data
- *   file is found by deep scrub (inconsistent) and repaired from the other shards.
+ *   file is found by deep scrub (inconsistent) and repaired from the other shards; a parity
+ *   shard rewritten with valid block checksums is found by the deep scrub's re-encoding and
+ *   repaired.
  * - k=4 m=2 on 8 OSDs (two spare, so the shards of 2 lost OSDs have somewhere to go; min_size
  *   4 = k so the PGs stay active with 2 members down): with 2 OSDs killed every object reads
  *   back (decoded from the surviving shards) and new writes succeed; once they are marked out,
@@ -23,7 +25,9 @@ import { OsdTestCluster, REPO_ROOT, tsNodeArgs, waitFor } from '@aspen/test';
 import type { RadosClient } from '@aspen/shared/io/rados.ts';
 import { mapObjectToPg, mapPg } from '@aspen/shared/osdmap/map-placement.ts';
 import { decodeOnode } from '../../src/store/blocks.ts';
-import { decodeObjectKey } from '../../src/store/oid.ts';
+import { collectionName, decodeObjectKey } from '../../src/store/oid.ts';
+import { Transaction } from '../../src/store/transaction.ts';
+import { SqliteObjectStore } from '../../src/io/store-object-store.ts';
 import { Image } from '../../../rbd/src/image/image.ts';
 
 const OSD_ENTRY = join(REPO_ROOT, 'osd', 'src', 'bin', 'aspen-osd.ts');
@@ -213,6 +217,32 @@ describe('erasure-coded pools', () => {
     await new Promise((r) => setTimeout(r, 2000));
     await waitFor(async () => (await pgState(c, pgid)) === 'active+clean', { timeoutMs: 30_000, what: `pg ${pgid} clean after a second deep scrub` });
     expect(sha(await io.read('victim'))).toBe(sha(victim));
+
+    // A parity shard rewritten with valid block checksums (silent corruption: only the code
+    // can tell): deep scrub re-encodes the object from all shards and flags it; repair
+    // rewrites the parity from the data (m = 1: the data shards are authoritative).
+    const quiet = randomBytes(200 * KiB);
+    await io.writeFull('quiet', quiet);
+    const qpg = mapObjectToPg(c.pool('ec'), 'quiet');
+    const parityOsd = mapPg(c.osdMap, qpg).acting[2]!;
+    await h.stop(`osd.${parityOsd}`);
+    await c.mon.command({ prefix: 'osd down', ids: [parityOsd] });
+    await waitFor(() => c.osdMap.osds.get(parityOsd)?.up === false, { timeoutMs: 10_000, what: `osd.${parityOsd} down` });
+    const dir = h.path(`osd.${parityOsd}`);
+    const store = new SqliteObjectStore({ path: join(dir, 'store'), fsid: readFileSync(join(dir, 'fsid'), 'utf8').trim() });
+    await store.mount();
+    const [, seedHex] = qpg.split('.');
+    await store.queueTransaction(new Transaction().write(collectionName(ecPool, parseInt(seedHex!, 16), { shard: 2 }), { name: 'quiet' }, 1000, randomBytes(64)));
+    await store.umount();
+    h.spawn({ name: `osd.${parityOsd}`, args: tsNodeArgs(OSD_ENTRY, ['--data', dir, '--mon', monAddrs, '--host', `host${parityOsd}`]) });
+    await waitFor(() => c.osdMap.osds.get(parityOsd)?.up === true, { timeoutMs: 30_000, what: `osd.${parityOsd} up again` });
+    await waitPool(c, ecPool, 8, (s) => s === 'active+clean', 60_000, 'EC PGs clean after the restart');
+    await c.pgCommand('pg deep-scrub', qpg);
+    await waitFor(async () => (await pgState(c, qpg)).includes('inconsistent'), { timeoutMs: 30_000, what: `pg ${qpg} inconsistent (parity)` });
+    expect(h.log(`osd.${mapPg(c.osdMap, qpg).actingPrimary}`)).toContain('shards disagree with the parity');
+    await c.pgCommand('pg repair', qpg);
+    await waitFor(async () => (await pgState(c, qpg)) === 'active+clean', { timeoutMs: 30_000, what: `pg ${qpg} repaired (parity)` });
+    expect(sha(await io.read('quiet'))).toBe(sha(quiet));
   }, 300_000);
 
   it('k=4 m=2 on 8 OSDs: with 2 OSDs killed everything reads back and writes succeed; marked out, their shards are rebuilt and the pool is active+clean', async () => {
