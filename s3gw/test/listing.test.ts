@@ -7,11 +7,11 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { listKeys, type PageReader } from '../src/core/listing.ts';
 
-function reader(keys: string[]): PageReader<null> {
+function reader(keys: string[]): PageReader<string> {
   const sorted = [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
   return async (after, prefix, max) => {
     const all = sorted.filter((k) => k.startsWith(prefix) && (after === '' || Buffer.compare(Buffer.from(k), Buffer.from(after)) > 0));
-    return { entries: all.slice(0, max).map((k) => [k, null]), more: all.length > max };
+    return { entries: all.slice(0, max).map((k): [string, string] => [k, k]), more: all.length > max };
   };
 }
 

@@ -86,7 +86,11 @@ describe('S3 semantics', () => {
     expect(resolveEndpoint('PUT', 'b', 'k', q({ uploadId: 'u', partNumber: '1' }), H({ 'x-amz-copy-source': 'b/x' }))).toBe('UploadPartCopy');
     expect(resolveEndpoint('POST', 'b', 'k', q({ uploadId: 'u' }), H())).toBe('CompleteMultipartUpload');
     expect(resolveEndpoint('DELETE', 'b', 'k', q({ uploadId: 'u' }), H())).toBe('AbortMultipartUpload');
-    expect(codeOf(() => resolveEndpoint('GET', 'b', null, q({ acl: '' }), H()))).toBe('NotImplemented');
+    expect(resolveEndpoint('GET', 'b', null, q({ acl: '' }), H())).toBe('GetBucketAcl');
+    expect(resolveEndpoint('PUT', 'b', 'k', q({ acl: '' }), H())).toBe('PutObjectAcl');
+    expect(resolveEndpoint('GET', 'b', null, q({ versions: '' }), H())).toBe('ListObjectVersions');
+    expect(resolveEndpoint('PUT', 'b', null, q({ versioning: '' }), H())).toBe('PutBucketVersioning');
+    expect(codeOf(() => resolveEndpoint('GET', 'b', null, q({ policy: '' }), H()))).toBe('NotImplemented');
     expect(codeOf(() => resolveEndpoint('PATCH', 'b', 'k', q(), H()))).toBe('MethodNotAllowed');
   });
 

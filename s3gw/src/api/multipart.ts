@@ -6,11 +6,12 @@
  */
 import { createHash } from 'node:crypto';
 import { S3Error } from '../core/errors.ts';
-import { checkWriteConditions, parseRange, storedHeadersOf, validateKey } from '../core/semantics.ts';
+import { parseRange, storedHeadersOf, validateKey } from '../core/semantics.ts';
 import { XML_BODY_MAX_BYTES, isoTime, parseXmlBody, xmlDocument, type XmlNode } from '../core/xml.ts';
-import type { ObjectEntry, PartRecord, UploadRecord } from '../store/layout.ts';
+import type { BucketRecord, ObjectEntry, PartRecord, UploadRecord } from '../store/layout.ts';
 import { readSmallBody } from './body.ts';
-import { copyBytes, copySourceEntry, ownBucket, quoteEtag } from './objects.ts';
+import { commitVersion, copyBytes, copySourceEntry, ownBucket, quoteEtag } from './objects.ts';
+import { aclField, cannedAclOf, uidOf } from './access.ts';
 import { header, type HandlerContext, type S3Request, type S3Response } from './types.ts';
 
 const XML = { 'content-type': 'application/xml' };
@@ -25,12 +26,12 @@ export function multipartEtag(partEtags: readonly string[]): string {
   return `${h.digest('hex')}-${partEtags.length}`;
 }
 
-async function uploadOf(ctx: HandlerContext, req: S3Request): Promise<{ bucketId: string; uploadId: string; rec: UploadRecord }> {
+async function uploadOf(ctx: HandlerContext, req: S3Request): Promise<{ b: BucketRecord; bucketId: string; uploadId: string; rec: UploadRecord }> {
   const b = await ownBucket(ctx, req.bucket!);
   const uploadId = req.query.get('uploadId') ?? '';
   const rec = await ctx.store.getUpload(b.id, uploadId);
   if (rec.key !== req.key) throw new S3Error('NoSuchUpload', 'The specified upload does not exist.');
-  return { bucketId: b.id, uploadId, rec };
+  return { b, bucketId: b.id, uploadId, rec };
 }
 
 export async function createMultipartUpload(ctx: HandlerContext, req: S3Request): Promise<S3Response> {
@@ -39,7 +40,9 @@ export async function createMultipartUpload(ctx: HandlerContext, req: S3Request)
   const { headers, meta } = storedHeadersOf(req.headers);
   const uploadId = `${ctx.newId()}${ctx.newId()}`;
   const alg = header(req.headers, 'x-amz-checksum-algorithm')?.toLowerCase();
-  const rec: UploadRecord = { v: 1, key: req.key!, owner: ctx.user.uid, initiatedMs: ctx.nowMs(), headers, meta, ...(alg === undefined ? {} : { checksumAlgorithm: alg }) };
+  const rec: UploadRecord = {
+    v: 1, key: req.key!, owner: uidOf(ctx), initiatedMs: ctx.nowMs(), headers, meta, ...(alg === undefined ? {} : { checksumAlgorithm: alg }), ...aclField(cannedAclOf(req.headers, true)),
+  };
   await readSmallBody(req.body, XML_BODY_MAX_BYTES);
   await ctx.store.createUpload(b.id, uploadId, rec);
   const h: Record<string, string> = { ...XML };
@@ -92,7 +95,7 @@ export async function uploadPartCopy(ctx: HandlerContext, req: S3Request): Promi
 }
 
 export async function completeMultipartUpload(ctx: HandlerContext, req: S3Request): Promise<S3Response> {
-  const { bucketId, uploadId, rec } = await uploadOf(ctx, req);
+  const { b, bucketId, uploadId, rec } = await uploadOf(ctx, req);
   const doc = parseXmlBody(await readSmallBody(req.body, XML_BODY_MAX_BYTES), 'CompleteMultipartUpload');
   const listed = (doc.Part ?? []) as { PartNumber?: unknown; ETag?: unknown }[];
   if (!Array.isArray(listed) || listed.length === 0) throw new S3Error('MalformedXML', 'You must specify at least one part');
@@ -114,16 +117,16 @@ export async function completeMultipartUpload(ctx: HandlerContext, req: S3Reques
   }
   const etag = multipartEtag(chosen.map((p) => p.etag));
   const entry: ObjectEntry = {
-    v: 1, sizeBytes: chosen.reduce((s, p) => s + p.sizeBytes, 0), etag, mtimeMs: ctx.nowMs(), owner: ctx.user.uid,
-    headers: rec.headers, meta: rec.meta, segments: chosen.map((p) => p.segment),
+    v: 1, sizeBytes: chosen.reduce((s, p) => s + p.sizeBytes, 0), etag, mtimeMs: ctx.nowMs(), owner: uidOf(ctx),
+    headers: rec.headers, meta: rec.meta, segments: chosen.map((p) => p.segment), ...aclField(rec.acl),
   };
-  const old = await ctx.store.commitEntry(bucketId, req.key!, entry, (o) => checkWriteConditions(req.headers, o));
+  // A failed commit keeps the upload (the client may retry or abort), so no data is removed on failure.
+  const done = await commitVersion(ctx, req, b, req.key!, entry, []);
   const used = new Set(chosen.map((p) => p.segment.id));
   await ctx.store.removeUpload(bucketId, uploadId);
   await ctx.store.removeSegments([...parts.values()].filter((p) => !used.has(p.segment.id)).map((p) => p.segment));
-  if (old !== null) ctx.retire(old.segments);
   return {
-    status: 200, headers: XML,
+    status: 200, headers: { ...XML, ...done.headers },
     body: xmlDocument('CompleteMultipartUploadResult', [['Location', `/${req.bucket!}/${encodeURIComponent(req.key!)}`], ['Bucket', req.bucket!], ['Key', req.key!], ['ETag', quoteEtag(etag)]]),
   };
 }

@@ -1,125 +1,49 @@
 /**
- * Bucket and object operations of the S3 API (AWS S3 API reference names): ListBuckets,
- * CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation, GetBucketVersioning,
- * ListObjects(V2), PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects, CopyObject.
+ * Object operations of the S3 API (AWS S3 API reference names): PutObject, GetObject,
+ * HeadObject, DeleteObject, DeleteObjects, CopyObject, Get/PutObjectAcl — with versioning
+ * (versionId, delete markers; core/versioning.ts plans the index changes).
  */
 import { S3Error } from '../core/errors.ts';
-import { listKeys } from '../core/listing.ts';
-import { checkConditions, checkWriteConditions, httpDateOf, parseRange, storedHeadersOf, validateBucketName, validateKey } from '../core/semantics.ts';
-import { S3_XMLNS, XML_BODY_MAX_BYTES, isoTime, xmlEscape, parseXmlBody, xmlDocument, type XmlNode } from '../core/xml.ts';
-import type { BucketRecord, ObjectEntry, Segment } from '../store/layout.ts';
+import { checkConditions, checkWriteConditions, httpDateOf, parseRange, storedHeadersOf, validateKey } from '../core/semantics.ts';
+import {
+  findVersion, planDeleteLatest, planDeleteVersion, planNewHead, versionIdOf, type KeyView, type Planned, type Versioning,
+} from '../core/versioning.ts';
+import { XML_BODY_MAX_BYTES, isoTime, parseXmlBody, xmlDocument, type XmlNode } from '../core/xml.ts';
+import { versionKey, type BucketRecord, type ObjectEntry, type Segment } from '../store/layout.ts';
+import { aclField, aclXml, bucketFor, cannedAclOf, checkRead, ownBucket, uidOf } from './access.ts';
 import { readSmallBody } from './body.ts';
+import { quoteEtag } from './buckets.ts';
 import { header, type HandlerContext, type S3Request, type S3Response } from './types.ts';
 import { createHash } from 'node:crypto';
 
+export { ownBucket, quoteEtag };
 const XML = { 'content-type': 'application/xml' };
-export const quoteEtag = (e: string): string => `"${e}"`;
-const ownerXml = (uid: string, name: string): XmlNode => ['Owner', [['ID', uid], ['DisplayName', name]]];
 
-/** The bucket of a request, owned by the caller. @throws S3Error NoSuchBucket, AccessDenied */
-export async function ownBucket(ctx: HandlerContext, name: string): Promise<BucketRecord> {
-  const b = await ctx.store.getBucket(name);
-  if (b === null) throw new S3Error('NoSuchBucket', 'The specified bucket does not exist');
-  if (b.owner !== ctx.user.uid) throw new S3Error('AccessDenied', 'Access Denied');
-  return b;
+export const versioningOf = (b: BucketRecord): Versioning => b.versioning ?? 'Unversioned';
+
+/** The x-amz-version-id header of a version in `b` (none in buckets that never had versioning). */
+function versionHeader(b: BucketRecord, e: ObjectEntry): Record<string, string> {
+  return b.versioning === undefined && e.versionId === undefined ? {} : { 'x-amz-version-id': versionIdOf(e) };
 }
 
-/** The entry of `key`. @throws S3Error NoSuchKey */
-async function entryOf(ctx: HandlerContext, b: BucketRecord, key: string): Promise<ObjectEntry> {
-  const e = await ctx.store.getEntry(b.id, key);
-  if (e === null) throw new S3Error('NoSuchKey', 'The specified key does not exist.');
-  return e.value;
-}
-
-export async function listBuckets(ctx: HandlerContext): Promise<S3Response> {
-  const mine = (await ctx.store.listBuckets()).filter(([, b]) => b.owner === ctx.user.uid);
-  return {
-    status: 200, headers: XML,
-    body: xmlDocument('ListAllMyBucketsResult', [ownerXml(ctx.user.uid, ctx.user.displayName), ['Buckets', mine.map(([n, b]): XmlNode => ['Bucket', [['Name', n], ['CreationDate', isoTime(b.createdMs)]]])]]),
-  };
-}
-
-export async function createBucket(ctx: HandlerContext, req: S3Request): Promise<S3Response> {
-  const name = req.bucket!;
-  validateBucketName(name);
-  const text = await readSmallBody(req.body, XML_BODY_MAX_BYTES);
-  if (text.trim() !== '') {
-    const conf = parseXmlBody(text, 'CreateBucketConfiguration');
-    const loc = conf.LocationConstraint;
-    if (typeof loc === 'string' && loc !== '' && loc !== ctx.region) throw new S3Error('InvalidArgument', `this gateway serves region '${ctx.region}', not '${loc}'`);
+/**
+ * The version a read names (`versionId`, or the head), checked against the caller's access.
+ * A delete marker answers 404 (latest) or 405 (by id) with x-amz-delete-marker, as S3 does.
+ * @throws S3Error NoSuchKey, NoSuchVersion, MethodNotAllowed, AccessDenied, InvalidArgument
+ */
+export async function readableVersion(ctx: HandlerContext, b: BucketRecord, key: string, versionId: string | undefined): Promise<ObjectEntry> {
+  validateKey(key);
+  const e = await ctx.store.viewKey(b.id, key, (v) => (versionId === undefined ? v.head : findVersion(v, versionId)));
+  checkRead(ctx, b, e);
+  if (e === null) {
+    throw versionId === undefined ? new S3Error('NoSuchKey', 'The specified key does not exist.') : new S3Error('NoSuchVersion', 'The specified version does not exist.');
   }
-  await ctx.store.createBucket(name, ctx.user.uid, ctx.nowMs());
-  return { status: 200, headers: { location: `/${name}` } };
-}
-
-export async function headBucket(ctx: HandlerContext, req: S3Request): Promise<S3Response> {
-  await ownBucket(ctx, req.bucket!);
-  return { status: 200, headers: { 'x-amz-bucket-region': ctx.region } };
-}
-
-export async function deleteBucket(ctx: HandlerContext, req: S3Request): Promise<S3Response> {
-  const b = await ownBucket(ctx, req.bucket!);
-  await ctx.store.deleteBucket(req.bucket!, b);
-  return { status: 204, headers: {} };
-}
-
-export async function getBucketLocation(ctx: HandlerContext, req: S3Request): Promise<S3Response> {
-  await ownBucket(ctx, req.bucket!);
-  // us-east-1 is reported as an empty LocationConstraint, as S3 does.
-  return { status: 200, headers: XML, body: `<?xml version="1.0" encoding="UTF-8"?>\n<LocationConstraint xmlns="${S3_XMLNS}">${ctx.region === 'us-east-1' ? '' : xmlEscape(ctx.region)}</LocationConstraint>` };
-}
-
-export async function getBucketVersioning(ctx: HandlerContext, req: S3Request): Promise<S3Response> {
-  await ownBucket(ctx, req.bucket!);
-  return { status: 200, headers: XML, body: xmlDocument('VersioningConfiguration', []) };
-}
-
-function maxKeysOf(req: S3Request, name = 'max-keys'): number {
-  const v = req.query.get(name);
-  if (v === undefined) return 1000;
-  if (!/^\d+$/.test(v)) throw new S3Error('InvalidArgument', `${name} must be a non-negative integer`);
-  return Math.min(1000, Number(v));
-}
-
-export async function listObjects(ctx: HandlerContext, req: S3Request, v2: boolean): Promise<S3Response> {
-  const b = await ownBucket(ctx, req.bucket!);
-  const q = req.query;
-  const prefix = q.get('prefix') ?? '';
-  const delimiter = q.get('delimiter') ?? '';
-  const maxKeys = maxKeysOf(req);
-  const encodingType = q.get('encoding-type');
-  if (encodingType !== undefined && encodingType !== 'url') throw new S3Error('InvalidArgument', 'Invalid Encoding Method specified in Request');
-  const enc = (s: string): string => (encodingType === 'url' ? encodeURIComponent(s).replace(/%2F/g, '/') : s);
-  let startAfter: string;
-  const token = q.get('continuation-token');
-  if (v2) {
-    if (token !== undefined) {
-      startAfter = Buffer.from(token, 'base64url').toString('utf8');
-      if (token === '' || Buffer.from(startAfter, 'utf8').toString('base64url') !== token) throw new S3Error('InvalidArgument', 'The continuation token provided is incorrect');
-    } else startAfter = q.get('start-after') ?? '';
-  } else startAfter = q.get('marker') ?? '';
-  const r = await listKeys({ prefix, delimiter, maxKeys, startAfter }, (after, p, max) => ctx.store.listIndex(b.id, after, p, max));
-  const contents = r.contents.map(([k, e]): XmlNode => ['Contents', [
-    ['Key', enc(k)], ['LastModified', isoTime(e.mtimeMs)], ['ETag', quoteEtag(e.etag)], ['Size', e.sizeBytes],
-    v2 && q.get('fetch-owner') !== 'true' ? undefined : ownerXml(e.owner, e.owner), ['StorageClass', 'STANDARD'],
-  ]]);
-  const prefixes = r.commonPrefixes.map((p): XmlNode => ['CommonPrefixes', [['Prefix', enc(p)]]]);
-  const common: (XmlNode | undefined)[] = [
-    ['Name', req.bucket!], ['Prefix', enc(prefix)], delimiter === '' ? undefined : ['Delimiter', enc(delimiter)], ['MaxKeys', maxKeys],
-    encodingType === undefined ? undefined : ['EncodingType', encodingType], ['IsTruncated', r.isTruncated],
-  ];
-  const body = v2
-    ? xmlDocument('ListBucketResult', [
-      ...common, ['KeyCount', r.contents.length + r.commonPrefixes.length],
-      token === undefined ? undefined : ['ContinuationToken', token],
-      q.has('start-after') ? ['StartAfter', enc(q.get('start-after')!)] : undefined,
-      r.isTruncated ? ['NextContinuationToken', Buffer.from(r.next, 'utf8').toString('base64url')] : undefined,
-      ...contents, ...prefixes,
-    ])
-    : xmlDocument('ListBucketResult', [
-      ...common, ['Marker', enc(startAfter)], r.isTruncated && delimiter !== '' ? ['NextMarker', enc(r.next)] : undefined, ...contents, ...prefixes,
-    ]);
-  return { status: 200, headers: XML, body };
+  if (e.deleteMarker === true) {
+    const h = { 'x-amz-delete-marker': 'true', ...versionHeader(b, e) };
+    if (versionId === undefined) throw new S3Error('NoSuchKey', 'The specified key does not exist.', {}, h);
+    throw new S3Error('MethodNotAllowed', 'The specified method is not allowed against this resource.', {}, { ...h, 'last-modified': httpDateOf(e.mtimeMs) });
+  }
+  return e;
 }
 
 /** Response headers describing an object. */
@@ -136,10 +60,10 @@ function objectHeaders(e: ObjectEntry, req: S3Request): Record<string, string> {
 }
 
 export async function getObject(ctx: HandlerContext, req: S3Request, head: boolean): Promise<S3Response> {
-  const b = await ownBucket(ctx, req.bucket!);
-  const e = await entryOf(ctx, b, req.key!);
+  const b = await bucketFor(ctx, req.bucket!, 'lookup');
+  const e = await readableVersion(ctx, b, req.key!, req.query.get('versionId'));
   checkConditions(req.headers, e.etag, e.mtimeMs);
-  const h = objectHeaders(e, req);
+  const h = { ...objectHeaders(e, req), ...versionHeader(b, e) };
   let range = parseRange(header(req.headers, 'range'), e.sizeBytes);
   const partNumber = req.query.get('partNumber');
   if (partNumber !== undefined) {
@@ -161,73 +85,145 @@ export async function getObject(ctx: HandlerContext, req: S3Request, head: boole
   return { status, headers: h, body: ctx.store.readRange(e.segments, start, end) };
 }
 
-/** Writes a new object version from `body` and commits it under the write conditions. */
-async function commitNew(ctx: HandlerContext, req: S3Request, b: BucketRecord, key: string, entry: ObjectEntry, fresh: Segment[]): Promise<void> {
-  let old: ObjectEntry | null;
+/**
+ * Commits `entry` (data already written as `fresh`) as the new head of `key` under the
+ * bucket's versioning and the request's write conditions (a delete marker counts as absent).
+ * On failure `fresh` is removed; versions it makes garbage are retired.
+ * @returns the committed entry (with its rev and versionId) and the response's version header
+ */
+export async function commitVersion(ctx: HandlerContext, req: S3Request, b: BucketRecord, key: string, entry: ObjectEntry, fresh: Segment[]): Promise<{ entry: ObjectEntry; headers: Record<string, string> }> {
+  const mode = versioningOf(b);
+  let committed: ObjectEntry;
   try {
-    old = await ctx.store.commitEntry(b.id, key, entry, (o) => checkWriteConditions(req.headers, o));
+    const plan = await ctx.store.mutateKey(b.id, key, { newest: false }, (v) => {
+      checkWriteConditions(req.headers, v.head?.deleteMarker === true ? null : v.head);
+      const rev = ctx.newRev();
+      return planNewHead(mode, v, { ...entry, rev, ...(mode === 'Enabled' ? { versionId: rev } : {}) });
+    });
+    for (const g of plan.garbage) ctx.retire(g.segments);
+    committed = plan.result;
   } catch (err) {
     await ctx.store.removeSegments(fresh);
     throw err;
   }
-  if (old !== null) ctx.retire(old.segments);
+  return { entry: committed, headers: versionHeader(b, committed) };
 }
 
 export async function putObject(ctx: HandlerContext, req: S3Request): Promise<S3Response> {
   const b = await ownBucket(ctx, req.bucket!);
   const key = req.key!;
   validateKey(key);
+  const acl = cannedAclOf(req.headers, true);
   const { headers, meta } = storedHeadersOf(req.headers);
   // Fail early on a create-only PUT of an existing key (the commit re-checks atomically).
-  if (header(req.headers, 'if-none-match') === '*' && (await ctx.store.getEntry(b.id, key)) !== null) {
-    throw new S3Error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold');
+  if (header(req.headers, 'if-none-match') === '*') {
+    const cur = await ctx.store.viewKey(b.id, key, (v) => v.head);
+    if (cur !== null && cur.deleteMarker !== true) throw new S3Error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold');
   }
   const seg = await ctx.store.writeSegment(req.body);
   const r = req.body.result;
   const entry: ObjectEntry = {
-    v: 1, sizeBytes: r.sizeBytes, etag: r.md5Hex, mtimeMs: ctx.nowMs(), owner: ctx.user.uid, headers, meta, segments: [seg],
-    ...(r.checksum === undefined ? {} : { checksum: r.checksum }),
+    v: 1, sizeBytes: r.sizeBytes, etag: r.md5Hex, mtimeMs: ctx.nowMs(), owner: uidOf(ctx), headers, meta, segments: [seg],
+    ...(r.checksum === undefined ? {} : { checksum: r.checksum }), ...aclField(acl),
   };
-  await commitNew(ctx, req, b, key, entry, [seg]);
-  const h: Record<string, string> = { etag: quoteEtag(r.md5Hex) };
+  const done = await commitVersion(ctx, req, b, key, entry, [seg]);
+  const h: Record<string, string> = { etag: quoteEtag(r.md5Hex), ...done.headers };
   if (r.checksum !== undefined) h[`x-amz-checksum-${r.checksum.algorithm}`] = r.checksum.value;
   return { status: 200, headers: h };
 }
 
+/** Deletes one key or version; the response headers S3 sends for it. */
+async function deleteOne(ctx: HandlerContext, b: BucketRecord, key: string, versionId: string | undefined): Promise<{ versionId?: string; deleteMarker: boolean }> {
+  validateKey(key);
+  if (versionId !== undefined) {
+    const plan = await ctx.store.mutateKey(b.id, key, { newest: true }, (v) => planDeleteVersion(v, versionId));
+    for (const g of plan.garbage) ctx.retire(g.segments);
+    return plan.result;
+  }
+  const mode = versioningOf(b);
+  const plan = await ctx.store.mutateKey(b.id, key, { newest: false }, (v) => {
+    const rev = ctx.newRev();
+    const marker: ObjectEntry = {
+      v: 1, sizeBytes: 0, etag: '', mtimeMs: ctx.nowMs(), owner: uidOf(ctx), headers: {}, meta: {}, segments: [], deleteMarker: true, rev,
+      ...(mode === 'Enabled' ? { versionId: rev } : {}),
+    };
+    return planDeleteLatest(mode, v, marker);
+  });
+  for (const g of plan.garbage) ctx.retire(g.segments);
+  return plan.result === null ? { deleteMarker: false } : { versionId: versionIdOf(plan.result), deleteMarker: true };
+}
+
 export async function deleteObject(ctx: HandlerContext, req: S3Request): Promise<S3Response> {
   const b = await ownBucket(ctx, req.bucket!);
-  const old = await ctx.store.commitEntry(b.id, req.key!, null, () => undefined);
-  if (old !== null) ctx.retire(old.segments);
-  return { status: 204, headers: {} };
+  const r = await deleteOne(ctx, b, req.key!, req.query.get('versionId'));
+  const h: Record<string, string> = {};
+  if (r.versionId !== undefined) h['x-amz-version-id'] = r.versionId;
+  if (r.deleteMarker) h['x-amz-delete-marker'] = 'true';
+  return { status: 204, headers: h };
 }
 
 export async function deleteObjects(ctx: HandlerContext, req: S3Request): Promise<S3Response> {
   const b = await ownBucket(ctx, req.bucket!);
   const doc = parseXmlBody(await readSmallBody(req.body, XML_BODY_MAX_BYTES), 'Delete');
-  const objects = (doc.Object ?? []) as { Key?: unknown }[];
+  const objects = (doc.Object ?? []) as { Key?: unknown; VersionId?: unknown }[];
   if (!Array.isArray(objects) || objects.length > 1000) throw new S3Error('MalformedXML', 'Delete holds at most 1000 objects');
   const quiet = doc.Quiet === 'true';
   const results: XmlNode[] = [];
   for (const o of objects) {
     const key = typeof o.Key === 'string' ? o.Key : '';
+    const versionId = typeof o.VersionId === 'string' ? o.VersionId : undefined;
     try {
-      validateKey(key);
-      const old = await ctx.store.commitEntry(b.id, key, null, () => undefined);
-      if (old !== null) ctx.retire(old.segments);
-      if (!quiet) results.push(['Deleted', [['Key', key]]]);
+      const r = await deleteOne(ctx, b, key, versionId);
+      // A delete marker made (no VersionId asked) or removed (VersionId named one) is reported as such.
+      const marker: XmlNode[] = r.deleteMarker ? [['DeleteMarker', true], ['DeleteMarkerVersionId', r.versionId ?? 'null']] : [];
+      if (!quiet) results.push(['Deleted', [['Key', key], versionId === undefined ? undefined : ['VersionId', versionId], ...marker]]);
     } catch (err) {
       const e = err instanceof S3Error ? err : new S3Error('InternalError', String(err));
-      results.push(['Error', [['Key', key], ['Code', e.code], ['Message', e.message]]]);
+      results.push(['Error', [['Key', key], versionId === undefined ? undefined : ['VersionId', versionId], ['Code', e.code], ['Message', e.message]]]);
     }
   }
   return { status: 200, headers: XML, body: xmlDocument('DeleteResult', results) };
 }
 
+/** GetObjectAcl (optionally of a version): the owner only. */
+export async function getObjectAcl(ctx: HandlerContext, req: S3Request): Promise<S3Response> {
+  const b = await ownBucket(ctx, req.bucket!);
+  const e = await readableVersion(ctx, b, req.key!, req.query.get('versionId'));
+  return { status: 200, headers: { ...XML, ...versionHeader(b, e) }, body: aclXml(e.owner, ctx.user?.displayName ?? e.owner, e.acl) };
+}
+
+/** PutObjectAcl with a canned x-amz-acl header, on the head or a version. */
+export async function putObjectAcl(ctx: HandlerContext, req: S3Request): Promise<S3Response> {
+  const b = await ownBucket(ctx, req.bucket!);
+  const key = req.key!;
+  validateKey(key);
+  const acl = cannedAclOf(req.headers, true);
+  const body = await readSmallBody(req.body, XML_BODY_MAX_BYTES);
+  if (acl === undefined || body.trim() !== '') throw new S3Error('NotImplemented', 'only canned ACLs (the x-amz-acl header: private, public-read) are implemented');
+  const versionId = req.query.get('versionId');
+  const plan = await ctx.store.mutateKey(b.id, key, { newest: false }, (v: KeyView): Planned<ObjectEntry> => {
+    const e = versionId === undefined ? v.head : findVersion(v, versionId);
+    if (e === null) throw versionId === undefined ? new S3Error('NoSuchKey', 'The specified key does not exist.') : new S3Error('NoSuchVersion', 'The specified version does not exist.');
+    if ('need' in e) return e;
+    if (e.deleteMarker === true) throw new S3Error('MethodNotAllowed', 'The specified method is not allowed against this resource.', {}, { 'x-amz-delete-marker': 'true' });
+    const { acl: _old, ...rest } = e;
+    const next = { ...rest, ...aclField(acl) };
+    const at = e === v.head ? key : versionKey(key, e.rev!);
+    return { guards: [at], set: [[at, next]], rm: [], garbage: [], result: next };
+  });
+  return { status: 200, headers: versionHeader(b, plan.result) };
+}
+
 /** Parses x-amz-copy-source (`[/]bucket/key[?versionId=…]`, URL-encoded). */
-export function copySourceOf(req: S3Request): { bucket: string; key: string } {
+export function copySourceOf(req: S3Request): { bucket: string; key: string; versionId?: string } {
   let src = header(req.headers, 'x-amz-copy-source') ?? '';
+  let versionId: string | undefined;
   const qi = src.indexOf('?');
-  if (qi >= 0) src = src.slice(0, qi);
+  if (qi >= 0) {
+    const m = /(?:^|&)versionId=([^&]*)/.exec(src.slice(qi + 1));
+    if (m !== null) versionId = decodeURIComponent(m[1]!);
+    src = src.slice(0, qi);
+  }
   let decoded: string;
   try {
     decoded = decodeURIComponent(src);
@@ -237,16 +233,20 @@ export function copySourceOf(req: S3Request): { bucket: string; key: string } {
   if (decoded.startsWith('/')) decoded = decoded.slice(1);
   const slash = decoded.indexOf('/');
   if (slash <= 0 || slash === decoded.length - 1) throw new S3Error('InvalidArgument', 'Copy Source must mention the source bucket and key: sourcebucket/sourcekey');
-  return { bucket: decoded.slice(0, slash), key: decoded.slice(slash + 1) };
+  return { bucket: decoded.slice(0, slash), key: decoded.slice(slash + 1), ...(versionId === undefined ? {} : { versionId }) };
 }
 
-/** Reads the copy source (owned by the caller), checking x-amz-copy-source-if-* conditions. */
-export async function copySourceEntry(ctx: HandlerContext, req: S3Request): Promise<{ bucket: string; key: string; entry: ObjectEntry }> {
+/**
+ * Reads the copy source (its owner's, or public-read), checking x-amz-copy-source-if-*
+ * conditions. @returns it with the x-amz-copy-source-version-id header to send
+ */
+export async function copySourceEntry(ctx: HandlerContext, req: S3Request): Promise<{ bucket: string; key: string; entry: ObjectEntry; headers: Record<string, string> }> {
   const src = copySourceOf(req);
-  const sb = await ownBucket(ctx, src.bucket);
-  const e = await entryOf(ctx, sb, src.key);
+  const sb = await bucketFor(ctx, src.bucket, 'lookup');
+  const e = await readableVersion(ctx, sb, src.key, src.versionId);
   checkConditions(req.headers, e.etag, e.mtimeMs, 'x-amz-copy-source-');
-  return { ...src, entry: e };
+  const vh = versionHeader(sb, e)['x-amz-version-id'];
+  return { bucket: src.bucket, key: src.key, entry: e, headers: vh === undefined ? {} : { 'x-amz-copy-source-version-id': vh } };
 }
 
 /** Streams bytes [start, end) of `from` into a new segment; returns it with its MD5. */
@@ -273,14 +273,15 @@ export async function copyObject(ctx: HandlerContext, req: S3Request): Promise<S
   if (src.bucket === req.bucket && src.key === key && directive === 'COPY') {
     throw new S3Error('InvalidRequest', 'This copy request is illegal because it is trying to copy an object to itself without changing the object\'s metadata, storage class, website redirect location or encryption attributes.');
   }
+  const acl = cannedAclOf(req.headers, true);
   await readSmallBody(req.body, 0);
   const stored = directive === 'REPLACE' ? storedHeadersOf(req.headers) : { headers: src.entry.headers, meta: src.entry.meta };
   const { seg, md5Hex } = await copyBytes(ctx, src.entry, 0, src.entry.sizeBytes);
   const now = ctx.nowMs();
   const entry: ObjectEntry = {
-    v: 1, sizeBytes: src.entry.sizeBytes, etag: md5Hex, mtimeMs: now, owner: ctx.user.uid, headers: stored.headers, meta: stored.meta, segments: [seg],
-    ...(src.entry.checksum === undefined ? {} : { checksum: src.entry.checksum }),
+    v: 1, sizeBytes: src.entry.sizeBytes, etag: md5Hex, mtimeMs: now, owner: uidOf(ctx), headers: stored.headers, meta: stored.meta, segments: [seg],
+    ...(src.entry.checksum === undefined ? {} : { checksum: src.entry.checksum }), ...aclField(acl),
   };
-  await commitNew(ctx, req, b, key, entry, [seg]);
-  return { status: 200, headers: XML, body: xmlDocument('CopyObjectResult', [['LastModified', isoTime(now)], ['ETag', quoteEtag(md5Hex)]]) };
+  const done = await commitVersion(ctx, req, b, key, entry, [seg]);
+  return { status: 200, headers: { ...XML, ...src.headers, ...done.headers }, body: xmlDocument('CopyObjectResult', [['LastModified', isoTime(now)], ['ETag', quoteEtag(md5Hex)]]) };
 }

@@ -36,8 +36,11 @@ export interface HandlerContext {
   store: S3Store;
   nowMs(): number;
   newId(): string;
-  user: S3User;
+  /** The authenticated user; null for an anonymous (unsigned) request. */
+  user: S3User | null;
   region: string;
+  /** A fresh version rev (core/versioning.ts RevClock). */
+  newRev(): string;
   /** Removes a replaced version's segments after a grace period (readers may still stream them). */
   retire(segments: Segment[]): void;
 }
@@ -47,13 +50,13 @@ export function header(h: Headers, name: string): string | undefined {
 }
 
 export type Endpoint =
-  | 'ListBuckets' | 'CreateBucket' | 'HeadBucket' | 'DeleteBucket' | 'GetBucketLocation' | 'GetBucketVersioning'
-  | 'ListObjects' | 'ListObjectsV2' | 'DeleteObjects' | 'ListMultipartUploads'
-  | 'PutObject' | 'CopyObject' | 'GetObject' | 'HeadObject' | 'DeleteObject'
+  | 'ListBuckets' | 'CreateBucket' | 'HeadBucket' | 'DeleteBucket' | 'GetBucketLocation' | 'GetBucketVersioning' | 'PutBucketVersioning'
+  | 'GetBucketAcl' | 'PutBucketAcl' | 'ListObjects' | 'ListObjectsV2' | 'ListObjectVersions' | 'DeleteObjects' | 'ListMultipartUploads'
+  | 'GetObjectAcl' | 'PutObjectAcl' | 'PutObject' | 'CopyObject' | 'GetObject' | 'HeadObject' | 'DeleteObject'
   | 'CreateMultipartUpload' | 'UploadPart' | 'UploadPartCopy' | 'CompleteMultipartUpload' | 'AbortMultipartUpload' | 'ListParts';
 
 /** Bucket subresources we do not implement: answered NotImplemented rather than misread as a listing. */
-const UNSUPPORTED_SUBRESOURCES = ['acl', 'policy', 'cors', 'lifecycle', 'tagging', 'website', 'logging', 'notification', 'replication', 'encryption', 'object-lock', 'retention', 'legal-hold', 'accelerate', 'requestPayment', 'ownershipControls', 'publicAccessBlock', 'versions', 'analytics', 'metrics', 'inventory', 'intelligent-tiering', 'torrent', 'restore', 'select', 'attributes'];
+const UNSUPPORTED_SUBRESOURCES = ['policy', 'cors', 'lifecycle', 'tagging', 'website', 'logging', 'notification', 'replication', 'encryption', 'object-lock', 'retention', 'legal-hold', 'accelerate', 'requestPayment', 'ownershipControls', 'publicAccessBlock', 'analytics', 'metrics', 'inventory', 'intelligent-tiering', 'torrent', 'restore', 'select', 'attributes'];
 
 /**
  * Resolves the S3 operation of a request.
@@ -61,18 +64,22 @@ const UNSUPPORTED_SUBRESOURCES = ['acl', 'policy', 'cors', 'lifecycle', 'tagging
  */
 export function resolveEndpoint(method: string, bucket: string | null, key: string | null, q: ReadonlyMap<string, string>, h: Headers): Endpoint {
   const unsupported = UNSUPPORTED_SUBRESOURCES.find((s) => q.has(s));
-  if (unsupported !== undefined && !(unsupported === 'versioning')) throw new S3Error('NotImplemented', `the '${unsupported}' subresource is not implemented`);
+  if (unsupported !== undefined) throw new S3Error('NotImplemented', `the '${unsupported}' subresource is not implemented`);
   const notAllowed = (): never => { throw new S3Error('MethodNotAllowed', 'The specified method is not allowed against this resource.'); };
   if (bucket === null) return method === 'GET' ? 'ListBuckets' : notAllowed();
   if (key === null) {
     switch (method) {
-      case 'PUT': return q.has('versioning') ? (() => { throw new S3Error('NotImplemented', 'PutBucketVersioning is not implemented'); })() : 'CreateBucket';
+      case 'PUT':
+        if (q.has('versioning')) return 'PutBucketVersioning';
+        return q.has('acl') ? 'PutBucketAcl' : 'CreateBucket';
       case 'HEAD': return 'HeadBucket';
       case 'DELETE': return 'DeleteBucket';
       case 'POST': return q.has('delete') ? 'DeleteObjects' : notAllowed();
       case 'GET':
         if (q.has('location')) return 'GetBucketLocation';
         if (q.has('versioning')) return 'GetBucketVersioning';
+        if (q.has('acl')) return 'GetBucketAcl';
+        if (q.has('versions')) return 'ListObjectVersions';
         if (q.has('uploads')) return 'ListMultipartUploads';
         return q.get('list-type') === '2' ? 'ListObjectsV2' : 'ListObjects';
       default: return notAllowed();
@@ -81,9 +88,12 @@ export function resolveEndpoint(method: string, bucket: string | null, key: stri
   const copy = h.has('x-amz-copy-source');
   switch (method) {
     case 'PUT':
+      if (q.has('acl')) return 'PutObjectAcl';
       if (q.has('uploadId') || q.has('partNumber')) return copy ? 'UploadPartCopy' : 'UploadPart';
       return copy ? 'CopyObject' : 'PutObject';
-    case 'GET': return q.has('uploadId') ? 'ListParts' : 'GetObject';
+    case 'GET':
+      if (q.has('acl')) return 'GetObjectAcl';
+      return q.has('uploadId') ? 'ListParts' : 'GetObject';
     case 'HEAD': return 'HeadObject';
     case 'DELETE': return q.has('uploadId') ? 'AbortMultipartUpload' : 'DeleteObject';
     case 'POST':

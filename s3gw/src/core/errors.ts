@@ -35,6 +35,7 @@ export const S3_ERRORS = {
   NoSuchBucket: 404,
   NoSuchKey: 404,
   NoSuchUpload: 404,
+  NoSuchVersion: 404,
   NotImplemented: 501,
   NotModified: 304,
   PreconditionFailed: 412,
@@ -48,10 +49,13 @@ export const S3_ERRORS = {
 
 export type S3ErrorCode = keyof typeof S3_ERRORS;
 
-/** An S3 error response. `extra` adds elements to the XML document (e.g. CanonicalRequest). */
+/**
+ * An S3 error response. `extra` adds elements to the XML document (e.g. CanonicalRequest);
+ * `headers` adds response headers (e.g. x-amz-delete-marker on a 404).
+ */
 export class S3Error extends Error {
   override name = 'S3Error';
-  constructor(readonly code: S3ErrorCode, message: string, readonly extra: Readonly<Record<string, string>> = {}) {
+  constructor(readonly code: S3ErrorCode, message: string, readonly extra: Readonly<Record<string, string>> = {}, readonly headers: Readonly<Record<string, string>> = {}) {
     super(message);
   }
   get status(): number {

@@ -24,6 +24,8 @@ export function validateBucketName(name: string): void {
 export function validateKey(key: string): void {
   if (key.length === 0) throw new S3Error('InvalidArgument', 'object key must not be empty');
   if (Buffer.byteLength(key, 'utf8') > KEY_BYTES_MAX) throw new S3Error('KeyTooLongError', 'Your key is too long');
+  // NUL separates the bucket index's namespaces (store/layout.ts versionKey).
+  if (key.includes('\u0000')) throw new S3Error('InvalidArgument', 'object keys must not contain NUL');
 }
 
 /** Headers stored with an object and returned on GET/HEAD. */

@@ -10,15 +10,17 @@ import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { AspenError } from '@aspen/shared';
+import { AspenError, assertNever } from '@aspen/shared';
 import type { MonClient } from '@aspen/shared/io/monclient.ts';
 import { parseAuth, verifyAuth, decodePath, type SigningRequest, type VerifiedAuth } from '../auth/sigv4.ts';
 import { S3Error, toS3Error } from '../core/errors.ts';
 import { xmlDocument } from '../core/xml.ts';
+import { RevClock } from '../core/versioning.ts';
 import type { S3Store } from '../store/store.ts';
 import type { SegmentReaper } from './reaper.ts';
 import { RequestBody } from '../api/body.ts';
 import * as obj from '../api/objects.ts';
+import * as bk from '../api/buckets.ts';
 import * as mp from '../api/multipart.ts';
 import { resolveEndpoint, type Endpoint, type HandlerContext, type S3Request, type S3Response, type S3User } from '../api/types.ts';
 
@@ -116,14 +118,20 @@ export function bucketAndKey(host: string, rawPath: string, domains: readonly st
 
 async function dispatch(ep: Endpoint, ctx: HandlerContext, req: S3Request): Promise<S3Response> {
   switch (ep) {
-    case 'ListBuckets': return obj.listBuckets(ctx);
-    case 'CreateBucket': return obj.createBucket(ctx, req);
-    case 'HeadBucket': return obj.headBucket(ctx, req);
-    case 'DeleteBucket': return obj.deleteBucket(ctx, req);
-    case 'GetBucketLocation': return obj.getBucketLocation(ctx, req);
-    case 'GetBucketVersioning': return obj.getBucketVersioning(ctx, req);
-    case 'ListObjects': return obj.listObjects(ctx, req, false);
-    case 'ListObjectsV2': return obj.listObjects(ctx, req, true);
+    case 'ListBuckets': return bk.listBuckets(ctx);
+    case 'CreateBucket': return bk.createBucket(ctx, req);
+    case 'HeadBucket': return bk.headBucket(ctx, req);
+    case 'DeleteBucket': return bk.deleteBucket(ctx, req);
+    case 'GetBucketLocation': return bk.getBucketLocation(ctx, req);
+    case 'GetBucketVersioning': return bk.getBucketVersioning(ctx, req);
+    case 'PutBucketVersioning': return bk.putBucketVersioning(ctx, req);
+    case 'GetBucketAcl': return bk.getBucketAcl(ctx, req);
+    case 'PutBucketAcl': return bk.putBucketAcl(ctx, req);
+    case 'ListObjects': return bk.listObjects(ctx, req, false);
+    case 'ListObjectsV2': return bk.listObjects(ctx, req, true);
+    case 'ListObjectVersions': return bk.listObjectVersions(ctx, req);
+    case 'GetObjectAcl': return obj.getObjectAcl(ctx, req);
+    case 'PutObjectAcl': return obj.putObjectAcl(ctx, req);
     case 'DeleteObjects': return obj.deleteObjects(ctx, req);
     case 'ListMultipartUploads': return mp.listMultipartUploads(ctx, req);
     case 'PutObject': return obj.putObject(ctx, req);
@@ -137,6 +145,7 @@ async function dispatch(ep: Endpoint, ctx: HandlerContext, req: S3Request): Prom
     case 'CompleteMultipartUpload': return mp.completeMultipartUpload(ctx, req);
     case 'AbortMultipartUpload': return mp.abortMultipartUpload(ctx, req);
     case 'ListParts': return mp.listParts(ctx, req);
+    default: return assertNever(ep);
   }
 }
 
@@ -144,7 +153,7 @@ function errorResponse(err: S3Error, resource: string, requestId: string, head: 
   if (err.code === 'NotModified') return { status: 304, headers: {} };
   const extra = Object.entries(err.extra).map(([k, v]): [string, string] => [k.charAt(0).toUpperCase() + k.slice(1), v]);
   const body = xmlDocument('Error', [['Code', err.code], ['Message', err.message], ['Resource', resource], ['RequestId', requestId], ...extra], false);
-  return { status: err.status, headers: { 'content-type': 'application/xml' }, ...(head ? {} : { body }) };
+  return { status: err.status, headers: { ...err.headers, 'content-type': 'application/xml' }, ...(head ? {} : { body }) };
 }
 
 async function writeResponse(res: http.ServerResponse, r: S3Response): Promise<void> {
@@ -163,6 +172,7 @@ async function writeResponse(res: http.ServerResponse, r: S3Response): Promise<v
 /** Starts the gateway on host:port. @returns the server and its bound port */
 export function startGateway(o: GatewayOptions, host: string, port: number): Promise<{ server: http.Server; port: number }> {
   const keys = new KeyCache(o.mon);
+  const revs = new RevClock(() => randomBytes(4).readUInt32BE(0));
   const handle = async (hreq: http.IncomingMessage, hres: http.ServerResponse): Promise<void> => {
     const requestId = randomBytes(8).toString('hex').toUpperCase();
     const startMs = Date.now();
@@ -179,11 +189,16 @@ export function startGateway(o: GatewayOptions, host: string, port: number): Pro
       const { rawPath, query } = splitUrl(url);
       resource = decodePath(rawPath);
       const sreq: SigningRequest = { method, rawPath, query, headers };
+      // Anonymous requests go on with no user: handlers allow what public-read grants.
       const auth = parseAuth(sreq);
-      if (auth === null) throw new S3Error('AccessDenied', 'Access Denied (anonymous requests are not allowed)');
-      const key = await keys.lookup(auth.accessKey);
-      if (key.user === null) throw new S3Error('InvalidAccessKeyId', 'The AWS Access Key Id you provided does not exist in our records.');
-      const verified: VerifiedAuth = verifyAuth(sreq, auth, key.secret, Date.now());
+      let user: S3User | null = null;
+      let verified: VerifiedAuth | null = null;
+      if (auth !== null) {
+        const key = await keys.lookup(auth.accessKey);
+        if (key.user === null) throw new S3Error('InvalidAccessKeyId', 'The AWS Access Key Id you provided does not exist in our records.');
+        verified = verifyAuth(sreq, auth, key.secret, Date.now());
+        user = key.user;
+      }
       const { bucket, key: objectKey } = bucketAndKey(headers.get('host')?.[0] ?? '', rawPath, o.domains);
       const q = new Map<string, string>();
       for (const [k, v] of query) if (!q.has(k)) q.set(k, v);
@@ -191,7 +206,10 @@ export function startGateway(o: GatewayOptions, host: string, port: number): Pro
       op = ep;
       const body = new RequestBody(hreq, headers, verified);
       bodyUnread = false;
-      const ctx: HandlerContext = { store: o.store, nowMs: () => Date.now(), newId: () => randomBytes(16).toString('hex'), user: key.user, region: o.region, retire: (s) => o.reaper.retire(s) };
+      const ctx: HandlerContext = {
+        store: o.store, nowMs: () => Date.now(), newId: () => randomBytes(16).toString('hex'), user, region: o.region, retire: (s) => o.reaper.retire(s),
+        newRev: () => revs.next(Date.now()),
+      };
       response = await dispatch(ep, ctx, { method, bucket, key: objectKey, query: q, headers, body, requestId });
       o.log.debug({ requestId, ep, bucket, key: objectKey, status: response.status }, 'request');
     } catch (err) {

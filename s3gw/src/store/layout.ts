@@ -4,7 +4,9 @@
  *
  *  meta pool (`.aspen.s3.meta`):
  *    `buckets`            omap: bucket name → BucketRecord (JSON)
- *    `index.<bucketId>`   omap: object key → ObjectEntry (JSON); the bucket index
+ *    `index.<bucketId>`   omap: the bucket index — object key → its head (ObjectEntry, JSON: the
+ *                         current version or a delete marker), and `\0v<key>\0<rev>` → a noncurrent
+ *                         version (versioned buckets; see versionKey)
  *    `uploads.<bucketId>` omap: upload id → UploadRecord (JSON); multipart uploads in progress
  *    `upload.<uploadId>`  omap: part number (5 digits) → PartRecord (JSON)
  *  data pool (`.aspen.s3.data`):
@@ -28,11 +30,18 @@ export const uploadObject = (uploadId: string): string => `upload.${uploadId}`;
 export const stripeObject = (segmentId: string, stripe: number): string => `${segmentId}.${stripe.toString(16).padStart(8, '0')}`;
 export const partKey = (partNumber: number): string => String(partNumber).padStart(5, '0');
 
+/** A bucket's versioning state; absent in a record = never enabled ("unversioned"). */
+export type VersioningState = 'Enabled' | 'Suspended';
+/** The canned ACLs we keep (absent = private). */
+export type CannedAcl = 'private' | 'public-read';
+
 export interface BucketRecord {
   v: 1;
   id: string;
   owner: string;
   createdMs: number;
+  versioning?: VersioningState;
+  acl?: CannedAcl;
 }
 
 /** A run of bytes stored as stripes `<id>.<n>`. */
@@ -55,6 +64,34 @@ export interface ObjectEntry {
   meta: Record<string, string>;
   checksum?: { algorithm: string; value: string };
   segments: Segment[];
+  /** Orders the versions of a key, newest first (core/versioning.ts RevClock); absent in entries written before versioning existed. */
+  rev?: string;
+  /** The S3 version id (= rev); absent: this is the "null" version. */
+  versionId?: string;
+  /** A delete marker: no data (sizeBytes 0, no segments). */
+  deleteMarker?: true;
+  /** Heads only: the rev of the noncurrent null version, when one exists. */
+  nullRev?: string;
+  acl?: CannedAcl;
+}
+
+/**
+ * Noncurrent versions share the index object with the heads (so one op updates both
+ * atomically) under `\0v<key>\0<rev>`. Object keys never contain NUL (validateKey), so
+ * these sort before every head, a key's versions are contiguous, and — revs being inverted
+ * times — newest first; listing heads starts after HEADS_AFTER.
+ */
+export const VERSIONS_NS = '\u0000v';
+export const HEADS_AFTER = '\u0000\u{10FFFF}';
+export const versionKey = (key: string, rev: string): string => `${VERSIONS_NS}${key}\u0000${rev}`;
+/** The omap prefix of all noncurrent versions of `key`. */
+export const versionsPrefix = (key: string): string => `${VERSIONS_NS}${key}\u0000`;
+/** Key and rev of a versionKey. */
+export function parseVersionKey(k: string): { key: string; rev: string } {
+  assert(k.startsWith(VERSIONS_NS), 'a version key');
+  const nul = k.lastIndexOf('\u0000');
+  assert(nul >= VERSIONS_NS.length, 'a version key has its separator');
+  return { key: k.slice(VERSIONS_NS.length, nul), rev: k.slice(nul + 1) };
 }
 
 export interface UploadRecord {
@@ -65,6 +102,7 @@ export interface UploadRecord {
   headers: Record<string, string>;
   meta: Record<string, string>;
   checksumAlgorithm?: string;
+  acl?: CannedAcl;
 }
 
 export interface PartRecord {

@@ -12,10 +12,11 @@
  */
 import { AspenError, assert } from '@aspen/shared';
 import type { IoCtx } from '@aspen/shared/io/rados.ts';
-import type { OsdReply } from '@aspen/shared/client/ops.ts';
+import type { OsdOp, OsdReply } from '@aspen/shared/client/ops.ts';
 import { S3Error } from '../core/errors.ts';
+import type { IndexPlan, KeyView, Planned } from '../core/versioning.ts';
 import {
-  BUCKETS_OBJECT, STRIPE_BYTES, decodeRecord, encodeRecord, indexObject, partKey, stripeObject, stripesOf, uploadObject, uploadsObject,
+  BUCKETS_OBJECT, HEADS_AFTER, STRIPE_BYTES, VERSIONS_NS, decodeRecord, encodeRecord, indexObject, partKey, stripeObject, stripesOf, uploadObject, uploadsObject, versionsPrefix,
   type BucketRecord, type ObjectEntry, type PartRecord, type Segment, type UploadRecord,
 } from './layout.ts';
 
@@ -75,7 +76,7 @@ export class S3Store {
    * the directory's version (so two creators cannot both win).
    * @throws S3Error BucketAlreadyOwnedByYou, BucketAlreadyExists
    */
-  async createBucket(name: string, owner: string, nowMs: number): Promise<void> {
+  async createBucket(name: string, owner: string, nowMs: number, extra: Pick<BucketRecord, 'acl'> = {}): Promise<void> {
     for (let attempt = 0; attempt < CAS_ATTEMPTS_MAX; attempt++) {
       const r = await this.meta.operate(BUCKETS_OBJECT, [{ op: 'omap_get_vals_by_keys', keys: [name] }]);
       if (r.code !== 0) throw failed(r);
@@ -86,12 +87,32 @@ export class S3Store {
           ? new S3Error('BucketAlreadyOwnedByYou', 'Your previous request to create the named bucket succeeded and you already own it.')
           : new S3Error('BucketAlreadyExists', 'The requested bucket name is not available.');
       }
-      const rec: BucketRecord = { v: 1, id: this.newId(), owner, createdMs: nowMs };
+      const rec: BucketRecord = { v: 1, id: this.newId(), owner, createdMs: nowMs, ...extra };
       const c = await this.meta.operate(indexObject(rec.id), [{ op: 'create', exclusive: true }]);
       if (c.code !== 0) throw failed(c);
       const w = await this.meta.operate(BUCKETS_OBJECT, [{ op: 'assert_version', version: r.version }, { op: 'omap_set', entries: [[name, encodeRecord(rec)]] }]);
       if (w.code === 0) return;
       await this.meta.remove(indexObject(rec.id)).catch(() => undefined);
+      if (w.code !== 'ECANCELED') throw failed(w);
+    }
+    throw new S3Error('SlowDown', 'too many concurrent bucket changes; retry');
+  }
+
+  /**
+   * Changes bucket `name`'s record (versioning, ACL) by compare-and-swap on the directory.
+   * @throws S3Error NoSuchBucket, SlowDown, or what `change` throws
+   */
+  async updateBucket(name: string, change: (b: BucketRecord) => BucketRecord): Promise<BucketRecord> {
+    for (let attempt = 0; attempt < CAS_ATTEMPTS_MAX; attempt++) {
+      const r = await this.meta.operate(BUCKETS_OBJECT, [{ op: 'omap_get_vals_by_keys', keys: [name] }]);
+      if (r.code !== 0) throw failed(r);
+      const raw = omapValueOf(r, name);
+      if (raw === undefined) throw new S3Error('NoSuchBucket', 'The specified bucket does not exist');
+      const old = decodeRecord<BucketRecord>(raw, 'bucket');
+      const next = change(old);
+      assert(next.id === old.id && next.owner === old.owner, 'a bucket keeps its id and owner');
+      const w = await this.meta.operate(BUCKETS_OBJECT, [{ op: 'omap_cmp', key: name, cmp: 'eq', value: raw }, { op: 'omap_set', entries: [[name, encodeRecord(next)]] }]);
+      if (w.code === 0) return next;
       if (w.code !== 'ECANCELED') throw failed(w);
     }
     throw new S3Error('SlowDown', 'too many concurrent bucket changes; retry');
@@ -122,35 +143,83 @@ export class S3Store {
 
   // ---- the bucket index ----
 
-  async getEntry(bucketId: string, key: string): Promise<EntryRead<ObjectEntry> | null> {
-    const r = await this.meta.operate(indexObject(bucketId), [{ op: 'omap_get_vals_by_keys', keys: [key] }]);
+  /**
+   * Reads the head of `key`, the index keys `extra` and (with `newest`) its newest noncurrent
+   * version, in one op (one consistent snapshot at one object version).
+   */
+  private async readKey(bucketId: string, key: string, extra: readonly string[], newest: boolean): Promise<{ version: bigint; raws: Map<string, Uint8Array>; view: KeyView }> {
+    const ops: OsdOp[] = [{ op: 'omap_get_vals_by_keys', keys: [key, ...extra] }];
+    if (newest) ops.push({ op: 'omap_get_vals', startAfter: '', prefix: versionsPrefix(key), max: 1 });
+    const r = await this.meta.operate(indexObject(bucketId), ops);
     if (r.code === 'ENOENT') throw new S3Error('NoSuchBucket', 'The specified bucket does not exist');
     if (r.code !== 0) throw failed(r);
-    const raw = omapValueOf(r, key);
-    return raw === undefined ? null : { value: decodeRecord<ObjectEntry>(raw, 'object'), raw };
+    const raws = new Map<string, Uint8Array>();
+    const [byKeys, first] = r.results;
+    if (byKeys?.kind !== 'omap' || (newest && first?.kind !== 'omap')) throw new AspenError('EIO', 'reply lacks omap values');
+    for (const [k, v] of byKeys.entries) raws.set(k, v);
+    const others = new Map<string, ObjectEntry | null>();
+    for (const k of extra) {
+      const raw = raws.get(k);
+      others.set(k, raw === undefined ? null : decodeRecord<ObjectEntry>(raw, 'version'));
+    }
+    let newestView: KeyView['newest'] = null;
+    const top = first?.kind === 'omap' ? first.entries[0] : undefined;
+    if (top !== undefined) {
+      assert(top[0].startsWith(versionsPrefix(key)), 'the newest noncurrent version is of this key');
+      raws.set(top[0], top[1]);
+      newestView = { indexKey: top[0], entry: decodeRecord<ObjectEntry>(top[1], 'version') };
+    }
+    const headRaw = raws.get(key);
+    return { version: r.version, raws, view: { key, head: headRaw === undefined ? null : decodeRecord<ObjectEntry>(headRaw, 'object'), others, newest: newestView } };
+  }
+
+  /** A consistent view of `key` with the index keys `plan` asks for (version lookups). */
+  async viewKey<R>(bucketId: string, key: string, find: (v: KeyView) => R | { need: string[] }): Promise<R> {
+    const extra: string[] = [];
+    for (let attempt = 0; attempt < CAS_ATTEMPTS_MAX; attempt++) {
+      const { view } = await this.readKey(bucketId, key, extra, false);
+      const r = find(view);
+      if (!isNeed(r)) return r;
+      extra.push(...r.need.filter((k) => !extra.includes(k)));
+    }
+    throw new S3Error('SlowDown', 'the index of this key keeps changing; retry');
   }
 
   /**
-   * Replaces (or with `next` null removes) the entry of `key`, atomically with respect to
-   * other writers: `check(old)` runs against the current entry and may throw (a failed
-   * precondition); if another writer gets in between, the update is retried from a fresh read.
-   * @returns the entry that was replaced (its segments are now garbage for the caller to remove).
-   * @throws S3Error NoSuchBucket, SlowDown, or what `check` throws
+   * Changes the index entries of `key` as `plan` says (core/versioning.ts), atomically with
+   * respect to other writers: every guarded key must still hold the bytes read (omap_cmp eq),
+   * and a guarded key that was absent pins the whole index object (assert_version — Aspen's
+   * omap_cmp fails on a missing key, see ARCHITECTURE.md). `plan` may throw (a failed
+   * precondition); when another writer gets in between, it runs again on a fresh read.
+   * @returns the committed plan (its `garbage` versions' data is the caller's to remove)
+   * @throws S3Error NoSuchBucket, SlowDown, or what `plan` throws
    */
-  async commitEntry(bucketId: string, key: string, next: ObjectEntry | null, check: (old: ObjectEntry | null) => void): Promise<ObjectEntry | null> {
+  async mutateKey<R>(bucketId: string, key: string, opts: { newest: boolean }, plan: (v: KeyView) => Planned<R>): Promise<IndexPlan<R>> {
     const obj = indexObject(bucketId);
+    const extra: string[] = [];
     for (let attempt = 0; attempt < CAS_ATTEMPTS_MAX; attempt++) {
-      const r = await this.meta.operate(obj, [{ op: 'omap_get_vals_by_keys', keys: [key] }]);
-      if (r.code === 'ENOENT') throw new S3Error('NoSuchBucket', 'The specified bucket does not exist');
-      if (r.code !== 0) throw failed(r);
-      const raw = omapValueOf(r, key);
-      const old = raw === undefined ? null : decodeRecord<ObjectEntry>(raw, 'object');
-      check(old);
-      if (old === null && next === null) return null;
-      const guard = raw !== undefined ? { op: 'omap_cmp' as const, key, cmp: 'eq' as const, value: raw } : { op: 'assert_version' as const, version: r.version };
-      const mutation = next === null ? { op: 'omap_rm' as const, keys: [key] } : { op: 'omap_set' as const, entries: [[key, encodeRecord(next)]] as [string, Uint8Array][] };
-      const w = await this.meta.operate(obj, [guard, mutation]);
-      if (w.code === 0) return old;
+      const { version, raws, view } = await this.readKey(bucketId, key, extra, opts.newest);
+      const p = plan(view);
+      if (isNeed(p)) {
+        extra.push(...p.need.filter((k) => !extra.includes(k)));
+        continue;
+      }
+      if (p.set.length === 0 && p.rm.length === 0) return p;
+      const ops: OsdOp[] = [];
+      let pinned = false;
+      for (const g of p.guards) {
+        const raw = raws.get(g);
+        if (raw !== undefined) ops.push({ op: 'omap_cmp', key: g, cmp: 'eq', value: raw });
+        else if (!pinned) {
+          ops.push({ op: 'assert_version', version });
+          pinned = true;
+        }
+      }
+      assert(ops.length > 0, 'an index change is guarded');
+      if (p.rm.length > 0) ops.push({ op: 'omap_rm', keys: p.rm });
+      if (p.set.length > 0) ops.push({ op: 'omap_set', entries: p.set.map(([k, e]): [string, Uint8Array] => [k, encodeRecord(e)]) });
+      const w = await this.meta.operate(obj, ops);
+      if (w.code === 0) return p;
       if (w.code === 'ENOENT') throw new S3Error('NoSuchBucket', 'The specified bucket does not exist');
       if (w.code !== 'ECANCELED') throw failed(w);
     }
@@ -159,6 +228,8 @@ export class S3Store {
 
   /** One page of the index after `startAfter`, keys starting with `prefix`, in byte order. */
   async listIndex(bucketId: string, startAfter: string, prefix: string, max: number): Promise<{ entries: [string, ObjectEntry][]; more: boolean }> {
+    // Heads sort after the noncurrent versions' namespace (layout.ts VERSIONS_NS).
+    if (!prefix.startsWith(VERSIONS_NS) && startAfter < HEADS_AFTER) startAfter = HEADS_AFTER;
     const r = await this.meta.operate(indexObject(bucketId), [{ op: 'omap_get_vals', startAfter, prefix, max }]);
     if (r.code === 'ENOENT') throw new S3Error('NoSuchBucket', 'The specified bucket does not exist');
     if (r.code !== 0) throw failed(r);
@@ -310,6 +381,10 @@ export class S3Store {
     await this.meta.omapRm(uploadsObject(bucketId), [uploadId]).catch(() => undefined);
     await this.meta.remove(uploadObject(uploadId)).catch(() => undefined);
   }
+}
+
+function isNeed(x: unknown): x is { need: string[] } {
+  return typeof x === 'object' && x !== null && 'need' in x;
 }
 
 function check0(r: OsdReply): void {
