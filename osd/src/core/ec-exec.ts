@@ -28,6 +28,56 @@ import { decodeStripes, encodeStripes } from '../ec/codec.ts';
 
 /** Xattr on every store object (head and clone) of an EC shard: the object's logical size (u53). */
 export const EC_SIZE_XATTR = 'aspen.ecsize';
+/** Xattr of a rollback stash: what the stash holds ({@link EcStashMeta}). */
+export const EC_STASH_XATTR = 'aspen.stash';
+/**
+ * The generation of an object's rollback stash (Ceph ghobject_t generation): the state the
+ * object's last write overwrote, kept on each shard until that write is committed on every
+ * shard, so a write that reached fewer than k shards can be undone (Ceph ECTransaction
+ * rollback extents).
+ */
+export const EC_STASH_GENERATION = 1n;
+
+/**
+ * What a shard's stash holds, written by the primary's translation (struct v1):
+ * - `existed` false: the object did not exist — roll back by removing it;
+ * - `whole`: the stash is a clone of the whole old object (data and attributes);
+ * - otherwise the stash holds the old bytes of `ranges` (shard offsets) and the old
+ *   attributes, and the old shard object was `oldShardSizeBytes` long.
+ * `clonesCreated`: snapshot clones the write made (removed on rollback).
+ */
+export interface EcStashMeta {
+  readonly existed: boolean;
+  readonly whole: boolean;
+  readonly oldShardSizeBytes: number;
+  readonly ranges: readonly (readonly [number, number])[];
+  readonly clonesCreated: readonly bigint[];
+}
+
+/** Encodes {@link EcStashMeta}. */
+export function encodeStashMeta(m: EcStashMeta): Uint8Array {
+  return new Encoder(64 + m.ranges.length * 16 + m.clonesCreated.length * 8).struct(1, 1, (e) => {
+    e.bool(m.existed).bool(m.whole).u53(m.oldShardSizeBytes);
+    e.array(m.ranges, (x, [a, n]) => x.u53(a).u53(n));
+    e.array(m.clonesCreated, (x, c) => x.u64(c));
+  }).finish();
+}
+
+/** Decodes {@link encodeStashMeta}. @throws AspenError E_DECODE on malformed bytes. */
+export function decodeStashMeta(b: Uint8Array): EcStashMeta {
+  const d = new Decoder(b);
+  const m = d.struct(1, 'ec stash', (x) => ({
+    existed: x.bool(), whole: x.bool(), oldShardSizeBytes: x.u53(),
+    ranges: x.array((y) => [y.u53(), y.u53()] as const), clonesCreated: x.array((y) => y.u64()),
+  }));
+  d.done('ec stash');
+  return m;
+}
+
+/** The stash object of `head`. */
+export function stashOid(head: ObjectId): ObjectId {
+  return { name: head.name, namespace: head.namespace ?? '', generation: EC_STASH_GENERATION };
+}
 
 export type { EcLayout };
 
@@ -125,7 +175,7 @@ function interleave(l: EcLayout, shards: readonly Uint8Array[], count: number): 
  */
 export class EcObjectView {
   constructor(
-    private readonly local: Pick<ObjectStore, 'exists' | 'getattr' | 'getattrs'>,
+    private readonly local: Pick<ObjectStore, 'exists' | 'getattr' | 'getattrs' | 'fiemap'>,
     readonly layout: EcLayout,
     private readonly codec: EcCodec,
     private readonly reader: ShardReader,
@@ -161,10 +211,40 @@ export class EcObjectView {
     return data.subarray(offsetBytes - first * w, end - first * w);
   }
 
-  /** As {@link read}, reported as one extent (EC shards keep no logical hole map). */
+  /**
+   * The allocated logical extents of the range and their bytes. Every write stores all k+m
+   * shards of each stripe it touches, so a stripe never written is a hole in every shard —
+   * in this primary's own shard too: its holes (store fiemap) are the object's holes, at
+   * stripe granularity.
+   */
   async sparseRead(coll: string, oid: ObjectId, offsetBytes: number, lengthBytes: number): Promise<SparseReadResult> {
-    const data = await this.read(coll, oid, offsetBytes, lengthBytes);
-    return { extents: data.length === 0 ? [] : [{ offsetBytes, lengthBytes: data.length }], data };
+    const size = (await this.stat(coll, oid)).sizeBytes;
+    const end = Math.min(size, offsetBytes + lengthBytes);
+    if (end <= offsetBytes) return { extents: [], data: new Uint8Array(0) };
+    const su = this.layout.stripeUnitBytes;
+    const w = stripeWidth(this.layout);
+    const first = Math.floor(offsetBytes / w);
+    const last = Math.ceil(end / w);
+    const shardExtents = await this.local.fiemap(coll, oid, first * su, (last - first) * su);
+    // Allocated shard bytes → whole logical stripes, clipped to the range and merged.
+    const ranges: [number, number][] = [];
+    for (const e of shardExtents) {
+      const a = Math.max(offsetBytes, Math.floor(e.offsetBytes / su) * w);
+      const b = Math.min(end, Math.ceil((e.offsetBytes + e.lengthBytes) / su) * w);
+      if (b <= a) continue;
+      const prev = ranges[ranges.length - 1];
+      if (prev !== undefined && a <= prev[1]) prev[1] = Math.max(prev[1], b);
+      else ranges.push([a, b]);
+    }
+    const parts: Uint8Array[] = [];
+    for (const [a, b] of ranges) parts.push(await this.read(coll, oid, a, b - a));
+    const data = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      data.set(p, at);
+      at += p.length;
+    }
+    return { extents: ranges.map(([a, b]) => ({ offsetBytes: a, lengthBytes: b - a })), data };
   }
 
   omapGetHeader(): Promise<Uint8Array> {
@@ -197,6 +277,8 @@ function sameOid(a: FullObjectId, b: FullObjectId): boolean {
  * Translates the logical Transaction op-exec planned for head `head` of an EC object into
  * one Transaction per shard (Ceph ECTransaction::generate_transactions).
  * @param oldSizeBytes the object's logical size before the request (0: absent).
+ * @param oldAttrs the head's attributes before the request (this primary's shard; they are
+ *   the same on every shard but for {@link NOT_STASHED_XATTRS}), or null when it does not exist.
  * @param shardColls the collection of each shard position (k+m entries).
  * @returns k+m Transactions, index = shard.
  * @throws AspenError E_UNSUPPORTED for omap updates, data ops on a clone, or an op on another
@@ -204,6 +286,7 @@ function sameOid(a: FullObjectId, b: FullObjectId): boolean {
  */
 export async function translateEcTransaction(
   l: EcLayout, codec: EcCodec, reader: ShardReader, tx: Transaction, head: FullObjectId, oldSizeBytes: number, shardColls: readonly string[],
+  oldAttrs: ReadonlyMap<string, Uint8Array> | null = null,
 ): Promise<Transaction[]> {
   assert(shardColls.length === l.k + l.m, 'a collection per shard');
   assert(isHead(head), 'EC requests address the head');
@@ -313,6 +396,7 @@ export async function translateEcTransaction(
     }
   }
   const out = Array.from({ length: n }, () => new Transaction());
+  stashFirst(out, shardColls, head, oldAttrs, shardSizeBytes(l, oldSizeBytes), changedShardRanges(), plan);
   // The data ops create the head; the structural ops between them expect it to exist.
   if (dataTouched && !removedBeforeData) for (let i = 0; i < n; i++) out[i]!.touch(shardColls[i]!, head);
   for (const op of plan) {
@@ -321,6 +405,26 @@ export async function translateEcTransaction(
   }
   if (headExists) for (let i = 0; i < n; i++) out[i]!.setattr(shardColls[i]!, head, EC_SIZE_XATTR, encodeEcSize(size));
   return out;
+
+  /** Shard byte ranges of the old object this request overwrites or cuts, merged. */
+  function changedShardRanges(): [number, number][] {
+    const oldShard = shardSizeBytes(l, oldSizeBytes);
+    const su = l.stripeUnitBytes;
+    if (removedThenRecreated) return [[0, oldShard]];
+    const cuts: [number, number][] = [...overlay.keys()].map((st) => [st * su, (st + 1) * su] as [number, number]);
+    if (cutTo !== null) cuts.push([cutTo, oldShard]);
+    cuts.sort((a, b) => a[0] - b[0]);
+    const out: [number, number][] = [];
+    for (const [a0, b0] of cuts) {
+      const a = Math.min(a0, oldShard);
+      const b = Math.min(b0, oldShard);
+      if (b <= a) continue;
+      const prev = out[out.length - 1];
+      if (prev !== undefined && a <= prev[1]) prev[1] = Math.max(prev[1], b);
+      else out.push([a, b]);
+    }
+    return out;
+  }
 
   async function emitData(): Promise<void> {
     if (cutTo !== null && !removedThenRecreated) for (let i = 0; i < n; i++) out[i]!.truncate(shardColls[i]!, head, cutTo);
@@ -338,5 +442,42 @@ export async function translateEcTransaction(
       r = e;
     }
     for (let i = 0; i < n; i++) out[i]!.truncate(shardColls[i]!, head, shardSizeBytes(l, size));
+  }
+}
+
+/** Attributes not kept in a stash: per-member records the shard's store rewrites itself. */
+export const NOT_STASHED_XATTRS: ReadonlySet<string> = new Set(['aspen.pg']);
+
+/**
+ * Prepends to every shard's transaction the stash of what it is about to change (see
+ * {@link EC_STASH_GENERATION}): a fresh stash object holding the old bytes of `ranges` and
+ * the old attributes — or, when the whole old object changes, a clone of it (copy-on-write
+ * in the store) — and its {@link EcStashMeta}.
+ */
+function stashFirst(
+  out: Transaction[], colls: readonly string[], head: FullObjectId, oldAttrs: ReadonlyMap<string, Uint8Array> | null, oldShardSizeBytes: number,
+  ranges: readonly [number, number][], plan: readonly (TxOp | null)[],
+): void {
+  const stash = stashOid(head);
+  const clonesCreated = plan.flatMap((op) => (op !== null && op.op === 'clone' && op.dst.snap !== 'head' ? [op.dst.snap] : []));
+  const covered = ranges.reduce((sum, [a, b]) => sum + (b - a), 0);
+  const whole = oldAttrs !== null && covered >= oldShardSizeBytes && oldShardSizeBytes > 0;
+  const meta: EcStashMeta = {
+    existed: oldAttrs !== null, whole, oldShardSizeBytes, ranges: whole ? [] : ranges.map(([a, b]) => [a, b - a] as const), clonesCreated,
+  };
+  const attrs = new Map<string, Uint8Array>();
+  for (const [k, v] of oldAttrs ?? []) if (!NOT_STASHED_XATTRS.has(k)) attrs.set(k, v);
+  for (let i = 0; i < out.length; i++) {
+    const t = out[i]!;
+    const coll = colls[i]!;
+    // A fresh stash: whatever an earlier write left there goes (touch makes the remove safe).
+    t.touch(coll, stash).remove(coll, stash);
+    if (whole) t.clone(coll, head, stash);
+    else {
+      t.touch(coll, stash);
+      if (attrs.size > 0) t.setattrs(coll, stash, attrs);
+      for (const [a, len] of meta.ranges) t.cloneRange(coll, head, stash, a, len, a);
+    }
+    t.setattr(coll, stash, EC_STASH_XATTR, encodeStashMeta(meta));
   }
 }

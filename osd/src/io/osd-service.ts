@@ -322,8 +322,10 @@ export class OsdService {
           const view = new EcObjectView(store.objectStore, ec.layout, RS_CODEC, ec.reader);
           outcome = await plan(view, store.coll, oid);
           if (outcome.code === 0 && outcome.tx !== null && !outcome.removes) {
-            const oldSize = (await store.objectStore.exists(store.coll, oid)) ? (await view.stat(store.coll, oid)).sizeBytes : 0;
-            outcome = { ...outcome, ecShards: await translateEcTransaction(ec.layout, RS_CODEC, ec.reader, outcome.tx, normalizeOid(oid), oldSize, ec.colls) };
+            const exists = await store.objectStore.exists(store.coll, oid);
+            const oldSize = exists ? (await view.stat(store.coll, oid)).sizeBytes : 0;
+            const oldAttrs = exists ? await store.objectStore.getattrs(store.coll, oid) : null;
+            outcome = { ...outcome, ecShards: await translateEcTransaction(ec.layout, RS_CODEC, ec.reader, outcome.tx, normalizeOid(oid), oldSize, ec.colls, oldAttrs) };
           }
         }
       } catch (err) {

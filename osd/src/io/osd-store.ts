@@ -38,9 +38,11 @@
  */
 import { AspenError, Decoder, Encoder, assert, assertNever, crc32c } from '@aspen/shared';
 import { VERSION_XATTR, USER_XATTR_PREFIX, cloneOid, decodeObjectInfo, encodeObjectInfo } from '../core/op-exec.ts';
-import { EC_SIZE_XATTR, decodeEcSize, encodeEcSize } from '../core/ec-exec.ts';
+import {
+  EC_SIZE_XATTR, EC_STASH_GENERATION, EC_STASH_XATTR, decodeEcSize, decodeStashMeta, encodeEcSize, encodeStashMeta, stashOid, type EcStashMeta,
+} from '../core/ec-exec.ts';
 import { SNAPSET_XATTR } from '../core/snapset.ts';
-import { collectionName, type ObjectId } from '../store/oid.ts';
+import { NO_GEN, collectionName, type ObjectId } from '../store/oid.ts';
 import { Transaction } from '../store/transaction.ts';
 import { decodeTransaction } from '../store/txn-codec.ts';
 import type { ObjectStore } from '../store/types.ts';
@@ -101,6 +103,34 @@ function decodePgObjInfo(b: Uint8Array): PgObjInfo {
   d.done('pg object info');
   return i;
 }
+
+/** Xattr of a stash object written by the shard itself: the write's log version and the head attributes it set or removed. */
+export const EC_STASH_RECORD_XATTR = 'aspen.stashrec';
+
+/** An EC shard's rollback stash of one object (see ../core/ec-exec.ts EC_STASH_GENERATION), as the PgStore tracks it. */
+export interface StashRecord {
+  /** The log version of the write it undoes. */
+  readonly version: Eversion;
+  readonly meta: EcStashMeta;
+  /** The head's old attributes (not for a whole-object stash, which carries its own). */
+  readonly attrs: ReadonlyMap<string, Uint8Array>;
+  /** Head attributes the write set or removed (those not in `attrs` are removed on rollback). */
+  readonly written: readonly string[];
+}
+
+function encodeStashRecord(version: Eversion, written: readonly string[]): Uint8Array {
+  return new Encoder(64).struct(1, 1, (e) => e.u32(version.epoch).u53(version.version).array(written, (x, n) => x.string(n))).finish();
+}
+
+function decodeStashRecord(b: Uint8Array): { version: Eversion; written: string[] } {
+  const d = new Decoder(b);
+  const r = d.struct(1, 'ec stash record', (x) => ({ version: { epoch: x.u32(), version: x.u53() }, written: x.array((y) => y.string()) }));
+  d.done('ec stash record');
+  return r;
+}
+
+/** Stashes found by the last {@link loadPgs} of a store, per pgid (taken by the PgStore constructed for it). */
+const loadedStashes = new WeakMap<ObjectStore, Map<string, Map<string, StashRecord>>>();
 
 /** What a restarted OSD finds of one PG. */
 export interface LoadedPg {
@@ -227,6 +257,8 @@ export class PgStore {
   private tail: Promise<void> = Promise.resolve();
   /** The meta's log entries and dups whose keys exist (submitted state); null: unknown. */
   private persisted: PersistedMeta | null = null;
+  /** EC shards: the rollback stash of each object that has one (submitted state). */
+  private readonly stashes = new Map<string, StashRecord>();
 
   /** EC shard stores keep each object's logical size in EC_SIZE_XATTR and push v3 (shard) blobs. */
   readonly ecShard: boolean;
@@ -241,6 +273,7 @@ export class PgStore {
     this.present = new Set(loaded?.objects ?? []);
     const clones = loaded === undefined ? undefined : (loaded.clones ?? loadedClones.get(store)?.get(pgid));
     for (const [object, ids] of clones ?? []) for (const id of ids) this.noteClone(object, id, true);
+    for (const [object, st] of (loaded === undefined ? undefined : loadedStashes.get(store)?.get(pgid)) ?? []) this.stashes.set(object, st);
     if (loaded !== undefined && this.present.has(PGMETA_NAME)) {
       const metas = loadedMetas.get(store);
       this.persisted = metas?.get(pgid) ?? null;
@@ -310,6 +343,7 @@ export class PgStore {
     switch (op.kind) {
       case 'writeFull': {
         const oid = oidOf(op.object);
+        this.dropStash(tx, op.object);
         this.removeAll(tx, op.object);
         const s = decodeObjectState(op.data);
         const ecSize = (n: number | undefined): Map<string, Uint8Array> =>
@@ -346,13 +380,29 @@ export class PgStore {
         tx.append(planned);
         tx.setattr(this.coll, oid, PG_OBJ_XATTR, encodePgObjInfo({ version: op.version, sizeBytes: op.sizeBytes, crc: null }));
         this.present.add(op.object);
+        if (this.ecShard) this.noteStash(tx, op.object, op.version, planned);
         break;
       }
       case 'write':
         // The daemon sends whole-object bodies or planned transactions, never core partial writes.
         throw new AspenError('EINVAL', `partial write of ${op.object}: the daemon replicates whole objects only`);
       case 'remove':
+        if (this.ecShard && op.version !== null && this.present.has(op.object)) {
+          // A client delete on an EC shard keeps the whole old object as its stash (a clone).
+          const oid = oidOf(op.object);
+          const stash = stashOid(oid);
+          const meta: EcStashMeta = { existed: true, whole: true, oldShardSizeBytes: 0, ranges: [], clonesCreated: [] };
+          tx.touch(this.coll, stash).remove(this.coll, stash).clone(this.coll, oid, stash);
+          tx.setattr(this.coll, stash, EC_STASH_XATTR, encodeStashMeta(meta)).setattr(this.coll, stash, EC_STASH_RECORD_XATTR, encodeStashRecord(op.version, []));
+          this.stashes.set(op.object, { version: op.version, meta, attrs: new Map(), written: [] });
+        } else this.dropStash(tx, op.object);
         this.removeAll(tx, op.object);
+        break;
+      case 'ecRollback':
+        this.rollback(tx, op.object, op.prior);
+        break;
+      case 'rollForward':
+        for (const [object, st] of [...this.stashes]) if (evCmp(st.version, op.to) <= 0) this.dropStash(tx, object);
         break;
       case 'setMeta':
         this.planMeta(tx, op.meta);
@@ -360,6 +410,8 @@ export class PgStore {
       case 'removePg':
         if (this.collExists) {
           for (const [o, ids] of this.clones) for (const id of ids) tx.remove(this.coll, cloneOid(oidOf(o), id));
+          for (const o of this.stashes.keys()) tx.remove(this.coll, stashOid(oidOf(o)));
+          this.stashes.clear();
           for (const o of this.present) tx.remove(this.coll, o === PGMETA_NAME ? PGMETA_OID : oidOf(o));
           tx.removeCollection(this.coll);
         }
@@ -371,6 +423,81 @@ export class PgStore {
       default:
         assertNever(op, 'store op');
     }
+  }
+
+  /** Plans removing `object`'s rollback stash, if it has one. */
+  private dropStash(tx: Transaction, object: string): void {
+    if (!this.stashes.delete(object)) return;
+    tx.remove(this.coll, stashOid(oidOf(object)));
+  }
+
+  /**
+   * Records the stash a planned EC shard transaction made (the primary's translation writes
+   * it first, see ../core/ec-exec.ts) and adds the shard's own record to it: the write's
+   * version and the head attributes it touched.
+   */
+  private noteStash(tx: Transaction, object: string, version: Eversion, planned: Transaction): void {
+    const head = oidOf(object);
+    let meta: EcStashMeta | undefined;
+    const attrs = new Map<string, Uint8Array>();
+    const written = new Set<string>();
+    for (const o of planned.ops) {
+      if (!('oid' in o) || !sameObject(o.oid, head)) continue;
+      const isStash = o.oid.generation === EC_STASH_GENERATION && o.oid.snap === 'head';
+      const isHead = o.oid.generation === NO_GEN && o.oid.snap === 'head';
+      if (o.op === 'setattrs') {
+        for (const [k, v] of o.attrs) {
+          if (isStash && k === EC_STASH_XATTR) meta = decodeStashMeta(v);
+          else if (isStash) attrs.set(k, v);
+          else if (isHead) written.add(k);
+        }
+      } else if (o.op === 'rmattr' && isHead) written.add(o.name);
+    }
+    if (meta === undefined) {
+      // Planned without a stash (an older primary): nothing to undo with; drop any old one.
+      this.dropStash(tx, object);
+      return;
+    }
+    written.add(PG_OBJ_XATTR);
+    tx.setattr(this.coll, stashOid(head), EC_STASH_RECORD_XATTR, encodeStashRecord(version, [...written].sort()));
+    this.stashes.set(object, { version, meta, attrs, written: [...written].sort() });
+  }
+
+  /**
+   * EC: undoes this shard's last write to `object` from its stash (Ceph's rollback of a
+   * divergent EC entry), leaving it at log version `prior`. A no-op without a stash.
+   */
+  private rollback(tx: Transaction, object: string, prior: Eversion): void {
+    const st = this.stashes.get(object);
+    if (st === undefined) return;
+    const head = oidOf(object);
+    const stash = stashOid(head);
+    for (const id of st.meta.clonesCreated) {
+      if (!this.cloneIds(object).includes(id)) continue;
+      tx.remove(this.coll, cloneOid(head, id));
+      this.noteClone(object, id, false);
+    }
+    if (!st.meta.existed) {
+      this.removeAll(tx, object);
+    } else if (st.meta.whole) {
+      if (this.present.has(object)) tx.remove(this.coll, head);
+      tx.clone(this.coll, stash, head).rmattr(this.coll, head, EC_STASH_XATTR).rmattr(this.coll, head, EC_STASH_RECORD_XATTR);
+      this.present.add(object);
+    } else {
+      if (!this.present.has(object)) tx.touch(this.coll, head);
+      for (const [a, len] of st.meta.ranges) tx.cloneRange(this.coll, stash, head, a, len, a);
+      tx.truncate(this.coll, head, st.meta.oldShardSizeBytes);
+      for (const name of st.written) if (!st.attrs.has(name)) tx.rmattr(this.coll, head, name);
+      if (st.attrs.size > 0) tx.setattrs(this.coll, head, st.attrs);
+      this.present.add(object);
+    }
+    if (st.meta.existed) {
+      const sizeAttr = st.meta.whole ? undefined : st.attrs.get(EC_SIZE_XATTR);
+      const sizeBytes = sizeAttr === undefined ? 0 : decodeEcSize(sizeAttr);
+      tx.setattr(this.coll, head, PG_OBJ_XATTR, encodePgObjInfo({ version: prior, sizeBytes, crc: null }));
+    }
+    tx.remove(this.coll, stash);
+    this.stashes.delete(object);
   }
 
   /**
@@ -537,11 +664,36 @@ export class PgStore {
     for (;;) {
       const page = await this.store.listObjects(this.coll, after, STORE_LIST_PAGE_MAX);
       for (const o of page.objects) {
-        if (o.snap === 'head' || o.namespace === PGMETA_OID.namespace) continue;
+        if (o.snap === 'head' || o.namespace === PGMETA_OID.namespace || o.generation !== NO_GEN) continue;
         const name = objectNameOf(o);
         const ids = out.get(name) ?? [];
         ids.push(o.snap);
         out.set(name, ids);
+      }
+      if (page.next === null) break;
+      after = page.next;
+    }
+    return out;
+  }
+
+  /** EC shards: the rollback stashes in the collection (committed state): the restart load. */
+  async listStashes(): Promise<Map<string, StashRecord>> {
+    const out = new Map<string, StashRecord>();
+    if (!this.ecShard || !(await this.store.collectionExists(this.coll))) return out;
+    let after: ObjectId | undefined;
+    for (;;) {
+      const page = await this.store.listObjects(this.coll, after, STORE_LIST_PAGE_MAX);
+      for (const o of page.objects) {
+        if (o.generation !== EC_STASH_GENERATION || o.snap !== 'head') continue;
+        const attrs = await this.store.getattrs(this.coll, o);
+        const metaB = attrs.get(EC_STASH_XATTR);
+        const recB = attrs.get(EC_STASH_RECORD_XATTR);
+        if (metaB === undefined || recB === undefined) continue; // a stash whose write never got its record: unusable
+        const meta = decodeStashMeta(metaB);
+        const rec = decodeStashRecord(recB);
+        const old = new Map<string, Uint8Array>();
+        if (!meta.whole) for (const [k, v] of attrs) if (k !== EC_STASH_XATTR && k !== EC_STASH_RECORD_XATTR) old.set(k, v);
+        out.set(objectNameOf(o), { version: rec.version, meta, attrs: old, written: rec.written });
       }
       if (page.next === null) break;
       after = page.next;
@@ -556,7 +708,7 @@ export class PgStore {
     let after: ObjectId | undefined;
     for (;;) {
       const page = await this.store.listObjects(this.coll, after, STORE_LIST_PAGE_MAX);
-      for (const o of page.objects) if (o.snap === 'head' && o.namespace !== PGMETA_OID.namespace) out.push(objectNameOf(o));
+      for (const o of page.objects) if (o.snap === 'head' && o.generation === NO_GEN && o.namespace !== PGMETA_OID.namespace) out.push(objectNameOf(o));
       if (page.next === null) break;
       after = page.next;
     }
@@ -586,6 +738,7 @@ export class PgStore {
     while (objects.length < max) {
       const page = await this.store.listObjects(this.coll, after, max - objects.length);
       for (const o of page.objects) {
+        if (o.generation !== NO_GEN) continue; // an EC rollback stash
         const name = objectNameOf(o);
         last = name;
         if (o.snap !== 'head') cloned = name;
@@ -654,6 +807,8 @@ export async function loadPgs(store: ObjectStore): Promise<LoadedPg[]> {
   loadedClones.set(store, clonesByPg);
   const metas = new Map<string, PersistedMeta>();
   loadedMetas.set(store, metas);
+  const stashesByPg = new Map<string, Map<string, StashRecord>>();
+  loadedStashes.set(store, stashesByPg);
   for (const coll of await store.listCollections()) {
     const m = /^(\d+)\.([0-9a-f]+)(s\d+)?_head$/.exec(coll);
     if (m === null) continue;
@@ -669,6 +824,7 @@ export async function loadPgs(store: ObjectStore): Promise<LoadedPg[]> {
     }
     const clones = await ps.listClones();
     clonesByPg.set(pgid, clones);
+    stashesByPg.set(pgid, await ps.listStashes());
     out.push({ pgid, meta, objects, clones });
   }
   return out;

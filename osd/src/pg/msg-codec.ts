@@ -26,6 +26,8 @@ const KIND_CODE = new Map(KINDS.map((k, i) => [k, i] as const));
 const BODY_KINDS: readonly ClientOpBody['kind'][] = ['writeFull', 'write', 'delete', 'read', 'txn', 'probe'];
 /** Struct version written (v2: scrub objects with an optional stored crc and a read-error flag; txn bodies). */
 const V2 = 2;
+/** Struct v3: a repop carrying rollForwardTo (EC), appended; every other message stays v2. */
+const V3 = 3;
 const PUSH_MODES: readonly PushMode[] = ['recovery', 'backfill', 'repair'];
 
 /** A PG message as the messenger carries it. */
@@ -85,7 +87,7 @@ export function encodePgMessage(from: number, msg: PgMessage): EncodedPgMessage 
   assert(KIND_CODE.has(msg.kind), `unknown pg message kind ${msg.kind}`);
   let data: Uint8Array = EMPTY;
   const e = new Encoder(256);
-  e.struct(V2, V2, (b) => {
+  e.struct(msg.kind === 'repop' && msg.rollForwardTo !== undefined ? V3 : V2, V2, (b) => {
     b.u32(from).string(msg.pgid).u32(msg.interval).u8(KIND_CODE.get(msg.kind)!);
     switch (msg.kind) {
       case 'query': case 'backfillDone': case 'backfillDoneAck': case 'purge':
@@ -113,6 +115,7 @@ export function encodePgMessage(from: number, msg: PgMessage): EncodedPgMessage 
         }
         b.bool(msg.applyData);
         encEv(b, msg.trimTo);
+        if (msg.rollForwardTo !== undefined) encEv(b, msg.rollForwardTo);
         break;
       }
       case 'repopAck': encEv(b, msg.version); break;
@@ -164,7 +167,7 @@ function takeData(data: Uint8Array, n: number): Uint8Array {
 export function decodePgMessage(meta: Uint8Array, data: Uint8Array = EMPTY): DecodedPgMessage {
   const d = new Decoder(meta);
   let usedData = false;
-  const out = d.struct(V2, 'pg message', (b, structVersion): DecodedPgMessage => {
+  const out = d.struct(V3, 'pg message', (b, structVersion): DecodedPgMessage => {
     const from = b.u32();
     const pgid = b.string();
     const interval = b.u32();
@@ -207,7 +210,10 @@ export function decodePgMessage(meta: Uint8Array, data: Uint8Array = EMPTY): Dec
             case undefined: throw new AspenError('E_DECODE', 'unknown repop body kind');
             default: return assertNever(bk, 'body kind');
           }
-          return { ...base, kind, prev, entry, body, applyData: b.bool(), trimTo: decEv(b) };
+          const applyData = b.bool();
+          const trimTo = decEv(b);
+          const rollForwardTo = structVersion >= V3 ? decEv(b) : undefined;
+          return { ...base, kind, prev, entry, body, applyData, trimTo, ...(rollForwardTo !== undefined ? { rollForwardTo } : {}) };
         }
         case 'repopAck': return { ...base, kind, version: decEv(b) };
         case 'pull': return { ...base, kind, object: b.string(), need: decEv(b) };

@@ -316,6 +316,20 @@ export class PgCore {
     assert(r.overlap, 'applying a merge without overlap');
     this.log = r.log;
     this.missing = new Map(r.missing);
+    if (this.ecK > 0) {
+      // EC: a divergent write may be on fewer than k shards, and so may the version before
+      // it: each shard undoes its own from its rollback stash (Ceph rollback of divergent
+      // EC entries). The object stays missing here, so recovery still checks it; the shards
+      // rolled back are what it rebuilds from.
+      // A shard keeps one stash per object (its last write; writes to an object are serialized),
+      // so only an object with exactly one divergent entry can be undone this way.
+      const count = new Map<string, number>();
+      for (const d of r.divergent) count.set(d.object, (count.get(d.object) ?? 0) + 1);
+      for (const d of r.divergent) {
+        if (count.get(d.object) !== 1 || evCmp(d.priorVersion, EVERSION_ZERO) === 0 || !r.missing.has(d.object)) continue;
+        ops.push({ kind: 'ecRollback', object: d.object, prior: d.priorVersion });
+      }
+    }
     for (const o of r.removals) {
       ops.push({ kind: 'remove', object: o, version: null });
       this.objects.delete(o);

@@ -209,6 +209,9 @@ function submitWrite(
   const trimTo = trimTarget(pg.log, pg.cfg.pgLogMaxEntries, pg.committedTo);
   pg.trimTo(trimTo);
   const ops = applyBody(pg, entry, bodyForShard(body, pg.shard));
+  // EC: writes durable on every member no longer need their rollback stashes.
+  const rollForwardTo = pg.ecK > 0 ? pg.committedTo : undefined;
+  if (rollForwardTo !== undefined) ops.unshift({ kind: 'rollForward', to: rollForwardTo });
   pg.persist(ops, { kind: 'write', interval: pg.interval, version });
   const f: InflightOp = {
     op, entry, waiting: new Set([pg.whoami, ...pg.writePeers()]), dupOps: [], repops: new Map(), sentAtMs: pg.nowMs, replied: false,
@@ -218,6 +221,7 @@ function submitWrite(
     const applyData = !pg.backfillTargets.includes(p) || watermarkCovers(pg, p, object);
     const msg = {
       kind: 'repop', prev, entry, body: bodyForShard(repBody, pg.ecK > 0 ? shardOf(p) : -1), applyData, trimTo, pgid: pg.pgid, interval: pg.interval,
+      ...(rollForwardTo !== undefined ? { rollForwardTo } : {}),
     } as const;
     f.repops.set(p, msg);
     pg.out.messages.push({ to: p, msg });
@@ -352,6 +356,7 @@ export function onRepop(pg: PgCore, from: number, msg: Extract<PgMessage, { kind
     `repop for ${e.object}, which this replica is missing`);
   if (msg.applyData) pg.missing.delete(e.object);
   const ops = msg.applyData ? applyBody(pg, e, msg.body) : [];
+  if (msg.rollForwardTo !== undefined && pg.ecK > 0) ops.unshift({ kind: 'rollForward', to: msg.rollForwardTo });
   if (msg.applyData) pg.writtenThisInterval.set(e.object, e.version);
   pg.pendingRepops.add(evStr(e.version));
   pg.persist(ops, { kind: 'repop', interval: pg.interval, version: e.version, primary: from });

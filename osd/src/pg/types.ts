@@ -132,6 +132,13 @@ export type StoreOp =
   /** `version` is the log version of a client delete; null for rollbacks, backfill and purges. */
   | { readonly kind: 'remove'; readonly object: string; readonly version: Eversion | null }
   | { readonly kind: 'setMeta'; readonly meta: PgMeta }
+  /**
+   * EC: undo this shard's last write to `object` from its rollback stash (the object returns
+   * to version `prior`); a no-op when the shard holds no stash for it.
+   */
+  | { readonly kind: 'ecRollback'; readonly object: string; readonly prior: Eversion }
+  /** EC: every write up to `to` is durable on every shard: their rollback stashes go (Ceph roll_forward_to). */
+  | { readonly kind: 'rollForward'; readonly to: Eversion }
   /** Removes the PG's collection: every object and the meta. */
   | { readonly kind: 'removePg' };
 
@@ -251,7 +258,8 @@ export type PgMessage =
   | (MsgBase & { readonly kind: 'notify'; readonly meta: PgMeta })
   | (MsgBase & { readonly kind: 'activate'; readonly log: PgLogState; readonly lastEpochStarted: number; readonly backfill: boolean; readonly history: PgHistory })
   | (MsgBase & { readonly kind: 'activateAck'; readonly missing: Missing; readonly backfill: boolean })
-  | (MsgBase & { readonly kind: 'repop'; readonly prev: Eversion; readonly entry: LogEntry; readonly body: ClientOpBody; readonly applyData: boolean; readonly trimTo: Eversion })
+  /** `rollForwardTo` (EC): writes up to it are durable on every member (their stashes may go). */
+  | (MsgBase & { readonly kind: 'repop'; readonly prev: Eversion; readonly entry: LogEntry; readonly body: ClientOpBody; readonly applyData: boolean; readonly trimTo: Eversion; readonly rollForwardTo?: Eversion })
   | (MsgBase & { readonly kind: 'repopAck'; readonly version: Eversion })
   | (MsgBase & { readonly kind: 'pull'; readonly object: string; readonly need: Eversion })
   | (MsgBase & { readonly kind: 'pullReply'; readonly object: string; readonly version: Eversion | null; readonly data: Uint8Array | null })

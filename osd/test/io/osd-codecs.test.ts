@@ -45,7 +45,9 @@ const msgA: fc.Arbitrary<PgMessage> = fc.record({ pgid: fc.constantFrom('1.0', '
   })),
   fc.tuple(logA, fc.nat(1000), fc.boolean(), historyA).map(([log, lastEpochStarted, backfill, history]) => ({ ...base, kind: 'activate' as const, log, lastEpochStarted, backfill, history })),
   fc.boolean().map((backfill) => ({ ...base, kind: 'activateAck' as const, missing: new Map([['o', { need: { epoch: 3, version: 1 }, have: { epoch: 1, version: 1 } }]]), backfill })),
-  fc.tuple(evA, entryA, bodyA, fc.boolean(), evA).map(([prev, entry, body, applyData, trimTo]) => ({ ...base, kind: 'repop' as const, prev, entry, body, applyData, trimTo })),
+  fc.tuple(evA, entryA, bodyA, fc.boolean(), evA, fc.option(evA, { nil: undefined })).map(([prev, entry, body, applyData, trimTo, rollForwardTo]) => ({
+    ...base, kind: 'repop' as const, prev, entry, body, applyData, trimTo, ...(rollForwardTo !== undefined ? { rollForwardTo } : {}),
+  })),
   evA.map((version) => ({ ...base, kind: 'repopAck' as const, version })),
   fc.tuple(nameA, evA).map(([object, need]) => ({ ...base, kind: 'pull' as const, object, need })),
   fc.tuple(nameA, fc.option(evA, { nil: null }), fc.option(bytesA, { nil: null })).map(([object, version, data]) => ({ ...base, kind: 'pullReply' as const, object, version, data })),

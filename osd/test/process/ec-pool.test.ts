@@ -25,7 +25,7 @@ import { OsdTestCluster, REPO_ROOT, tsNodeArgs, waitFor } from '@aspen/test';
 import type { RadosClient } from '@aspen/shared/io/rados.ts';
 import { mapObjectToPg, mapPg } from '@aspen/shared/osdmap/map-placement.ts';
 import { decodeOnode } from '../../src/store/blocks.ts';
-import { collectionName, decodeObjectKey } from '../../src/store/oid.ts';
+import { NO_GEN, collectionName, decodeObjectKey } from '../../src/store/oid.ts';
 import { Transaction } from '../../src/store/transaction.ts';
 import { SqliteObjectStore } from '../../src/io/store-object-store.ts';
 import { Image } from '../../../rbd/src/image/image.ts';
@@ -81,7 +81,7 @@ function shardSizes(storeDir: string, poolId: number): Map<string, number> {
       const m = re.exec(r.cid);
       if (m === null) continue;
       const oid = decodeObjectKey(r.okey);
-      if (oid.namespace !== '' || oid.snap !== 'head') continue;
+      if (oid.namespace !== '' || oid.snap !== 'head' || oid.generation !== NO_GEN) continue; // heads only (no stashes)
       out.set(`${m[1]}/${oid.name}`, decodeOnode(r.body).sizeBytes);
     }
     return out;

@@ -185,6 +185,9 @@ export class SimStore {
           break;
         case 'txn':
           throw new Error('the simulator sends no txn bodies (they are daemon store transactions)');
+        case 'ecRollback':
+        case 'rollForward':
+          throw new Error('the simulator runs replicated PGs only (no EC stashes)');
         case 'removePg':
           s.delete(pgid);
           c = undefined;
