@@ -31,8 +31,8 @@ export interface Gateway {
 }
 
 /** Starts a cluster and a gateway; the caller tears `cluster` down. */
-export async function startGateway(o: { osds?: number; gcDelayMs?: number } = {}): Promise<Gateway> {
-  const cluster = await OsdTestCluster.start({ osds: o.osds ?? 3, pool: '.aspen.s3.data', pgNum: 8 });
+export async function startGateway(o: { osds?: number; gcDelayMs?: number; osdArgs?: string[] } = {}): Promise<Gateway> {
+  const cluster = await OsdTestCluster.start({ osds: o.osds ?? 3, pool: '.aspen.s3.data', pgNum: 8, ...(o.osdArgs === undefined ? {} : { osdArgs: o.osdArgs }) });
   try {
     const port = await freePort();
     const gw = cluster.h.spawn({ name: 's3gw', args: tsNodeArgs(S3GW, ['--mon', cluster.monAddrs, '--listen', `127.0.0.1:${port}`, '--pg-num', '8', '--gc-delay-ms', String(o.gcDelayMs ?? 300)]) });

@@ -22,6 +22,8 @@ import {
 
 /** Most CAS attempts of one index update before answering SlowDown (named limit). */
 export const CAS_ATTEMPTS_MAX = 64;
+/** Most key creations committed in one index op (named limit). */
+export const CREATE_BATCH_MAX = 128;
 /** Stripe removals in flight per delete. */
 export const REMOVES_INFLIGHT_MAX = 8;
 /** Bytes per read op when streaming a GET. */
@@ -43,6 +45,8 @@ function failed(reply: OsdReply): AspenError {
 }
 
 export class S3Store {
+  /** Per bucket id: creations waiting for the group commit (see createBatched). */
+  private readonly creates = new Map<string, PendingCreate[]>();
   constructor(readonly meta: IoCtx, readonly data: IoCtx, private readonly newId: () => string) {}
 
   /** Creates the buckets directory object if missing. */
@@ -205,25 +209,93 @@ export class S3Store {
         continue;
       }
       if (p.set.length === 0 && p.rm.length === 0) return p;
-      const ops: OsdOp[] = [];
-      let pinned = false;
-      for (const g of p.guards) {
-        const raw = raws.get(g);
-        if (raw !== undefined) ops.push({ op: 'omap_cmp', key: g, cmp: 'eq', value: raw });
-        else if (!pinned) {
-          ops.push({ op: 'assert_version', version });
-          pinned = true;
-        }
+      if (p.guards.some((g) => !raws.has(g))) {
+        // Creating a key pins the whole index object: group-commit with this gateway's other creators.
+        assert(!opts.newest, 'creations never need the newest noncurrent version');
+        return this.createBatched(bucketId, key, plan);
       }
-      assert(ops.length > 0, 'an index change is guarded');
-      if (p.rm.length > 0) ops.push({ op: 'omap_rm', keys: p.rm });
-      if (p.set.length > 0) ops.push({ op: 'omap_set', entries: p.set.map(([k, e]): [string, Uint8Array] => [k, encodeRecord(e)]) });
-      const w = await this.meta.operate(obj, ops);
+      const w = await this.meta.operate(obj, [...guardOps(p.guards, raws, version), ...mutationOps([p])]);
       if (w.code === 0) return p;
       if (w.code === 'ENOENT') throw new S3Error('NoSuchBucket', 'The specified bucket does not exist');
       if (w.code !== 'ECANCELED') throw failed(w);
     }
     throw new S3Error('SlowDown', 'too many concurrent writers of this bucket; retry');
+  }
+
+  /**
+   * Group commit of index changes that create keys. Aspen's omap_cmp cannot assert that a
+   * key is absent, so a creation pins the index object's version and creators of different
+   * keys would fail each other's CAS; instead this gateway's creators of one bucket queue
+   * here and a single committer applies up to CREATE_BATCH_MAX of them (distinct keys) in
+   * one op under one assert_version. Across gateways they still retry.
+   */
+  private createBatched<R>(bucketId: string, key: string, plan: (v: KeyView) => Planned<R>): Promise<IndexPlan<R>> {
+    return new Promise<IndexPlan<R>>((resolve, reject) => {
+      let q = this.creates.get(bucketId);
+      if (q === undefined) {
+        q = [];
+        this.creates.set(bucketId, q);
+        void this.commitCreates(bucketId, q);
+      }
+      q.push({ key, plan: plan as (v: KeyView) => Planned<unknown>, resolve: resolve as (p: IndexPlan<unknown>) => void, reject });
+    });
+  }
+
+  private async commitCreates(bucketId: string, q: PendingCreate[]): Promise<void> {
+    await Promise.resolve(); // let the creators of this tick join the first batch
+    while (q.length > 0) {
+      const batch: PendingCreate[] = [];
+      const keys = new Set<string>();
+      for (let i = 0; i < q.length && batch.length < CREATE_BATCH_MAX;) {
+        if (keys.has(q[i]!.key)) { i++; continue; }
+        keys.add(q[i]!.key);
+        batch.push(...q.splice(i, 1));
+      }
+      await this.commitBatch(bucketId, batch).catch((err: unknown) => {
+        for (const c of batch) c.reject(err);
+      });
+    }
+    this.creates.delete(bucketId);
+  }
+
+  private async commitBatch(bucketId: string, batch: PendingCreate[]): Promise<void> {
+    const extra = new Map<PendingCreate, string[]>(batch.map((c) => [c, []]));
+    let live = batch;
+    for (let attempt = 0; attempt < CAS_ATTEMPTS_MAX && live.length > 0; attempt++) {
+      const all = [...new Set(live.flatMap((c) => [c.key, ...extra.get(c)!]))];
+      const r = await this.meta.operate(indexObject(bucketId), [{ op: 'omap_get_vals_by_keys', keys: all }]);
+      if (r.code === 'ENOENT') throw new S3Error('NoSuchBucket', 'The specified bucket does not exist');
+      if (r.code !== 0) throw failed(r);
+      const raws = new Map(r.results[0]?.kind === 'omap' ? r.results[0].entries : []);
+      const decode = (k: string): ObjectEntry | null => { const v = raws.get(k); return v === undefined ? null : decodeRecord<ObjectEntry>(v, 'object'); };
+      const plans: [PendingCreate, IndexPlan<unknown>][] = [];
+      let needMore = false;
+      for (const c of live) {
+        try {
+          const p = c.plan({ key: c.key, head: decode(c.key), others: new Map(extra.get(c)!.map((k) => [k, decode(k)])), newest: null });
+          if (isNeed(p)) {
+            extra.get(c)!.push(...p.need);
+            needMore = true;
+          } else plans.push([c, p]);
+        } catch (err) {
+          c.reject(err);
+          live = live.filter((x) => x !== c);
+        }
+      }
+      if (needMore) continue;
+      const changing = plans.filter(([, p]) => p.set.length > 0 || p.rm.length > 0);
+      for (const [c, p] of plans) if (!changing.some(([x]) => x === c)) c.resolve(p);
+      live = changing.map(([c]) => c);
+      if (changing.length === 0) return;
+      const w = await this.meta.operate(indexObject(bucketId), [...guardOps(changing.flatMap(([, p]) => p.guards), raws, r.version), ...mutationOps(changing.map(([, p]) => p))]);
+      if (w.code === 0) {
+        for (const [c, p] of changing) c.resolve(p);
+        return;
+      }
+      if (w.code === 'ENOENT') throw new S3Error('NoSuchBucket', 'The specified bucket does not exist');
+      if (w.code !== 'ECANCELED') throw failed(w);
+    }
+    if (live.length > 0) throw new S3Error('SlowDown', 'too many concurrent writers of this bucket; retry');
   }
 
   /** One page of the index after `startAfter`, keys starting with `prefix`, in byte order. */
@@ -381,6 +453,32 @@ export class S3Store {
     await this.meta.omapRm(uploadsObject(bucketId), [uploadId]).catch(() => undefined);
     await this.meta.remove(uploadObject(uploadId)).catch(() => undefined);
   }
+}
+
+interface PendingCreate {
+  key: string;
+  plan: (v: KeyView) => Planned<unknown>;
+  resolve: (p: IndexPlan<unknown>) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Guards of index keys as read at `version`: bytes compared, or (absent keys) the object version pinned. */
+function guardOps(guards: readonly string[], raws: ReadonlyMap<string, Uint8Array>, version: bigint): OsdOp[] {
+  const ops: OsdOp[] = [];
+  if (guards.some((g) => !raws.has(g))) ops.push({ op: 'assert_version', version });
+  for (const g of new Set(guards)) {
+    const raw = raws.get(g);
+    if (raw !== undefined) ops.push({ op: 'omap_cmp', key: g, cmp: 'eq', value: raw });
+  }
+  assert(ops.length > 0, 'an index change is guarded');
+  return ops;
+}
+
+function mutationOps(plans: readonly IndexPlan<unknown>[]): OsdOp[] {
+  const rm = plans.flatMap((p) => p.rm);
+  const set = plans.flatMap((p) => p.set.map(([k, e]): [string, Uint8Array] => [k, encodeRecord(e)]));
+  assert(new Set(set.map(([k]) => k)).size === set.length, 'one batch sets each index key once');
+  return [...(rm.length > 0 ? [{ op: 'omap_rm' as const, keys: rm }] : []), ...(set.length > 0 ? [{ op: 'omap_set' as const, entries: set }] : [])];
 }
 
 function isNeed(x: unknown): x is { need: string[] } {
