@@ -17,7 +17,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
@@ -29,6 +29,7 @@ import { NO_GEN, collectionName, decodeObjectKey } from '../../src/store/oid.ts'
 import { Transaction } from '../../src/store/transaction.ts';
 import { SqliteObjectStore } from '../../src/io/store-object-store.ts';
 import { Image } from '../../../rbd/src/image/image.ts';
+import { flipByteOf } from './store-damage.ts';
 
 const OSD_ENTRY = join(REPO_ROOT, 'osd', 'src', 'bin', 'aspen-osd.ts');
 const RBD_ENTRY = join(REPO_ROOT, 'rbd', 'src', 'bin', 'aspen-rbd.ts');
@@ -88,23 +89,6 @@ function shardSizes(storeDir: string, poolId: number): Map<string, number> {
   } finally {
     db.close();
   }
-}
-
-/** Flips one byte of the data file under a stopped OSD's store that holds `marker`. */
-function flipByteOf(storeDir: string, marker: Uint8Array): void {
-  const root = join(storeDir, 'blobs');
-  for (const d of readdirSync(root)) {
-    for (const f of readdirSync(join(root, d))) {
-      const path = join(root, d, f);
-      const raw = readFileSync(path);
-      const at = raw.indexOf(Buffer.from(marker));
-      if (at < 0) continue;
-      raw[at] = raw[at]! ^ 0x40;
-      writeFileSync(path, raw);
-      return;
-    }
-  }
-  throw new Error(`no data file under ${root} holds the marker`);
 }
 
 async function pgState(c: RadosClient, pgid: string): Promise<string> {

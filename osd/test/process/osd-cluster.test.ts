@@ -10,12 +10,13 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MonCluster, ProcessHarness, REPO_ROOT, freePorts, tsNodeArgs, waitFor } from '@aspen/test';
 import { RadosClient, type IoCtx } from '@aspen/shared/io/rados.ts';
 import { mapObjectToPg, mapPg } from '@aspen/shared/osdmap/map-placement.ts';
+import { flipByteOf } from './store-damage.ts';
 
 const OSD_ENTRY = join(REPO_ROOT, 'osd', 'src', 'bin', 'aspen-osd.ts');
 const OSDS = 4;
@@ -100,23 +101,6 @@ async function checkAll(io: IoCtx, acked: Map<string, string>): Promise<void> {
     if (sha(got) !== acked.get(name)) bad.push(name);
   });
   expect(bad).toEqual([]);
-}
-
-/** Finds the data file holding `marker` under a stopped OSD's store and flips one byte of it there. */
-function flipByteOf(storeDir: string, marker: Uint8Array): string {
-  const root = join(storeDir, 'blobs');
-  for (const d of readdirSync(root)) {
-    for (const f of readdirSync(join(root, d))) {
-      const path = join(root, d, f);
-      const raw = readFileSync(path);
-      const at = raw.indexOf(Buffer.from(marker));
-      if (at < 0) continue;
-      raw[at] = raw[at]! ^ 0x40;
-      writeFileSync(path, raw);
-      return path;
-    }
-  }
-  throw new Error(`no data file under ${root} holds the marker`);
 }
 
 /** Runs a TypeScript CLI entry point; resolves with its stdout. @throws Error (with stderr) on a non-zero exit. */
