@@ -183,8 +183,9 @@ export async function executeOps(ctx: ExecContext, ops: readonly OsdOp[]): Promi
         case 'omap_cmp': {
           if (oi === null) return fail('ENOENT', 'object does not exist', curVersion);
           const got = await store.omapGetValuesByKeys(coll, oid, [op.key]);
-          const actual = got.get(op.key);
-          if (actual === undefined) return fail('ECANCELED', `omap key ${op.key} does not exist`, curVersion);
+          // A missing key compares as an empty value (Ceph do_osd_ops OMAP_CMP), so
+          // `omap_cmp key eq ""` asserts that a key is absent.
+          const actual = got.get(op.key) ?? new Uint8Array(0);
           if (!cmpHolds(op.cmp, actual, op.value)) return fail('ECANCELED', `omap key ${op.key} comparison (${op.cmp}) failed`, curVersion);
           break;
         }

@@ -91,6 +91,9 @@ describe('compound op execution (PrimaryLogPG::do_osd_ops)', () => {
     expect(p2.results[0]).toMatchObject({ kind: 'keys', keys: ['c'], more: false });
     expect((await run([{ op: 'omap_cmp', key: 'a', cmp: 'eq', value: b('9') }, { op: 'omap_rm', keys: ['a'] }])).code).toBe('ECANCELED');
     expect((await run([{ op: 'omap_cmp', key: 'a', cmp: 'eq', value: b('1') }, { op: 'omap_rm', keys: ['a'] }])).code).toBe(0);
+    // A missing key compares as empty (Ceph): `eq ""` asserts absence, and fails while present.
+    expect((await run([{ op: 'omap_cmp', key: 'a', cmp: 'eq', value: b('') }, { op: 'omap_set', entries: [['a', b('new')]] }])).code).toBe(0);
+    expect((await run([{ op: 'omap_cmp', key: 'a', cmp: 'eq', value: b('') }, { op: 'omap_set', entries: [['a', b('newer')]] }])).code).toBe('ECANCELED');
     const xs = await run([{ op: 'getxattrs' }]);
     expect((xs.results[0] as { entries: [string, Uint8Array][] }).entries.map(([k]) => k)).toEqual(['k']);
   });
