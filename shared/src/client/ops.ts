@@ -21,6 +21,7 @@ export type OsdOp =
   | { op: 'assert_exists' }
   | { op: 'assert_version'; version: bigint }
   | { op: 'cmpxattr'; name: string; cmp: CmpOp; value: Uint8Array }
+  /** A missing key compares as an empty value (Ceph OMAP_CMP): `eq` with an empty value asserts absence. */
   | { op: 'omap_cmp'; key: string; cmp: CmpOp; value: Uint8Array }
   // mutations
   | { op: 'create'; exclusive: boolean }
