@@ -7,8 +7,8 @@
  * failed upload never exposes a partial object — it can leave unreferenced stripes
  * (garbage; see ARCHITECTURE.md "Known gaps"). Index updates are CAS: an existing key is
  * replaced with `omap_cmp eq <exact old bytes>`, an absent key is created under
- * `assert_version` of the index object, so concurrent writers of one key serialize and the
- * loser re-evaluates its conditions.
+ * `omap_cmp eq ""` (a missing key compares as empty), so concurrent writers of one key
+ * serialize and the loser re-evaluates its conditions; writers of different keys do not meet.
  */
 import { AspenError, assert } from '@aspen/shared';
 import type { IoCtx } from '@aspen/shared/io/rados.ts';
@@ -192,8 +192,7 @@ export class S3Store {
   /**
    * Changes the index entries of `key` as `plan` says (core/versioning.ts), atomically with
    * respect to other writers: every guarded key must still hold the bytes read (omap_cmp eq),
-   * and a guarded key that was absent pins the whole index object (assert_version — Aspen's
-   * omap_cmp fails on a missing key, see ARCHITECTURE.md). `plan` may throw (a failed
+   * and a guarded key that was absent must still be (omap_cmp eq ""). `plan` may throw (a failed
    * precondition); when another writer gets in between, it runs again on a fresh read.
    * @returns the committed plan (its `garbage` versions' data is the caller's to remove)
    * @throws S3Error NoSuchBucket, SlowDown, or what `plan` throws
@@ -202,7 +201,7 @@ export class S3Store {
     const obj = indexObject(bucketId);
     const extra: string[] = [];
     for (let attempt = 0; attempt < CAS_ATTEMPTS_MAX; attempt++) {
-      const { version, raws, view } = await this.readKey(bucketId, key, extra, opts.newest);
+      const { raws, view } = await this.readKey(bucketId, key, extra, opts.newest);
       const p = plan(view);
       if (isNeed(p)) {
         extra.push(...p.need.filter((k) => !extra.includes(k)));
@@ -210,11 +209,11 @@ export class S3Store {
       }
       if (p.set.length === 0 && p.rm.length === 0) return p;
       if (p.guards.some((g) => !raws.has(g))) {
-        // Creating a key pins the whole index object: group-commit with this gateway's other creators.
+        // Creations group-commit with this gateway's other creators of the bucket (one op for many keys).
         assert(!opts.newest, 'creations never need the newest noncurrent version');
         return this.createBatched(bucketId, key, plan);
       }
-      const w = await this.meta.operate(obj, [...guardOps(p.guards, raws, version), ...mutationOps([p])]);
+      const w = await this.meta.operate(obj, [...guardOps(p.guards, raws), ...mutationOps([p])]);
       if (w.code === 0) return p;
       if (w.code === 'ENOENT') throw new S3Error('NoSuchBucket', 'The specified bucket does not exist');
       if (w.code !== 'ECANCELED') throw failed(w);
@@ -223,11 +222,10 @@ export class S3Store {
   }
 
   /**
-   * Group commit of index changes that create keys. Aspen's omap_cmp cannot assert that a
-   * key is absent, so a creation pins the index object's version and creators of different
-   * keys would fail each other's CAS; instead this gateway's creators of one bucket queue
-   * here and a single committer applies up to CREATE_BATCH_MAX of them (distinct keys) in
-   * one op under one assert_version. Across gateways they still retry.
+   * Group commit of index changes that create keys: this gateway's creators of one bucket
+   * queue here and a single committer applies up to CREATE_BATCH_MAX of them (distinct keys)
+   * in one op, each key guarded on its own (omap_cmp), so a batch fails only where another
+   * writer (this gateway or another) got to one of its keys first; then it re-plans.
    */
   private createBatched<R>(bucketId: string, key: string, plan: (v: KeyView) => Planned<R>): Promise<IndexPlan<R>> {
     return new Promise<IndexPlan<R>>((resolve, reject) => {
@@ -287,7 +285,7 @@ export class S3Store {
       for (const [c, p] of plans) if (!changing.some(([x]) => x === c)) c.resolve(p);
       live = changing.map(([c]) => c);
       if (changing.length === 0) return;
-      const w = await this.meta.operate(indexObject(bucketId), [...guardOps(changing.flatMap(([, p]) => p.guards), raws, r.version), ...mutationOps(changing.map(([, p]) => p))]);
+      const w = await this.meta.operate(indexObject(bucketId), [...guardOps(changing.flatMap(([, p]) => p.guards), raws), ...mutationOps(changing.map(([, p]) => p))]);
       if (w.code === 0) {
         for (const [c, p] of changing) c.resolve(p);
         return;
@@ -462,17 +460,20 @@ interface PendingCreate {
   reject: (err: unknown) => void;
 }
 
-/** Guards of index keys as read at `version`: bytes compared, or (absent keys) the object version pinned. */
-function guardOps(guards: readonly string[], raws: ReadonlyMap<string, Uint8Array>, version: bigint): OsdOp[] {
+/**
+ * Guards of index keys as read: each key must still hold the bytes read, and an absent key
+ * must still be absent — `omap_cmp eq ""` (a missing key compares as empty, as in Ceph; index
+ * values are never empty). Writers of different keys never fail each other's guards.
+ */
+function guardOps(guards: readonly string[], raws: ReadonlyMap<string, Uint8Array>): OsdOp[] {
   const ops: OsdOp[] = [];
-  if (guards.some((g) => !raws.has(g))) ops.push({ op: 'assert_version', version });
-  for (const g of new Set(guards)) {
-    const raw = raws.get(g);
-    if (raw !== undefined) ops.push({ op: 'omap_cmp', key: g, cmp: 'eq', value: raw });
-  }
+  for (const g of new Set(guards)) ops.push({ op: 'omap_cmp', key: g, cmp: 'eq', value: raws.get(g) ?? ABSENT });
   assert(ops.length > 0, 'an index change is guarded');
   return ops;
 }
+
+/** What `omap_cmp` compares a missing key as. */
+const ABSENT = new Uint8Array(0);
 
 function mutationOps(plans: readonly IndexPlan<unknown>[]): OsdOp[] {
   const rm = plans.flatMap((p) => p.rm);
