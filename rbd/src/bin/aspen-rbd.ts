@@ -124,7 +124,9 @@ program.command('info').argument('<image>', '[POOL/]IMG[@SNAP]').description('sh
     const dataPool = h.dataPoolId === null ? null : ioctxOfPoolId(client, h.dataPoolId).poolName;
     const info = infoObject(s.image, h, dataPool, snap?.sizeBytes);
     if (snap !== undefined) Object.assign(info, { snapshot: snap.name, snap_id: Number(snap.id), protected: snap.protected });
-    const parent = h.parent === null ? null : await describeParent(client, h.parent);
+    // The overlap of the head, or of the snapshot asked about (a flattened clone keeps its parent for its snapshots only).
+    const overlapBytes = h.parent === null ? 0 : (snap?.parentOverlapBytes ?? h.parent.overlapBytes);
+    const parent = h.parent === null || overlapBytes === 0 ? null : await describeParent(client, { ...h.parent, overlapBytes });
     if (parent !== null) Object.assign(info, { parent: { pool: parent.pool, image: parent.image, snapshot: parent.snapshot, overlap: parent.overlapBytes } });
     if (json()) return out(JSON.stringify(info));
     out(`rbd image '${s.image}':\n\tsize ${formatSize(info['size'] as number)} in ${info['objects'] as number} objects\n\torder ${h.order} (${formatSize(2 ** h.order)} objects)\n\tsnapshot_count: ${h.snaps.length}\n\tid: ${h.id}${dataPool !== null ? `\n\tdata_pool: ${dataPool}` : ''}\n\tblock_name_prefix: ${h.objectPrefix}\n\tformat: 2\n\tfeatures: ${(info['features'] as string[]).join(', ')}${h.createTimestampMs > 0 ? `\n\tcreate_timestamp: ${String(info['create_timestamp'])}` : ''}${snap !== undefined ? `\n\tprotected: ${snap.protected ? 'True' : 'False'}` : ''}${h.lock !== null ? `\n\tlocked by: ${h.lock.owner}` : ''}${parent !== null ? `\n\tparent: ${parent.pool}/${parent.image}@${parent.snapshot}\n\toverlap: ${formatSize(parent.overlapBytes)}` : ''}`);

@@ -84,14 +84,16 @@ export async function imageChildren(client: RadosClient, pool: string, image: st
  * Flattens clone `pool/image` (librbd flatten): copies up the overlap, drops the parent link,
  * then the `rbd_children` record (so the parent snapshot can be unprotected). Takes the
  * exclusive lock (`breakLock` to break another holder's).
- * @throws AspenError EINVAL when not a clone; EBUSY when locked; E_UNSUPPORTED with snapshots.
+ * A clone with snapshots keeps its parent for them (and its children record) until the last
+ * of those snapshots is removed.
+ * @throws AspenError EINVAL when not a clone; EBUSY when locked.
  */
 export async function flattenImage(client: RadosClient, pool: string, image: string, o: { breakLock?: boolean; onProgress?: (done: number, total: number) => void } = {}): Promise<void> {
   const img = await Image.open(client, pool, image, { breakLock: o.breakLock ?? false });
   try {
-    const parent = await img.flatten(o.onProgress);
-    assert(img.header.parent === null, 'flattened');
-    await removeChild(client, parent, { poolId: poolIdOf(client, pool), poolName: pool, imageId: img.id });
+    const { parent, detached } = await img.flatten(o.onProgress);
+    assert(!detached || img.header.parent === null, 'flattened');
+    if (detached) await removeChild(client, parent, { poolId: poolIdOf(client, pool), poolName: pool, imageId: img.id });
   } finally {
     await img.close();
   }

@@ -43,6 +43,18 @@ export interface SnapInfo {
   readonly protected: boolean;
   /** Creation time, ms since the epoch (0 when unknown). */
   readonly timestampMs: number;
+  /**
+   * A clone's parent overlap when the snapshot was taken (Ceph cls_rbd snapshot
+   * `parent_overlap`): what reads at this snapshot see of the parent, even after the head was
+   * flattened. Undefined: not recorded (the image was not a clone then, or an older record —
+   * those read with the head's overlap).
+   */
+  readonly parentOverlapBytes?: number;
+}
+
+/** Whether reads at snapshot `s` of a clone with parent overlap `headOverlapBytes` still reach the parent. */
+export function snapReadsParent(s: SnapInfo): boolean {
+  return s.parentOverlapBytes === undefined || s.parentOverlapBytes > 0;
 }
 
 /**
@@ -140,12 +152,20 @@ export function snapshotKey(id: bigint): string {
 
 /** Encodes a snapshot record. */
 export function encodeSnap(s: SnapInfo): Uint8Array {
-  return new Encoder(64).struct(V1, 1, (e) => e.u64(s.id).string(s.name).u53(s.sizeBytes).bool(s.protected).u53(s.timestampMs)).finish();
+  // v2 appends the parent overlap; a record without one stays v1.
+  const v2 = s.parentOverlapBytes !== undefined;
+  return new Encoder(64).struct(v2 ? 2 : V1, 1, (e) => {
+    e.u64(s.id).string(s.name).u53(s.sizeBytes).bool(s.protected).u53(s.timestampMs);
+    if (v2) e.u53(s.parentOverlapBytes!);
+  }).finish();
 }
 /** Decodes a snapshot record. @throws AspenError E_DECODE */
 export function decodeSnap(b: Uint8Array): SnapInfo {
   const d = new Decoder(b);
-  const s = d.struct(V1, 'rbd snapshot', () => ({ id: d.u64(), name: d.string(), sizeBytes: d.u53(), protected: d.bool(), timestampMs: d.u53() }));
+  const s = d.struct(2, 'rbd snapshot', (_, v): SnapInfo => {
+    const base = { id: d.u64(), name: d.string(), sizeBytes: d.u53(), protected: d.bool(), timestampMs: d.u53() };
+    return v >= 2 ? { ...base, parentOverlapBytes: d.u53() } : base;
+  });
   d.done('rbd snapshot');
   return s;
 }

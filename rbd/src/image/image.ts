@@ -28,12 +28,12 @@
  * overlap leave an (empty or zeroed) object behind so parent data cannot show through.
  */
 import { AspenError, assert } from '@aspen/shared';
-import { ioctxOfPoolId, listChildren } from './children.ts';
+import { ioctxOfPoolId, listChildren, poolIdOf, removeChild } from './children.ts';
 import type { OsdOp, OsdReply } from '@aspen/shared/client/ops.ts';
 import type { IoCtx, RadosClient } from '@aspen/shared/io/rados.ts';
 import type { WatchHandle, WatchNotification } from '@aspen/shared/io/rados-watch.ts';
 import {
-  HEADER_KEYS, LOCK_XATTR, decodeNotification, encodeLock, encodeNotification, encodeParent, encodeSnap, encodeU64, snapContextOf, snapshotKey,
+  HEADER_KEYS, LOCK_XATTR, decodeNotification, encodeLock, encodeNotification, encodeParent, encodeSnap, encodeU64, snapContextOf, snapReadsParent, snapshotKey,
   type HeaderNotification, type ImageHeader, type LockOwner, type ParentSpec, type SnapInfo,
 } from './header.ts';
 import { checkName, dataObjectName, headerObjectName, mapExtent, objectCount, IMAGE_SIZE_MAX_BYTES } from './layout.ts';
@@ -170,17 +170,30 @@ export class Image {
   get parentInfo(): { spec: string; overlapBytes: number } | null {
     const p = this.h.parent;
     const pi = this.parentImg;
-    if (p === null || pi === null) return null;
-    return { spec: `${p.poolName}/${pi.name}@${pi.snap?.name ?? '?'}`, overlapBytes: p.overlapBytes };
+    const overlapBytes = this.parentOverlapBytes;
+    // A flattened head whose snapshots still read the parent shows no parent (as `rbd info`).
+    if (p === null || pi === null || overlapBytes === 0) return null;
+    return { spec: `${p.poolName}/${pi.name}@${pi.snap?.name ?? '?'}`, overlapBytes };
   }
 
   /** The image range `[start, end)` of object `objectNo` that reads through to the parent, or null. */
   private parentRange(objectNo: number): { start: number; end: number } | null {
-    const p = this.h.parent;
-    if (p === null || this.parentImg === null) return null;
+    const overlap = this.parentOverlapBytes;
+    if (overlap === 0 || this.parentImg === null) return null;
     const start = objectNo * this.objectSizeBytes;
-    if (start >= p.overlapBytes) return null;
-    return { start, end: Math.min(start + this.objectSizeBytes, p.overlapBytes) };
+    if (start >= overlap) return null;
+    return { start, end: Math.min(start + this.objectSizeBytes, overlap) };
+  }
+
+  /**
+   * Bytes of the parent this handle reads through to: the head's overlap, or at a snapshot the
+   * overlap recorded with it (Ceph's per-snapshot parent overlap; the head's for older
+   * records). 0 when not a clone, or flattened.
+   */
+  private get parentOverlapBytes(): number {
+    const p = this.h.parent;
+    if (p === null) return 0;
+    return this.snap?.parentOverlapBytes ?? p.overlapBytes;
   }
 
   /**
@@ -561,7 +574,7 @@ export class Image {
     try {
       await updateHeader(this.io, this.h.id, (h) => {
         if (h.snaps.some((s) => s.name === name)) throw new AspenError('EEXIST', `snapshot '${name}' already exists`);
-        info = { id, name, sizeBytes: h.sizeBytes, protected: false, timestampMs };
+        info = { id, name, sizeBytes: h.sizeBytes, protected: false, timestampMs, ...(h.parent !== null ? { parentOverlapBytes: h.parent.overlapBytes } : {}) };
         return [{ op: 'omap_set', entries: [[snapshotKey(id), encodeSnap(info)], [HEADER_KEYS.snapSeq, encodeU64(id > h.snapSeq ? id : h.snapSeq)]] }];
       });
     } catch (err) {
@@ -584,14 +597,20 @@ export class Image {
     const snapNow = this.findSnap(await this.refresh(), name);
     if ((await listChildren(this.io, this.h.id, snapNow.id)).length > 0) throw new AspenError('EBUSY', `snapshot '${name}' has clones: flatten or remove them first`);
     let removed: SnapInfo | null = null;
+    let detached: ParentSpec | null = null;
     await updateHeader(this.io, this.h.id, (h) => {
       const s = this.findSnap(h, name);
       if (s.protected) throw new AspenError('EBUSY', `snapshot '${name}' is protected from removal: unprotect it first`);
       removed = s;
-      return [{ op: 'omap_rm', keys: [snapshotKey(s.id)] }];
+      const keys = [snapshotKey(s.id)];
+      // A flattened clone keeps its parent only for its snapshots: the last one takes it along.
+      detached = h.parent !== null && h.parent.overlapBytes === 0 && !h.snaps.some((x) => x.id !== s.id && snapReadsParent(x)) ? h.parent : null;
+      if (detached !== null) keys.push(HEADER_KEYS.parent);
+      return [{ op: 'omap_rm', keys }];
     });
     assert(removed !== null, 'snapshot found');
     await this.client.selfmanagedSnapRemove(this.dataIo.poolName, (removed as SnapInfo).id);
+    if (detached !== null) await removeChild(this.client, detached, { poolId: poolIdOf(this.client, this.io.poolName), poolName: this.io.poolName, imageId: this.h.id });
     await this.notifyHeaderUpdate();
     await this.refresh();
   }
@@ -636,16 +655,17 @@ export class Image {
    * the parent link from the header; the caller then drops the `rbd_children` record. Needs
    * the exclusive lock.
    * @param onProgress called with (objects done, objects total).
-   * @returns the parent spec that was dropped.
-   * @throws AspenError EINVAL when not a clone; E_UNSUPPORTED with snapshots (they would lose
-   *   their parent: not in this slice); EPERM without the lock.
+   * A clone with snapshots that still read through to the parent keeps the parent link for
+   * them, with the head's overlap set to 0 (Ceph keeps the parent of a flattened clone's
+   * snapshots); the last such snapshot's removal drops it (snapRemove).
+   * @returns the parent spec, and whether the link is gone (the caller then drops the children record).
+   * @throws AspenError EINVAL when not a clone (or already flattened); EPERM without the lock.
    */
-  async flatten(onProgress?: (done: number, total: number) => void): Promise<ParentSpec> {
+  async flatten(onProgress?: (done: number, total: number) => void): Promise<{ parent: ParentSpec; detached: boolean }> {
     this.checkWritable();
     await this.refresh();
     const p = this.h.parent;
-    if (p === null || this.parentImg === null) throw new AspenError('EINVAL', `image '${this.name}' is not a clone (it has no parent)`);
-    if (this.h.snaps.length > 0) throw new AspenError('E_UNSUPPORTED', `image '${this.name}' has snapshots: flattening a clone with snapshots is not supported yet`);
+    if (p === null || this.parentImg === null || p.overlapBytes === 0) throw new AspenError('EINVAL', `image '${this.name}' is not a clone (it has no parent)`);
     const total = objectCount(p.overlapBytes, this.objectSizeBytes);
     let done = 0;
     await forEachLimit(Array.from({ length: total }, (_, i) => i), IMAGE_OPS_INFLIGHT_MAX, async (n) => {
@@ -662,15 +682,18 @@ export class Image {
       } else checkReply(st);
       onProgress?.(++done, total);
     });
+    let detached = true;
     await updateHeader(this.io, this.h.id, (h) => {
       if (h.parent === null) return null;
       assert(h.parent.imageId === p.imageId && h.parent.snapId === p.snapId, 'the parent does not change under a flatten');
-      return [{ op: 'omap_rm', keys: [HEADER_KEYS.parent] }];
+      detached = !h.snaps.some(snapReadsParent);
+      if (detached) return [{ op: 'omap_rm', keys: [HEADER_KEYS.parent] }];
+      return [{ op: 'omap_set', entries: [[HEADER_KEYS.parent, encodeParent({ ...h.parent, overlapBytes: 0 })]] }];
     });
     await this.notifyHeaderUpdate();
     await this.refresh();
-    assert(this.parentImg === null && this.h.parent === null, 'flattened');
-    return p;
+    assert(detached ? this.parentImg === null && this.h.parent === null : this.h.parent?.overlapBytes === 0, 'flattened');
+    return { parent: p, detached };
   }
 
   /**
@@ -685,6 +708,15 @@ export class Image {
     await this.refresh();
     const s = this.findSnap(this.h, name);
     if (s.sizeBytes !== this.h.sizeBytes) await this.resize(s.sizeBytes, { allowShrink: true });
+    // A clone's head reads the parent as the snapshot did (Ceph restores the parent overlap):
+    // objects absent at the snapshot are removed below and must show the parent's bytes again.
+    const snapOverlap = s.parentOverlapBytes;
+    if (this.h.parent !== null && snapOverlap !== undefined && snapOverlap !== this.h.parent.overlapBytes) {
+      await updateHeader(this.io, this.h.id, (h) => (h.parent === null ? null : [{ op: 'omap_set', entries: [[HEADER_KEYS.parent, encodeParent({ ...h.parent, overlapBytes: Math.min(snapOverlap, h.sizeBytes) })]] }]));
+      await this.notifyHeaderUpdate();
+      await this.refresh();
+      await this.openParent(0);
+    }
     const total = objectCount(s.sizeBytes, this.objectSizeBytes);
     let done = 0;
     await forEachLimit(Array.from({ length: total }, (_, i) => i), IMAGE_OPS_INFLIGHT_MAX, async (n) => {

@@ -17,6 +17,15 @@ describe('header records', () => {
     expect(hex(encodeLock({ owner: 'client.a', cookie: 'auto 1' }))).toBe(LOCK_V1);
     expect(decodeLock(Buffer.from(LOCK_V1, 'hex'))).toEqual({ owner: 'client.a', cookie: 'auto 1' });
   });
+  it('a snapshot of a clone records its parent overlap (v2); v1 records decode without it', () => {
+    const snap = { id: 9n, name: 'k1', sizeBytes: 8 << 20, protected: false, timestampMs: 5, parentOverlapBytes: 3 << 20 };
+    expect(decodeSnap(encodeSnap(snap))).toEqual(snap);
+    expect(decodeSnap(encodeSnap({ ...snap, parentOverlapBytes: 0 })).parentOverlapBytes).toBe(0);
+    const { parentOverlapBytes: _, ...plain } = snap;
+    expect(decodeSnap(encodeSnap(plain))).toEqual(plain);
+    expect('parentOverlapBytes' in decodeSnap(encodeSnap(plain))).toBe(false);
+  });
+
   it('builds a header from omap entries, snapshots newest first, and its snap context', () => {
     const entries = newHeaderEntries({ id: 'ab12cd34', sizeBytes: 1 << 30, order: 22, objectPrefix: 'rbd_data.ab12cd34', features: 4n, createTimestampMs: 7 });
     const s = (id: bigint): [string, Uint8Array] => [snapshotKey(id), encodeSnap({ id, name: `s${id}`, sizeBytes: 10, protected: false, timestampMs: 0 })];

@@ -117,6 +117,36 @@ describe('aspen-rbd clones and diffs (3 mons + 3 OSDs)', () => {
     expect((await ok('children', 'parent@s1')).trim()).toBe('rbd/child');
     expect((await rbd('snap', 'unprotect', 'parent@s1')).code).toBe(16);
 
+    // A clone with a snapshot (Ceph: the flattened clone keeps its parent for the snapshots):
+    // flatten copies the head up and hides the parent from `info`, but the snapshot still reads
+    // through to it and the parent snapshot stays in use; rollback to the snapshot restores its
+    // overlap; removing the last such snapshot drops the link and the children record.
+    await ok('clone', 'parent@s1', 'child3');
+    const c3 = await open('child3');
+    const atK1 = new Uint8Array(model);
+    const w3 = randomBytes(5000);
+    await c3.write(MiB + 17, w3);
+    atK1.set(w3, MiB + 17);
+    await c3.snapCreate('k1');
+    const c3Head = new Uint8Array(atK1);
+    const w4 = randomBytes(3000);
+    await c3.write(5 * MiB, w4);
+    c3Head.set(w4, 5 * MiB);
+    await c3.close();
+    await ok('flatten', 'child3');
+    expect((JSON.parse(await ok('info', 'child3', '-f', 'json')) as { parent?: unknown }).parent).toBeUndefined();
+    expect((await ok('children', 'parent@s1')).split('\n')).toContain('rbd/child3');
+    expect(eqBytes(await readAll('child3'), c3Head)).toBe(true);
+    expect(eqBytes(await readAll('child3', 'k1'), atK1)).toBe(true);
+    await ok('snap', 'rollback', 'child3@k1');
+    expect(eqBytes(await readAll('child3'), atK1)).toBe(true);
+    await ok('flatten', 'child3');
+    await ok('snap', 'rm', 'child3@k1');
+    expect((await ok('children', 'parent@s1')).split('\n')).not.toContain('rbd/child3');
+    expect((await rbd('flatten', 'child3')).code).toBe(22); // no parent left
+    expect(eqBytes(await readAll('child3'), atK1)).toBe(true);
+    await ok('rm', 'child3');
+
     // Flatten (needs the lock, so close the writer), then unprotect and even remove s1: the child keeps its bytes.
     expect((await rbd('flatten', 'child')).code).toBe(16); // cw holds the lock
     await cw.close();
