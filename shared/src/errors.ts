@@ -29,6 +29,13 @@ export const ERROR_CATALOG = {
   E_DECODE: { retryable: false, doc: 'Bytes on the wire or on disk could not be decoded (truncated, wrong version, bad field).' },
   E_PG_INCOMPLETE: { retryable: true, doc: 'The placement group lacks enough members (fewer than min_size) to serve the operation.' },
   E_UNSUPPORTED: { retryable: false, doc: 'The operation or encoding version is not supported by this build.' },
+  ENOTDIR: { retryable: false, doc: 'A path component or the target of a directory operation is not a directory (POSIX).' },
+  EISDIR: { retryable: false, doc: 'The target is a directory where a non-directory is needed (POSIX unlink, rename over a directory).' },
+  ENAMETOOLONG: { retryable: false, doc: 'A file name exceeds 255 bytes or a symlink target exceeds 4095 bytes (POSIX NAME_MAX/PATH_MAX).' },
+  ENODATA: { retryable: false, doc: 'The named extended attribute does not exist (POSIX getxattr/removexattr, XATTR_REPLACE).' },
+  EMLINK: { retryable: false, doc: 'The file already has the maximum number of hard links (POSIX LINK_MAX).' },
+  E2BIG: { retryable: false, doc: 'An extended attribute value exceeds the size limit (Linux setxattr XATTR_SIZE_MAX).' },
+  ERANGE: { retryable: false, doc: 'An extended attribute name is empty or longer than 255 bytes (Linux setxattr).' },
 } as const satisfies Record<string, { retryable: boolean; doc: string }>;
 
 /** A stable error code; see {@link ERROR_CATALOG}. */

@@ -143,6 +143,13 @@ export const NBD_ERRNO_BY_CODE: { readonly [K in ErrorCode]: NbdErrno } = {
   E_DECODE: NBD_EINVAL,
   E_PG_INCOMPLETE: NBD_EIO,
   E_UNSUPPORTED: NBD_ENOTSUP,
+  ENOTDIR: NBD_EINVAL,
+  EISDIR: NBD_EINVAL,
+  ENAMETOOLONG: NBD_EINVAL,
+  ENODATA: NBD_EIO,
+  EMLINK: NBD_EIO,
+  E2BIG: NBD_EINVAL,
+  ERANGE: NBD_EINVAL,
 };
 
 /** Why an NBD error value is returned, for logs and NBD_REPLY_TYPE_ERROR messages. */

@@ -91,6 +91,13 @@ export const ASPEN_TO_S3: Readonly<Record<ErrorCode, S3ErrorCode>> = {
   E_DECODE: 'InternalError',
   E_PG_INCOMPLETE: 'ServiceUnavailable',
   E_UNSUPPORTED: 'NotImplemented',
+  ENOTDIR: 'InvalidArgument',
+  EISDIR: 'InvalidArgument',
+  ENAMETOOLONG: 'KeyTooLongError',
+  ENODATA: 'InternalError',
+  EMLINK: 'InternalError',
+  E2BIG: 'InvalidArgument',
+  ERANGE: 'InvalidArgument',
 };
 
 /** The S3 error for any thrown value. */
