@@ -16,8 +16,8 @@ import { renderPlain } from './aspen-render.ts';
 
 /** errno values for exit statuses (Linux). */
 const ERRNO: Partial<Record<ErrorCode, number>> = {
-  EPERM: 1, ENOENT: 2, EIO: 5, EAGAIN_NO_QUORUM: 11, EBUSY: 16, EEXIST: 17, EINVAL: 22, ENOSPC: 28,
-  ETIMEDOUT: 110, ECONNREFUSED: 111, E_UNSUPPORTED: 95,
+  EPERM: 1, ENOENT: 2, EIO: 5, E2BIG: 7, EAGAIN_NO_QUORUM: 11, EBUSY: 16, EEXIST: 17, ENOTDIR: 20, EISDIR: 21, EINVAL: 22, ENOSPC: 28,
+  EMLINK: 31, ERANGE: 34, ENAMETOOLONG: 36, ENOTEMPTY: 39, ENODATA: 61, ETIMEDOUT: 110, ECONNREFUSED: 111, E_UNSUPPORTED: 95,
 };
 
 interface GlobalOpts {

@@ -7,6 +7,7 @@
  */
 import { AspenError, Decoder, Encoder } from '@aspen/shared';
 import { z } from 'zod';
+import { fsMutatingSchemas, fsReadSchemas } from './fs-schema.ts';
 
 const ENVELOPE_V = 1;
 
@@ -111,6 +112,8 @@ export const mutatingCommandSchema = z.discriminatedUnion('prefix', [
   z.object({ prefix: z.literal('s3 user rm'), uid: s3Uid }),
   z.object({ prefix: z.literal('s3 key create'), uid: s3Uid, access_key: s3AccessKey, secret_key: s3SecretKey }),
   z.object({ prefix: z.literal('s3 key rm'), access_key: s3AccessKey }),
+  // Filesystems and their namespaces (fs-schema.ts, fs-commands.ts).
+  ...fsMutatingSchemas,
 ]);
 
 /** A state-changing command. */
@@ -138,6 +141,7 @@ export const readCommandSchema = z.discriminatedUnion('prefix', [
   z.object({ prefix: z.literal('s3 user ls') }),
   z.object({ prefix: z.literal('s3 user info'), uid: s3Uid }),
   z.object({ prefix: z.literal('s3 key get'), access_key: s3AccessKey }),
+  ...fsReadSchemas,
 ]);
 
 /** A read-only command. */

@@ -12,7 +12,7 @@ import * as crushOps from './crush-ops.ts';
 import { CRUSH_ITEM_NONE } from '@aspen/shared/crush/types.ts';
 
 /** Extract of the command union for OSDMap commands. */
-export type OsdMapCommand = Exclude<MutatingCommand, { prefix: 'pg stats' | 'config set' | 'config rm' | 'mon init' | 's3 user create' | 's3 user rm' | 's3 key create' | 's3 key rm' }>;
+export type OsdMapCommand = Exclude<MutatingCommand, { prefix: 'pg stats' | 'config set' | 'config rm' | 'mon init' | 's3 user create' | 's3 user rm' | 's3 key create' | 's3 key rm' } | { prefix: `fs ${string}` }>;
 
 /** Tunables of command handling that come from config (Ceph option names in comments). */
 export interface OsdMapCommandOptions {

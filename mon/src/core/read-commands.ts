@@ -6,6 +6,7 @@ import { AspenError, assertNever } from '@aspen/shared';
 import { crushWeightToFloat } from '@aspen/shared/crush/types.ts';
 import { parseReadCommand } from './command.ts';
 import { executeS3Read } from './s3-users.ts';
+import { executeFsRead } from './fs-commands.ts';
 import type { MonState } from './state.ts';
 import { healthView, osdDumpView, pgDumpView, poolGetView, poolView, statusView, type QuorumInfo } from './views.ts';
 import { mapObjectToPg, mapPg } from '@aspen/shared/osdmap/map-placement.ts';
@@ -135,6 +136,16 @@ export function executeRead(state: MonState, raw: unknown, q: QuorumInfo): ReadR
     case 's3 user info':
     case 's3 key get':
       return executeS3Read(state.s3Users, cmd);
+    case 'fs ls':
+    case 'fs get':
+    case 'fs lookup':
+    case 'fs getattr':
+    case 'fs readdir':
+    case 'fs readlink':
+    case 'fs getxattr':
+    case 'fs listxattr':
+    case 'fs statfs':
+      return executeFsRead(state.fsMap, map, cmd);
     default:
       return assertNever(cmd, 'read command');
   }

@@ -7,9 +7,11 @@ import { AspenError, Decoder, Encoder, assert } from '@aspen/shared';
 import { decodeIncremental, decodeMonMap, decodeOsdMap, encodeIncremental, encodeMonMap, encodeOsdMap } from '@aspen/shared/osdmap/codec.ts';
 import type { ClientSession, MonState, PgStat } from './state.ts';
 import { decodeS3Users, encodeS3Users } from './s3-users.ts';
+import { decodeFsMap, encodeFsMap } from './fs-codec.ts';
+import { emptyFsMap } from './fs-commands.ts';
 
-// v2 appends the S3 users (read as empty from v1).
-const MON_STATE_V = 2;
+// v2 appends the S3 users (read as empty from v1); v3 the filesystems (empty from v1, v2).
+const MON_STATE_V = 3;
 
 /** Encodes the state; the bytes include everything `decodeMonState` needs. */
 export function encodeMonState(s: MonState): Uint8Array {
@@ -23,6 +25,7 @@ export function encodeMonState(s: MonState): Uint8Array {
     e.string(JSON.stringify([...s.config].map(([who, m]) => [who, [...m]])));
     e.string(JSON.stringify([...s.sessions].map(([id, x]) => [id, { floorSeq: x.floorSeq, lastUsedIndex: x.lastUsedIndex, results: [...x.results] }])));
     e.string(encodeS3Users(s.s3Users));
+    encodeFsMap(s.fsMap, e);
   });
   return e.finish();
 }
@@ -45,7 +48,8 @@ export function decodeMonState(bytes: Uint8Array): MonState {
       const rawSessions = JSON.parse(d.string()) as [string, { floorSeq: number; lastUsedIndex: number; results: [number, string][] }][];
       const sessions = new Map<string, ClientSession>(rawSessions.map(([id, x]) => [id, { floorSeq: x.floorSeq, lastUsedIndex: x.lastUsedIndex, results: new Map(x.results) }]));
       const s3Users = version >= 2 ? decodeS3Users(d.string()) : new Map();
-      return { fsid, appliedIndex, monMap, osdMap, incrementals, pgStats, config, sessions, s3Users };
+      const fsMap = version >= 3 ? decodeFsMap(d) : emptyFsMap();
+      return { fsid, appliedIndex, monMap, osdMap, incrementals, pgStats, config, sessions, s3Users, fsMap };
     } catch (err) {
       if (err instanceof AspenError) throw err;
       throw new AspenError('E_DECODE', `mon state tables are not valid JSON: ${String(err)}`);

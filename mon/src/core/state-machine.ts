@@ -14,6 +14,7 @@ import { prepareOsdMapCommand, type OsdMapCommandOptions } from './osd-commands.
 import { CLIENT_SESSIONS_MAX, INCREMENTALS_KEPT_MAX, SESSION_RESULTS_MAX, type MonState, type PgStat } from './state.ts';
 import * as crushOps from './crush-ops.ts';
 import { applyS3Command } from './s3-users.ts';
+import { applyFsCommand, emptyFsMap, fsUsingPool } from './fs-commands.ts';
 
 /**
  * The state machine's part of a membership change (the `context` of a Raft ConfChange):
@@ -61,7 +62,7 @@ export function initialMonState(fsid: string, mons: { name: string; addr: string
     ecProfiles: new Map([['default', { name: 'default', k: 2, m: 1, stripeUnitBytes: 4096, crushFailureDomain: 'host', plugin: 'jerasure', technique: 'reed_sol_van' }]]),
     crush: crushOps.initialCrushMap(), pgTemp: new Map(), flags: new Set(),
   };
-  return { fsid, monMap, osdMap, incrementals: [], pgStats: new Map(), config: new Map(), sessions: new Map(), s3Users: new Map(), appliedIndex: 0 };
+  return { fsid, monMap, osdMap, incrementals: [], pgStats: new Map(), config: new Map(), sessions: new Map(), s3Users: new Map(), fsMap: emptyFsMap(), appliedIndex: 0 };
 }
 
 /** Reads a boolean config option with Ceph's spelling (`true`/`false`/`1`/`0`). */
@@ -208,7 +209,27 @@ export class MonStateMachine {
       case 's3 key create':
       case 's3 key rm':
         return applyS3Command(this.state.s3Users, cmd, stampMs);
+      case 'fs new':
+      case 'fs rm':
+      case 'fs mknod':
+      case 'fs mkdir':
+      case 'fs symlink':
+      case 'fs link':
+      case 'fs unlink':
+      case 'fs rmdir':
+      case 'fs rename':
+      case 'fs setattr':
+      case 'fs setxattr':
+      case 'fs removexattr':
+      case 'fs purge-inode':
+        return applyFsCommand(this.state.fsMap, this.state.osdMap, cmd, stampMs);
       default: {
+        if (cmd.prefix === 'osd pool rm') {
+          // Ceph: a pool a filesystem uses cannot be deleted (EBUSY) until the filesystem is removed.
+          const pool = [...this.state.osdMap.pools.values()].find((p) => p.name === cmd.pool);
+          const user = pool === undefined ? undefined : fsUsingPool(this.state.fsMap, pool.id);
+          if (user !== undefined) throw new AspenError('EBUSY', `pool '${cmd.pool}' is in use by filesystem '${user}'`);
+        }
         const out = prepareOsdMapCommand(this.state.osdMap, cmd, stampMs, osdMapCommandOptions(this.state));
         if (out.inc !== null) this.commitIncremental(out.inc, effects);
         if (cmd.prefix === 'osd pool rm' && out.inc !== null) {

@@ -4,6 +4,7 @@
  */
 import type { MonMap, OsdMap, OsdMapIncremental } from '@aspen/shared/osdmap/types.ts';
 import type { S3User } from './s3-users.ts';
+import type { FsMap } from './fs-commands.ts';
 
 /** Statistics a PG's primary reports (Ceph pg_stat_t, abridged). */
 export interface PgStat {
@@ -56,6 +57,8 @@ export interface MonState {
   sessions: Map<string, ClientSession>;
   /** S3 users by uid (s3-users.ts). */
   s3Users: Map<string, S3User>;
+  /** Filesystems and their namespaces (fs-commands.ts, fs-namespace.ts). */
+  fsMap: FsMap;
   /** Raft index of the last applied entry. */
   appliedIndex: number;
 }
