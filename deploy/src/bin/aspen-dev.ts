@@ -1,90 +1,56 @@
 /**
  * `aspen-dev`: runs a whole Aspen cluster on this machine, as Ceph's vstart.sh does.
  *
- *   aspen-dev up [--data DIR] [--detach] [--mon-port-base 6789]
+ *   aspen-dev up [--data DIR] [--detach] [--mon-port-base 6789] [--s3-port 7480] [--nbd-port 10809]
  *   aspen-dev down [--data DIR]
  *   aspen-dev status [--data DIR]
  *   aspen-dev logs DAEMON [--data DIR] [-n LINES]
  *
  * `up` on an empty data directory creates a cluster (fsid, 3 monitors on
  * 127.0.0.1:6789–6791) and writes DIR/aspen.conf, which the `aspen` CLI discovers; `up` on an
- * existing one restarts the same cluster. Daemons run detached with PID files under DIR/run
+ * existing one restarts the same cluster. Besides the monitors and OSDs it runs the S3 gateway
+ * and the NBD server, with an S3 user and the image rbd/vm0 made on the first `up` (see
+ * ../io/frontends.ts); there is no MDS yet. Daemons run detached with PID files under DIR/run
  * and logs under DIR/logs; `down` stops exactly those PIDs. In the foreground (no
  * `--detach`) a live status line is shown and Ctrl-C stops the cluster.
  */
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Command } from 'commander';
+import { join, resolve } from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '@aspen/shared/io/config.ts';
 import { MonClient } from '@aspen/shared/io/monclient.ts';
+import { ROOT, logFile, portOpen, runToEnd, runningPid, sleep, startDetached, stopDaemon, waitListening } from '../io/daemons.ts';
+import { RBD_IMAGE, ensureImage, ensureS3User, nbdArgs, resolveSettings, s3gwArgs, savedSettings, usageText } from '../io/frontends.ts';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const MON_BIN = join(ROOT, 'mon', 'bin', 'aspen-mon');
 const OSD_BIN = join(ROOT, 'osd', 'bin', 'aspen-osd');
 const MON_NAMES = ['a', 'b', 'c'];
 /** OSDs of the local cluster, each under its own CRUSH host so size-3 pools place on one machine. */
 const OSD_IDS = [0, 1, 2];
+/** The front-end daemons, started after the pools exist and stopped before the OSDs. */
+const FRONTENDS = ['s3gw', 'nbd'] as const;
+/** How long a front-end may take to listen (the gateway creates its pools first). */
+const FRONTEND_START_TIMEOUT_MS = 90_000;
 
-interface UpOptions { data: string; detach?: boolean; monPortBase: number }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function pidFile(data: string, daemon: string): string {
-  return join(data, 'run', `${daemon}.pid`);
-}
-
-function runningPid(data: string, daemon: string): number | null {
-  const f = pidFile(data, daemon);
-  if (!existsSync(f)) return null;
-  const pid = Number(readFileSync(f, 'utf8').trim());
-  return Number.isInteger(pid) && pid > 0 && pidAlive(pid) ? pid : null;
-}
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((res) => {
-    const s = connect({ port, host: '127.0.0.1' });
-    s.once('connect', () => { s.destroy(); res(true); });
-    s.once('error', () => res(false));
-  });
-}
-
-/** Runs a command to completion, inheriting output; throws on a non-zero exit. */
-function runToEnd(cmd: string, args: string[]): Promise<void> {
-  return new Promise((res, rej) => {
-    const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] });
-    p.once('exit', (code) => (code === 0 ? res() : rej(new Error(`${cmd} ${args.join(' ')} exited with ${code}`))));
-  });
-}
-
-function startDetached(data: string, daemon: string, cmd: string, args: string[]): number {
-  mkdirSync(join(data, 'logs'), { recursive: true });
-  mkdirSync(join(data, 'run'), { recursive: true });
-  const fd = openSync(join(data, 'logs', `${daemon}.log`), 'a');
-  const child = spawn(cmd, args, { detached: true, stdio: ['ignore', fd, fd], cwd: ROOT });
-  closeSync(fd);
-  child.unref();
-  writeFileSync(pidFile(data, daemon), `${child.pid}\n`);
-  return child.pid!;
-}
+interface UpOptions { data: string; detach?: boolean; monPortBase: number; s3Port?: number; nbdPort?: number }
 
 function monAddrs(data: string): Map<string, string> {
   const conf = loadConfig(join(data, 'aspen.conf'), 'client');
   const hosts = String(conf.mon_host ?? '').split(',').filter(Boolean);
   return new Map(MON_NAMES.map((n, i) => [n, hosts[i]!]));
+}
+
+/**
+ * Starts a front-end daemon unless its PID file names a live one, and waits until it listens.
+ * @throws Error when another process holds the port, or the daemon exits or never listens.
+ */
+async function startFrontend(data: string, daemon: (typeof FRONTENDS)[number], args: string[], port: number, flag: string): Promise<void> {
+  if (runningPid(data, daemon) !== null) return;
+  if (await portOpen(port)) throw new Error(`port 127.0.0.1:${port} for ${daemon} is already in use; pick another with ${flag}`);
+  const pid = startDetached(data, daemon, process.execPath, args);
+  await waitListening(data, daemon, pid, port, FRONTEND_START_TIMEOUT_MS);
 }
 
 async function up(o: UpOptions): Promise<void> {
@@ -128,13 +94,22 @@ async function up(o: UpOptions): Promise<void> {
   } finally {
     client.close();
   }
+  const settings = resolveSettings(data, o);
+  const [creds] = await Promise.all([
+    ensureS3User(data, confPath),
+    ensureImage(confPath).then((created) => { if (created) process.stdout.write(`created image ${RBD_IMAGE}\n`); }),
+    startFrontend(data, 's3gw', s3gwArgs(confPath, settings.s3_port), settings.s3_port, '--s3-port'),
+    startFrontend(data, 'nbd', nbdArgs(confPath, settings.nbd_port), settings.nbd_port, '--nbd-port'),
+  ]);
   const cli = `ASPEN_CONF=${confPath} ./mon/bin/aspen`;
   process.stdout.write([
     '',
-    `Aspen is up: 3 monitors at ${[...addrs.values()].join(', ')}, ${OSD_IDS.length} OSDs, pool 'rbd' (data and logs in ${data}).`,
+    `Aspen is up: 3 monitors at ${[...addrs.values()].join(', ')}, ${OSD_IDS.length} OSDs, pool 'rbd', the S3 gateway and the NBD server (data and logs in ${data}).`,
     `  status:     ./mon/bin/aspen status          (from ${ROOT}; elsewhere: ${cli} status)`,
     '  OSDs:       ./mon/bin/aspen osd tree',
     '  a pool:     ./mon/bin/aspen osd pool create mypool 32',
+    ...usageText(data, settings, creds),
+    `  daemons:    npm start -- status;  npm start -- logs s3gw   (mon.a…c, osd.0…2, s3gw, nbd)`,
     `  stop:       npm start -- down   (or: node deploy/bin/aspen-dev.mjs down --data ${data})`,
     '',
   ].join('\n'));
@@ -168,15 +143,11 @@ async function up(o: UpOptions): Promise<void> {
 
 async function down(o: { data: string }): Promise<void> {
   const data = resolve(o.data);
-  // OSDs first: a stopping OSD asks the monitors to mark it down.
-  for (const daemon of [...OSD_IDS.map((i) => `osd.${i}`), ...MON_NAMES.map((n) => `mon.${n}`)]) {
-    const pid = runningPid(data, daemon);
-    if (pid === null) continue;
-    process.kill(pid, 'SIGTERM');
-    for (let i = 0; i < 100 && pidAlive(pid); i++) await sleep(100);
-    if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
-    rmSync(pidFile(data, daemon), { force: true });
-    process.stdout.write(`stopped ${daemon} (pid ${pid})\n`);
+  // Front-ends first (they are clients), then OSDs (a stopping OSD asks the monitors to mark
+  // it down), then the monitors.
+  for (const daemon of [...FRONTENDS, ...OSD_IDS.map((i) => `osd.${i}`), ...MON_NAMES.map((n) => `mon.${n}`)]) {
+    const pid = await stopDaemon(data, daemon);
+    if (pid !== null) process.stdout.write(`stopped ${daemon} (pid ${pid})\n`);
   }
 }
 
@@ -187,24 +158,47 @@ async function status(o: { data: string }): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  for (const daemon of [...MON_NAMES.map((n) => `mon.${n}`), ...OSD_IDS.map((i) => `osd.${i}`)]) {
+  const addrs = monAddrs(data);
+  const s = savedSettings(data);
+  const where: Record<string, string> = { s3gw: `http://127.0.0.1:${s.s3_port}`, nbd: `nbd://127.0.0.1:${s.nbd_port}/${RBD_IMAGE}` };
+  for (const n of MON_NAMES) where[`mon.${n}`] = addrs.get(n) ?? '';
+  for (const daemon of [...MON_NAMES.map((n) => `mon.${n}`), ...OSD_IDS.map((i) => `osd.${i}`), ...FRONTENDS]) {
     const pid = runningPid(data, daemon);
-    process.stdout.write(`${daemon}: ${pid === null ? 'stopped' : `running (pid ${pid})`}\n`);
+    const at = where[daemon] === undefined ? '' : `  ${where[daemon]}`;
+    process.stdout.write(`${daemon.padEnd(6)}  ${pid === null ? 'stopped' : `running (pid ${pid})`}${at}\n`);
   }
+  process.stdout.write('mds     not available (the filesystem does not exist yet)\n');
 }
 
-const program = new Command('aspen-dev').description('run an Aspen cluster on this machine (like Ceph vstart.sh)');
-program.command('up', { isDefault: true }).description('create or restart the cluster')
+const port = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError(`expected a port in [1, 65535], got '${v}'`);
+  return n;
+};
+
+const program = new Command('aspen-dev')
+  .description('run an Aspen cluster on this machine (like Ceph vstart.sh): 3 monitors, 3 OSDs, pool \'rbd\', the S3 gateway and the NBD server')
+  .addHelpText('after', [
+    '',
+    'Daemons: mon.a mon.b mon.c (127.0.0.1:6789-6791), osd.0 osd.1 osd.2, s3gw (aspen-s3gw on',
+    '127.0.0.1:7480), nbd (aspen-rbd nbd serve on 127.0.0.1:10809, exporting rbd/vm0, 1 GiB).',
+    'The first `up` also creates the S3 user \'dev\' (keys in DIR/s3-user.json, mode 0600) and the',
+    'image rbd/vm0; `up` again on the same DIR restarts the same cluster, ports and user.',
+    'Not yet: the filesystem (no MDS, no FUSE mount) - those daemons do not exist in Aspen yet.',
+  ].join('\n'));
+program.command('up', { isDefault: true }).description('create or restart the cluster and its S3 and NBD front-ends')
   .option('--data <dir>', 'data directory', './aspen-data')
   .option('--detach', 'leave the cluster running in the background and return')
-  .option('--mon-port-base <port>', 'first monitor port (3 consecutive ports)', (v) => Number(v), 6789)
+  .option('--mon-port-base <port>', 'first monitor port (3 consecutive ports; used when creating the cluster)', port, 6789)
+  .option('--s3-port <port>', 'S3 gateway port on 127.0.0.1 (default 7480, or what the last up used)', port)
+  .option('--nbd-port <port>', 'NBD server port on 127.0.0.1 (default 10809, or what the last up used)', port)
   .action(async (o: UpOptions) => up(o));
 program.command('down').description('stop the cluster started from --data').option('--data <dir>', 'data directory', './aspen-data').action(async (o: { data: string }) => down(o));
 program.command('status').description('which daemons run').option('--data <dir>', 'data directory', './aspen-data').action(async (o: { data: string }) => status(o));
-program.command('logs').argument('<daemon>', 'e.g. mon.a').option('--data <dir>', 'data directory', './aspen-data').option('-n, --lines <n>', 'lines from the end', (v) => Number(v), 50)
+program.command('logs').argument('<daemon>', 'mon.a…c, osd.0…2, s3gw or nbd').option('--data <dir>', 'data directory', './aspen-data').option('-n, --lines <n>', 'lines from the end', (v) => Number(v), 50)
   .description('print the end of a daemon log')
   .action((daemon: string, o: { data: string; lines: number }) => {
-    const f = join(resolve(o.data), 'logs', `${daemon}.log`);
+    const f = logFile(resolve(o.data), daemon);
     if (!existsSync(f)) throw new Error(`no log ${f}`);
     process.stdout.write(`${readFileSync(f, 'utf8').split('\n').slice(-o.lines - 1).join('\n')}`);
   });
