@@ -97,6 +97,13 @@ export function renderPlain(prefix: string, data: unknown, message: string): str
       return Object.entries(data as Json).map(([k, v]) => `${k}=${String(v)}`).join('\n');
     case 'pg dump':
       return renderPgDump(data as { pg_stats: Json[] });
+    case 'fs ls': {
+      // As `ceph fs ls` (there is no metadata pool: the metadata lives in the monitors).
+      const list = data as { name: string; data_pools: string[] }[];
+      return list.length === 0 ? 'No filesystems enabled' : list.map((f) => `name: ${f.name}, data pools: [${f.data_pools.join(' ')} ]`).join('\n');
+    }
+    case 'fs get':
+      return Object.entries(data as Json).map(([k, v]) => `${k}: ${String(v)}`).join('\n');
     default:
       if (message) return message;
       if (data === null || data === undefined || (typeof data === 'object' && Object.keys(data).length === 0)) return '';

@@ -182,6 +182,17 @@ s3key.command('create').requiredOption('--uid <uid>').option('--access-key <key>
   .action(action((o: { uid: string; accessKey?: string; secretKey?: string }) => ({ prefix: 's3 key create', uid: o.uid, access_key: o.accessKey ?? newAccessKey(), secret_key: o.secretKey ?? newSecretKey() })));
 s3key.command('rm').requiredOption('--access-key <key>').description('remove a key pair').action(action((o: { accessKey: string }) => ({ prefix: 's3 key rm', access_key: o.accessKey })));
 
+// Filesystems (as `ceph fs`); the namespace operations are the MDS's, not the CLI's.
+const fsCmd = program.command('fs').description('filesystems (like ceph fs): the namespace lives in the monitors');
+fsCmd.command('new').argument('<fs_name>').argument('<data_pool>').option('--object-size <bytes>', 'object size of new files (power of two, 4 KiB–64 MiB)')
+  .description('create a filesystem whose file data goes to DATA_POOL')
+  .action(action((name: string, pool: string, o: { objectSize?: string }) => ({ prefix: 'fs new', fs_name: name, data_pool: pool, ...(o.objectSize === undefined ? {} : { object_size: Number(o.objectSize) }) })));
+fsCmd.command('ls').description('list filesystems').action(action(() => ({ prefix: 'fs ls' })));
+fsCmd.command('get').argument('<fs_name>').description('a filesystem and its namespace counts').action(action((name: string) => ({ prefix: 'fs get', fs_name: name })));
+fsCmd.command('rm').argument('<fs_name>').option('--yes-i-really-mean-it', 'confirm').option('--force', 'even if the namespace is not empty (data objects stay in the pool)')
+  .description('remove a filesystem (refused while it has files unless --force)')
+  .action(action((name: string, o: { yesIReallyMeanIt?: boolean; force?: boolean }) => ({ prefix: 'fs rm', fs_name: name, yes_i_really_mean_it: o.yesIReallyMeanIt === true, force: o.force === true })));
+
 async function main(): Promise<void> {
   // `aspen -s` is `aspen status`, as `ceph -s`.
   const argv = process.argv.map((a, i) => (i >= 2 && a === '-s' ? 'status' : a));

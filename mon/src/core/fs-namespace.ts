@@ -64,8 +64,8 @@ export interface FsNamespace {
   bytesUsed: number;
 }
 
-/** Filesystems per cluster, and per-filesystem limits (named, CONVENTIONS.md item 10). */
-export const FILESYSTEMS_MAX = 8;
+/** Filesystems per cluster, and per-filesystem limits (named, CONVENTIONS.md item 10; sizing in ADR 0010). */
+export const FILESYSTEMS_MAX = 2;
 /** Inodes per filesystem: the whole namespace lives in every mon's memory and in each Raft snapshot. */
 export const FS_INODES_MAX = 1_000_000;
 /** Entries per directory (Ceph mds_bal_fragment_size_max). */
