@@ -137,7 +137,14 @@ export function getDir(ns: FsNamespace, ino: Ino): FsInode & { entries: Map<stri
   return inode as FsInode & { entries: Map<string, Ino> };
 }
 
+/**
+ * Sorted entry names per directory, for paging readdir in O(log n + page) rather than sorting
+ * a large directory per page. A memo, not state: dropped by every entry change (touchDir).
+ */
+const sortedNames = new WeakMap<FsInode, string[]>();
+
 function touchDir(dir: FsInode, nowNs: bigint): void {
+  sortedNames.delete(dir);
   dir.mtimeNs = nowNs;
   dir.ctimeNs = nowNs;
   dir.sizeBytes = dir.entries!.size;
@@ -513,15 +520,26 @@ export function lookup(ns: FsNamespace, parent: Ino, name: string): FsInode {
 export function readdir(ns: FsNamespace, ino: Ino, after: string, limit: number): { entries: { name: string; ino: Ino; type: InodeType }[]; next: string | null } {
   assert(limit >= 1 && limit <= FS_READDIR_LIMIT_MAX, 'readdir limit validated by the schema');
   const dir = getDir(ns, ino);
-  const names: string[] = [];
-  for (const name of dir.entries.keys()) if (name > after) names.push(name);
-  names.sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
-  const page = names.slice(0, limit);
+  let names = sortedNames.get(dir);
+  if (names === undefined) {
+    names = [...dir.entries.keys()].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+    sortedNames.set(dir, names);
+  }
+  assert(names.length === dir.entries.size, 'the sorted names are current');
+  // First index whose name is > after.
+  let lo = 0;
+  let hi = names.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (names[mid]! > after) hi = mid;
+    else lo = mid + 1;
+  }
+  const page = names.slice(lo, lo + limit);
   const entries = page.map((name) => {
     const child = getInode(ns, dir.entries.get(name)!);
     return { name, ino: child.ino, type: child.type };
   });
-  return { entries, next: names.length > limit ? page.at(-1)! : null };
+  return { entries, next: lo + limit < names.length ? page.at(-1)! : null };
 }
 
 /** readlink(2). @throws AspenError ENOENT, EINVAL (not a symlink) */

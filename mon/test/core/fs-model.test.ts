@@ -302,8 +302,15 @@ function agree(m: Model, f: FsDriver): void {
     expect(f.read<{ names: string[] }>('listxattr', { ino: n.ino }).names).toEqual([...n.xattrs].sort());
     if (n.type === 'dir') {
       const kids = [...n.children].sort(([x], [y]) => (x < y ? -1 : 1));
-      const page = f.read<{ entries: { name: string; ino: number; type: string }[] }>('readdir', { ino: n.ino, limit: 4096 }).entries;
-      expect(page).toEqual(kids.map(([name, c]) => ({ name, ino: c.ino, type: c.type })));
+      // Pages of 2, so the name cursor and the sorted-names memo are exercised after every change.
+      const listed: { name: string; ino: number; type: string }[] = [];
+      for (let after = ''; ;) {
+        const page = f.read<{ entries: { name: string; ino: number; type: string }[]; next: string | null }>('readdir', { ino: n.ino, after, limit: 2 });
+        listed.push(...page.entries);
+        if (page.next === null) break;
+        after = page.next;
+      }
+      expect(listed).toEqual(kids.map(([name, c]) => ({ name, ino: c.ino, type: c.type })));
       expect(a.nlink, `dir ${n.ino} nlink`).toBe(2 + kids.filter(([, c]) => c.type === 'dir').length);
       expect(a.size).toBe(kids.length);
       expect(f.lookup(n.ino, '..').ino).toBe(n.parent?.ino ?? ROOT);
