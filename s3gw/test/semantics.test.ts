@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '@aspen/shared';
-import { ASPEN_TO_S3, S3Error, S3_ERRORS, toS3Error, unmappedAspenCodes } from '../src/core/errors.ts';
+import { ASPEN_TO_S3, S3Error, S3_ERRORS, httpParseError, toS3Error, unmappedAspenCodes } from '../src/core/errors.ts';
 import { checkConditions, checkWriteConditions, parseRange, storedHeadersOf, validateBucketName } from '../src/core/semantics.ts';
 import { resolveEndpoint } from '../src/api/types.ts';
 import { multipartEtag } from '../src/api/multipart.ts';
@@ -113,5 +113,16 @@ describe('S3 semantics', () => {
     for (const c of ERROR_CODES) expect(S3_ERRORS[ASPEN_TO_S3[c]], c).toBeGreaterThanOrEqual(300);
     expect(toS3Error(new AspenError('ETIMEDOUT', 'x')).status).toBe(503);
     expect(toS3Error(new Error('boom')).code).toBe('InternalError');
+  });
+
+  it('an unparsable request maps to S3 errors with status 400 (oversized headers: RequestHeaderSectionTooLarge, not 431)', () => {
+    const of = (code: string | undefined): [string, number] => {
+      const e = httpParseError(code);
+      return [e.code, e.status];
+    };
+    expect(of('HPE_HEADER_OVERFLOW')).toEqual(['RequestHeaderSectionTooLarge', 400]);
+    expect(of('ERR_HTTP_REQUEST_TIMEOUT')).toEqual(['RequestTimeout', 400]);
+    expect(of('HPE_INVALID_HEADER_TOKEN')).toEqual(['InvalidRequest', 400]);
+    expect(of(undefined)).toEqual(['InvalidRequest', 400]);
   });
 });

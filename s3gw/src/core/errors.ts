@@ -39,6 +39,8 @@ export const S3_ERRORS = {
   NotImplemented: 501,
   NotModified: 304,
   PreconditionFailed: 412,
+  RequestHeaderSectionTooLarge: 400,
+  RequestTimeout: 400,
   ConditionalRequestConflict: 409,
   RequestTimeTooSkewed: 403,
   ServiceUnavailable: 503,
@@ -105,6 +107,23 @@ export function toS3Error(err: unknown): S3Error {
   if (err instanceof S3Error) return err;
   if (err instanceof AspenError) return new S3Error(ASPEN_TO_S3[err.code], err.message);
   return new S3Error('InternalError', 'We encountered an internal error. Please try again.');
+}
+
+/**
+ * The S3 error for a request node:http could not parse (its `clientError` codes: llhttp's
+ * `HPE_*`, or a headers timeout), answered before any handler runs. S3 answers an oversized
+ * header section with 400 RequestHeaderSectionTooLarge, not HTTP's 431.
+ */
+export function httpParseError(code: string | undefined): S3Error {
+  switch (code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return new S3Error('RequestHeaderSectionTooLarge', 'Your request header section exceeds the maximum allowed size.');
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+    case 'ERR_HTTP_HEADERS_TIMEOUT':
+      return new S3Error('RequestTimeout', 'Your socket connection to the server was not read from or written to within the timeout period.');
+    default:
+      return new S3Error('InvalidRequest', `The request is not valid HTTP/1.1 (${code ?? 'unknown parse error'}).`);
+  }
 }
 
 /** Every Aspen code is mapped (checked by a test). */

@@ -8,12 +8,12 @@
 import * as http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
+import { Readable, type Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { AspenError, assertNever } from '@aspen/shared';
 import type { MonClient } from '@aspen/shared/io/monclient.ts';
 import { parseAuth, verifyAuth, decodePath, type SigningRequest, type VerifiedAuth } from '../auth/sigv4.ts';
-import { S3Error, toS3Error } from '../core/errors.ts';
+import { S3Error, httpParseError, toS3Error } from '../core/errors.ts';
 import { xmlDocument } from '../core/xml.ts';
 import { RevClock } from '../core/versioning.ts';
 import type { S3Store } from '../store/store.ts';
@@ -169,6 +169,33 @@ async function writeResponse(res: http.ServerResponse, r: S3Response): Promise<v
   }
 }
 
+/**
+ * A request node:http could not parse (oversized or malformed header section, headers
+ * timeout): instead of node's bare 400/431, an S3 XML error document with a request id, then
+ * the connection is closed (the rest of the stream cannot be framed). Nothing is written when
+ * the peer is gone or a response is half written on the socket.
+ */
+function onClientError(err: NodeJS.ErrnoException, socket: Duplex, o: GatewayOptions): void {
+  // node's own rule (socketOnError): never write into the middle of a response; one that
+  // has not started, or has been wholly queued already, leaves the stream framed.
+  const inFlight = (socket as { _httpMessage?: { _headerSent?: boolean; writableEnded?: boolean } | null })._httpMessage;
+  const midResponse = inFlight !== null && inFlight !== undefined && inFlight._headerSent === true && inFlight.writableEnded !== true;
+  if (err.code === 'ECONNRESET' || !socket.writable || midResponse) {
+    socket.destroy();
+    return;
+  }
+  const requestId = randomBytes(8).toString('hex').toUpperCase();
+  const e = httpParseError(err.code);
+  const body = xmlDocument('Error', [['Code', e.code], ['Message', e.message], ['RequestId', requestId]], false);
+  const head = [
+    `HTTP/1.1 ${e.status} ${http.STATUS_CODES[e.status] ?? 'Error'}`, 'content-type: application/xml', `content-length: ${Buffer.byteLength(body)}`,
+    `x-amz-request-id: ${requestId}`, 'server: AspenS3', 'connection: close',
+  ];
+  o.log.debug({ requestId, code: e.code, err: err.code }, 'unparsable request refused');
+  o.observe?.('-', e.status, 0);
+  socket.end(`${head.join('\r\n')}\r\n\r\n${body}`, () => socket.destroy());
+}
+
 /** Starts the gateway on host:port. @returns the server and its bound port */
 export function startGateway(o: GatewayOptions, host: string, port: number): Promise<{ server: http.Server; port: number }> {
   const keys = new KeyCache(o.mon);
@@ -231,6 +258,7 @@ export function startGateway(o: GatewayOptions, host: string, port: number): Pro
   const server = http.createServer({ maxHeaderSize: o.headersMaxBytes ?? 16 * 1024, requestTimeout: 0 }, (req, res) => {
     void handle(req, res);
   });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => onClientError(err, socket, o));
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve({ server, port: (server.address() as { port: number }).port }));
