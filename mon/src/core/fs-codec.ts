@@ -7,7 +7,7 @@
  */
 import { AspenError, Decoder, Encoder, assert } from '@aspen/shared';
 import type { FsMap } from './fs-commands.ts';
-import type { FsInode, FsNamespace, InodeType } from './fs-namespace.ts';
+import { namespaceErrors, type FsInode, type FsNamespace, type InodeType } from './fs-namespace.ts';
 
 const FS_MAP_V = 1;
 const TYPES: readonly InodeType[] = ['file', 'dir', 'symlink'];
@@ -72,9 +72,11 @@ export function decodeFsMap(d: Decoder): FsMap {
       const bytesUsed = dd.u53();
       const inodes = new Map(dd.array(decodeInode).map((i) => [i.ino, i] as const));
       const orphans = new Set(dd.array((e3) => e3.u53()));
-      for (const ino of orphans) if (inodes.get(ino)?.nlink !== 0) throw new AspenError('E_CORRUPT', `fs ${name}: orphan ${ino} is linked or missing`);
-      if (inodes.get(1)?.type !== 'dir') throw new AspenError('E_CORRUPT', `fs ${name}: no root directory`);
-      return { name, fscid, dataPoolId, createdMs, defaultObjectSizeBytes, nextIno, inodes, orphans, bytesUsed };
+      const fs: FsNamespace = { name, fscid, dataPoolId, createdMs, defaultObjectSizeBytes, nextIno, inodes, orphans, bytesUsed };
+      // Check after the read (CONVENTIONS.md item 6), as an expected failure: the bytes came from disk or a peer.
+      const errors = namespaceErrors(fs, 3);
+      if (errors.length > 0) throw new AspenError('E_CORRUPT', `fs ${name}: ${errors.join('; ')}`);
+      return fs;
     });
     return { nextFscid, filesystems: new Map(list.map((fs) => [fs.name, fs] as const)) };
   });

@@ -583,3 +583,62 @@ export function attrView(i: FsInode): { ino: Ino; type: InodeType; mode: number;
     atime_ns: i.atimeNs.toString(), mtime_ns: i.mtimeNs.toString(), ctime_ns: i.ctimeNs.toString(), object_size: i.objectSizeBytes,
   };
 }
+
+/**
+ * Checks the namespace's invariants and returns what is wrong (empty when sound): every
+ * entry names a live inode; a non-directory's nlink counts its entries; a directory has one
+ * entry in its `parent` (none for the root), nlink 2 + subdirectories, size = entry count, and
+ * reaches the root; the orphans are exactly the files with nlink 0; `bytesUsed` sums file
+ * sizes; inode numbers are below `nextIno`. O(inodes + entries); used after a snapshot is
+ * decoded and by tests.
+ */
+export function namespaceErrors(ns: FsNamespace, max = 10): string[] {
+  const errors: string[] = [];
+  const err = (m: string): void => {
+    if (errors.length < max) errors.push(m);
+  };
+  const refs = new Map<Ino, number>();
+  const referrer = new Map<Ino, Ino>();
+  let bytes = 0;
+  for (const [ino, i] of ns.inodes) {
+    if (i.ino !== ino || ino >= ns.nextIno || ino < ROOT_INO) err(`inode ${ino}: bad number ${i.ino} (next ${ns.nextIno})`);
+    if ((i.entries !== null) !== (i.type === 'dir')) err(`inode ${ino}: entries do not match type ${i.type}`);
+    if (i.type === 'file') bytes += i.sizeBytes;
+    if (i.entries === null) continue;
+    let subdirs = 0;
+    for (const [name, child] of i.entries) {
+      const c = ns.inodes.get(child);
+      if (c === undefined) {
+        err(`dir ${ino}: entry ${JSON.stringify(name)} names missing inode ${child}`);
+        continue;
+      }
+      refs.set(child, (refs.get(child) ?? 0) + 1);
+      referrer.set(child, ino);
+      if (c.type === 'dir') subdirs++;
+    }
+    if (i.nlink !== 2 + subdirs) err(`dir ${ino}: nlink ${i.nlink}, expected ${2 + subdirs}`);
+    if (i.sizeBytes !== i.entries.size) err(`dir ${ino}: size ${i.sizeBytes}, ${i.entries.size} entries`);
+  }
+  for (const [ino, i] of ns.inodes) {
+    const n = refs.get(ino) ?? 0;
+    if (i.type === 'dir') {
+      if (ino === ROOT_INO ? n !== 0 || i.parent !== ROOT_INO : n !== 1 || referrer.get(ino) !== i.parent) err(`dir ${ino}: ${n} entries name it, parent ${i.parent}`);
+      let cur = i;
+      for (let depth = 0; cur.ino !== ROOT_INO; depth++) {
+        const up = ns.inodes.get(cur.parent);
+        if (up === undefined || up.type !== 'dir' || depth > ns.inodes.size) {
+          err(`dir ${ino}: does not reach the root`);
+          break;
+        }
+        cur = up;
+      }
+    } else {
+      if (n !== i.nlink) err(`inode ${ino}: nlink ${i.nlink}, ${n} entries`);
+      if ((i.nlink === 0) !== ns.orphans.has(ino) || (i.nlink === 0 && i.type !== 'file')) err(`inode ${ino}: orphan status does not match nlink ${i.nlink}`);
+    }
+  }
+  for (const ino of ns.orphans) if (!ns.inodes.has(ino)) err(`orphan ${ino} is missing`);
+  if (bytes !== ns.bytesUsed) err(`bytesUsed ${ns.bytesUsed}, files sum to ${bytes}`);
+  if (ns.inodes.get(ROOT_INO)?.type !== 'dir') err('no root directory');
+  return errors;
+}

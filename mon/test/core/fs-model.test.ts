@@ -8,7 +8,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeMonState, encodeMonState } from '../../src/core/snapshot.ts';
-import { type Attr, FsDriver, ROOT, snapshotOf } from './fs-helpers.ts';
+import { namespaceErrors } from '../../src/core/fs-namespace.ts';
+import { type Attr, FS, FsDriver, ROOT, snapshotOf } from './fs-helpers.ts';
 
 // ---- the model -------------------------------------------------------------------------
 
@@ -321,6 +322,7 @@ function agree(m: Model, f: FsDriver): void {
     }
   }
   expect(f.read('statfs')).toMatchObject({ inodes: m.byIno.size, orphans: m.orphans.size, bytes });
+  expect(namespaceErrors(f.state.fsMap.filesystems.get(FS)!)).toEqual([]);
 }
 
 describe('filesystem namespace against a tree model', () => {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decodeMonState, encodeMonState } from '../../src/core/snapshot.ts';
 import { executeRead } from '../../src/core/read-commands.ts';
-import { FS_XATTR_VALUE_MAX_BYTES, dataObjectName } from '../../src/core/fs-namespace.ts';
+import { FS_XATTR_VALUE_MAX_BYTES, dataObjectName, namespaceErrors } from '../../src/core/fs-namespace.ts';
 import { type Attr, FS, FsDriver, Q, ROOT } from './fs-helpers.ts';
 import { T0 } from './helpers.ts';
 
@@ -357,6 +357,17 @@ describe('readdir, statfs, exactly-once, snapshots', () => {
     expect(g.read('statfs')).toMatchObject({ orphans: 1 });
     g.ok('purge-inode', { ino: o.ino });
     expect(g.create(ROOT, 'next').ino).toBe(o.ino + 1); // inode numbers are never reused
+
+    // A snapshot whose namespace breaks an invariant is refused as corrupt, not loaded.
+    const ns = f.state.fsMap.filesystems.get(FS)!;
+    ns.inodes.get(a.ino)!.nlink = 3;
+    expect(namespaceErrors(ns)).toEqual([`inode ${a.ino}: nlink 3, 2 entries`]);
+    expect(() => decodeMonState(encodeMonState(f.state))).toThrow(expect.objectContaining({ code: 'E_CORRUPT' }));
+    ns.inodes.get(a.ino)!.nlink = 2;
+    ns.inodes.get(d.ino)!.parent = d.ino;
+    expect(namespaceErrors(ns).join()).toMatch(/parent/);
+    ns.inodes.get(d.ino)!.parent = ROOT;
+    expect(namespaceErrors(ns)).toEqual([]);
 
     const v2 = decodeMonState(new Uint8Array(readFileSync(join(import.meta.dirname, '../../testdata/mon-state/v2.bin'))));
     expect(v2.fsMap.filesystems.size).toBe(0);

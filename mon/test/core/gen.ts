@@ -35,4 +35,10 @@ export const cmdArb: fc.Arbitrary<Record<string, unknown>> = fc.oneof(
   }),
   fc.record({ prefix: fc.constant('config set'), who: fc.constantFrom('mon', 'osd', 'global'), name: fc.constantFrom('mon_allow_pool_delete', 'osd_pool_default_size', 'osd_pool_default_pg_num', 'osd_pool_default_min_size'), value: fc.constantFrom('true', '2', '3', '-5', '0', '1.5', '300') }),
   fc.record({ prefix: fc.constant('config rm'), who: fc.constantFrom('mon', 'osd'), name: fc.constant('mon_allow_pool_delete') }),
+  // Filesystems over the same pools (a pool a filesystem uses cannot be removed).
+  fc.record({ prefix: fc.constant('fs new'), fs_name: fc.constantFrom('fs1', 'fs2', 'fs3'), data_pool: fc.constantFrom('rbd', 'data', 'ec') }),
+  fc.record({ prefix: fc.constant('fs rm'), fs_name: fc.constantFrom('fs1', 'fs2'), yes_i_really_mean_it: fc.boolean(), force: fc.boolean() }),
+  fc.record({ prefix: fc.constantFrom('fs mkdir', 'fs mknod'), fs_name: fc.constantFrom('fs1', 'fs2'), parent: fc.constantFrom(1, 2, 3), name: fc.constantFrom('a', 'b'), mode: fc.constant(0o755), uid: fc.constant(0), gid: fc.constant(0) }),
+  fc.record({ prefix: fc.constant('fs rename'), fs_name: fc.constantFrom('fs1', 'fs2'), src_parent: fc.constantFrom(1, 2, 3), src_name: fc.constantFrom('a', 'b'), dst_parent: fc.constantFrom(1, 2, 3), dst_name: fc.constantFrom('a', 'b'), flags: fc.constantFrom('none', 'exchange') }),
+  fc.record({ prefix: fc.constantFrom('fs unlink', 'fs rmdir'), fs_name: fc.constantFrom('fs1', 'fs2'), parent: fc.constantFrom(1, 2, 3), name: fc.constantFrom('a', 'b') }),
 );

@@ -11,6 +11,7 @@ import { mapPg } from '@aspen/shared/osdmap/map-placement.ts';
 import { removedSnapsWellFormed } from '@aspen/shared/osdmap/snaps.ts';
 import { decodeMonState, encodeMonState } from '../../src/core/snapshot.ts';
 import type { MonState } from '../../src/core/state.ts';
+import { namespaceErrors } from '../../src/core/fs-namespace.ts';
 import { Driver } from './helpers.ts';
 import { cmdArb } from './gen.ts';
 
@@ -48,6 +49,10 @@ function checkInvariants(s: MonState): void {
     const pool = m.pools.get(Number(pgid.split('.')[0]));
     expect(pool, `pg stats ${pgid} of a live pool`).toBeDefined();
   }
+  for (const fs of s.fsMap.filesystems.values()) {
+    expect(m.pools.has(fs.dataPoolId), `filesystem ${fs.name}'s data pool exists`).toBe(true);
+    expect(namespaceErrors(fs), `filesystem ${fs.name}'s namespace`).toEqual([]);
+  }
   if (s.incrementals.length > 0) {
     expect(s.incrementals.at(-1)!.epoch).toBe(m.epoch);
     s.incrementals.forEach((inc, i) => { if (i > 0) expect(inc.epoch).toBe(s.incrementals[i - 1]!.epoch + 1); });
@@ -69,6 +74,7 @@ describe('state machine invariants', () => {
       let seq = 0;
       for (const cmd of cmds) {
         const before = osdMapToBytes(d.map);
+        const fsBefore = structuredClone(d.state.fsMap);
         let out;
         try {
           out = d.apply(cmd, { seq: ++seq });
@@ -76,7 +82,10 @@ describe('state machine invariants', () => {
           if (err instanceof AssertionFailure) throw new Error(`assertion on ${JSON.stringify(cmd)}: ${err.message}`, { cause: err });
           throw err;
         }
-        if (out.result.code !== 0) expect(Buffer.from(osdMapToBytes(d.map)).equals(Buffer.from(before)), `refused ${JSON.stringify(cmd)} changed the map`).toBe(true);
+        if (out.result.code !== 0) {
+          expect(Buffer.from(osdMapToBytes(d.map)).equals(Buffer.from(before)), `refused ${JSON.stringify(cmd)} changed the map`).toBe(true);
+          expect(d.state.fsMap, `refused ${JSON.stringify(cmd)} changed the filesystems`).toEqual(fsBefore);
+        }
         else expect(out.effects.incrementals.length).toBeLessThanOrEqual(1);
         checkInvariants(d.state);
         expect(() => decodeMonState(encodeMonState(d.state))).not.toThrow(); // every member must be able to snapshot it
