@@ -90,6 +90,8 @@ describe('filesystem namespace on a 3-mon cluster', () => {
     await expect(c.command({ prefix: 'fs rmdir', fs_name: 'cephfs', parent: 1, name: 'docs' })).rejects.toMatchObject({ code: 'ENOTEMPTY' });
 
     const leader = await cluster.leader();
+    // It has snapshotted a state holding the namespace, and will restart from that snapshot.
+    await waitFor(() => harness.log(`mon.${leader}`).includes('snapshot taken'), { timeoutMs: 10_000, what: `mon.${leader} snapshot` });
     await harness.kill(`mon.${leader}`, 'SIGKILL');
     // The survivors elect a leader and go on: a rename (one command) and an exchange.
     await fs('rename', { src_parent: 1, src_name: 'docs', dst_parent: 1, dst_name: 'papers' });
