@@ -84,6 +84,12 @@ export const FS_READDIR_LIMIT_MAX = 4096;
 export const FS_DEFAULT_OBJECT_SIZE_BYTES = 4 << 20;
 
 const utf8 = new TextEncoder();
+/**
+ * A lone UTF-16 surrogate (in u-mode a proper pair is one code point and does not match).
+ * Such a string would be stored as U+FFFD by the snapshot codec, so a restored member would
+ * hold another name than the live ones: refused (EINVAL) in names, targets and xattr names.
+ */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 const byteLength = (s: string): number => utf8.encode(s).length;
 /** Decoded length of a base64 string (validated by the command schema). */
 export const base64Bytes = (b64: string): number => Math.floor((b64.length * 3) / 4) - (b64.endsWith('==') ? 2 : b64.endsWith('=') ? 1 : 0);
@@ -115,7 +121,7 @@ function makeInode(ino: Ino, type: InodeType, mode: number, uid: number, gid: nu
  * @throws AspenError EINVAL, ENAMETOOLONG
  */
 export function checkName(name: string): void {
-  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
+  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0') || LONE_SURROGATE.test(name)) {
     throw new AspenError('EINVAL', `invalid file name ${JSON.stringify(name.slice(0, 64))}`);
   }
   if (byteLength(name) > FS_NAME_MAX_BYTES) throw new AspenError('ENAMETOOLONG', `file name longer than ${FS_NAME_MAX_BYTES} bytes`);
@@ -232,7 +238,7 @@ export function symlink(ns: FsNamespace, a: Omit<NewInodeArgs, 'mode'> & { targe
   const dir = getDir(ns, a.parent);
   checkName(a.name);
   if (a.target === '') throw new AspenError('ENOENT', 'empty symlink target');
-  if (a.target.includes('\0')) throw new AspenError('EINVAL', 'symlink target contains NUL');
+  if (a.target.includes('\0') || LONE_SURROGATE.test(a.target)) throw new AspenError('EINVAL', 'symlink target contains NUL or is not valid Unicode');
   const targetBytes = byteLength(a.target);
   if (targetBytes > FS_SYMLINK_MAX_BYTES) throw new AspenError('ENAMETOOLONG', `symlink target longer than ${FS_SYMLINK_MAX_BYTES} bytes`);
   if (dir.entries.has(a.name)) throw new AspenError('EEXIST', `${a.name} exists`);
@@ -451,6 +457,7 @@ export function setattr(ns: FsNamespace, a: SetattrArgs, nowNs: bigint): { inode
 export type XattrFlags = 'none' | 'create' | 'replace';
 
 function checkXattrName(name: string): void {
+  if (LONE_SURROGATE.test(name)) throw new AspenError('EINVAL', 'xattr name is not valid Unicode');
   if (name === '' || byteLength(name) > FS_XATTR_NAME_MAX_BYTES) throw new AspenError('ERANGE', `xattr name must be 1-${FS_XATTR_NAME_MAX_BYTES} bytes`);
 }
 

@@ -55,11 +55,14 @@ describe('fs new / ls / get / rm', () => {
 describe('names, create, mkdir, symlink', () => {
   it('refuses bad names with EINVAL and names over 255 bytes with ENAMETOOLONG', () => {
     const f = new FsDriver();
-    for (const name of ['', '.', '..', 'a/b', 'a\0b']) f.refused('mknod', { parent: ROOT, name, mode: 0o644, uid: 0, gid: 0 }, 'EINVAL');
+    for (const name of ['', '.', '..', 'a/b', 'a\0b', 'lone\ud800', '\udc00x']) f.refused('mknod', { parent: ROOT, name, mode: 0o644, uid: 0, gid: 0 }, 'EINVAL');
     f.refused('mkdir', { parent: ROOT, name: 'x'.repeat(256), mode: 0o755, uid: 0, gid: 0 }, 'ENAMETOOLONG');
     f.refused('mknod', { parent: ROOT, name: 'é'.repeat(128), mode: 0o644, uid: 0, gid: 0 }, 'ENAMETOOLONG'); // 256 bytes
     f.create(ROOT, 'é'.repeat(127) + 'x'); // 255 bytes
     f.create(ROOT, 'x'.repeat(255));
+    f.create(ROOT, 'emoji \u{1F600}'); // a surrogate pair is fine
+    f.refused('symlink', { parent: ROOT, name: 's', target: 'x\ud800', uid: 0, gid: 0 }, 'EINVAL');
+    f.refused('setxattr', { ino: ROOT, name: 'user.\udfff', value: '' }, 'EINVAL');
     expect(f.readErr('lookup', { parent: ROOT, name: 'x'.repeat(256) })).toBe('ENAMETOOLONG');
   });
 
