@@ -20,7 +20,7 @@ import type { ClientOpBody, Eversion, PgHistory, PgMessage, PushMode, ScrubObjec
 /** Message kinds in wire order (append only). */
 const KINDS: readonly PgMessage['kind'][] = [
   'query', 'notify', 'activate', 'activateAck', 'repop', 'repopAck', 'pull', 'pullReply', 'push', 'pushAck',
-  'backfillScan', 'backfillScanReply', 'backfillDone', 'backfillDoneAck', 'scrubReq', 'scrubMap', 'purge',
+  'backfillScan', 'backfillScanReply', 'backfillDone', 'backfillDoneAck', 'scrubReq', 'scrubMap', 'purge', 'rollForward',
 ];
 const KIND_CODE = new Map(KINDS.map((k, i) => [k, i] as const));
 const BODY_KINDS: readonly ClientOpBody['kind'][] = ['writeFull', 'write', 'delete', 'read', 'txn', 'probe'];
@@ -119,6 +119,7 @@ export function encodePgMessage(from: number, msg: PgMessage): EncodedPgMessage 
         break;
       }
       case 'repopAck': encEv(b, msg.version); break;
+      case 'rollForward': encEv(b, msg.to); break;
       case 'pull': b.string(msg.object); encEv(b, msg.need); break;
       case 'pullReply':
         b.string(msg.object).optional(msg.version ?? undefined, encEv).optional(msg.data ?? undefined, (x, v) => x.u53(v.length));
@@ -216,6 +217,7 @@ export function decodePgMessage(meta: Uint8Array, data: Uint8Array = EMPTY): Dec
           return { ...base, kind, prev, entry, body, applyData, trimTo, ...(rollForwardTo !== undefined ? { rollForwardTo } : {}) };
         }
         case 'repopAck': return { ...base, kind, version: decEv(b) };
+        case 'rollForward': return { ...base, kind, to: decEv(b) };
         case 'pull': return { ...base, kind, object: b.string(), need: decEv(b) };
         case 'pullReply': {
           const object = b.string();

@@ -192,6 +192,10 @@ export class PgCore {
   /** Missing objects seen on some member at a newer (rolled-back) version: salvage candidates. */
   newerCopies = new Map<string, { osd: number; version: Eversion }>();
   sourceHint = new Map<string, number>();
+  /** EC primary: the newest roll-forward point sent to the members (piggybacked or alone). */
+  rolledForwardTo: Eversion = EVERSION_ZERO;
+  /** When the last write was submitted here, ms (an idle EC primary rolls forward on its own). */
+  lastWriteMs = 0;
   /** EC: objects whose shard could not be rebuilt, and when to try again (ms). */
   ecPullAfterMs = new Map<string, number>();
   tokensBytes = 0;
@@ -602,6 +606,11 @@ export class PgCore {
       case 'scrubReq': onScrubReq(this, from, msg.deep, msg.scrubId); break;
       case 'scrubMap': onScrubMap(this, from, msg.scrubId, msg.objects); break;
       case 'purge': this.onPurge(from); break;
+      case 'rollForward':
+        if (this.role === 'replica' && this.activated && from === this.mapping!.actingPrimary && this.ecK > 0) {
+          this.persist([{ kind: 'rollForward', to: msg.to }], { kind: 'none' });
+        }
+        break;
       default: assertNever(msg, 'PG message');
     }
   }
@@ -744,10 +753,26 @@ export class PgCore {
       case 'active':
         retryRecovery(this);
         retryScrub(this);
+        this.rollForwardIfIdle();
         break;
       case 'idle': break;
       default: assertNever(this.phase, 'peering phase');
     }
+  }
+
+  /**
+   * EC primary: once writes stopped for a while, tells the members (and applies) that every
+   * write up to `committedTo` is durable everywhere, so the rollback stashes of the last writes
+   * go — deleted objects' space included (Ceph queues a no-op for the same reason). Not acked:
+   * a lost message leaves the stashes to the next write's piggyback.
+   */
+  private rollForwardIfIdle(): void {
+    if (this.ecK === 0 || this.inflight.length > 0 || evCmp(this.committedTo, this.rolledForwardTo) <= 0) return;
+    if (this.nowMs - this.lastWriteMs < this.cfg.peerRetryMs) return;
+    const to = this.committedTo;
+    this.rolledForwardTo = to;
+    for (const p of this.writePeers()) this.send(p, { kind: 'rollForward', to });
+    this.persist([{ kind: 'rollForward', to }], { kind: 'none' });
   }
 
   /** Common tail of step/tick: run what became runnable, expire ops, report the state. */

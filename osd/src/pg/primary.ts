@@ -211,7 +211,11 @@ function submitWrite(
   const ops = applyBody(pg, entry, bodyForShard(body, pg.shard));
   // EC: writes durable on every member no longer need their rollback stashes.
   const rollForwardTo = pg.ecK > 0 ? pg.committedTo : undefined;
-  if (rollForwardTo !== undefined) ops.unshift({ kind: 'rollForward', to: rollForwardTo });
+  if (rollForwardTo !== undefined) {
+    ops.unshift({ kind: 'rollForward', to: rollForwardTo });
+    pg.rolledForwardTo = rollForwardTo;
+  }
+  pg.lastWriteMs = pg.nowMs;
   pg.persist(ops, { kind: 'write', interval: pg.interval, version });
   const f: InflightOp = {
     op, entry, waiting: new Set([pg.whoami, ...pg.writePeers()]), dupOps: [], repops: new Map(), sentAtMs: pg.nowMs, replied: false,

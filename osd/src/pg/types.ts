@@ -277,7 +277,12 @@ export type PgMessage =
   | (MsgBase & { readonly kind: 'backfillDoneAck' })
   | (MsgBase & { readonly kind: 'scrubReq'; readonly deep: boolean; readonly scrubId: number })
   | (MsgBase & { readonly kind: 'scrubMap'; readonly scrubId: number; readonly objects: readonly ScrubObject[] })
-  | (MsgBase & { readonly kind: 'purge' });
+  | (MsgBase & { readonly kind: 'purge' })
+  /**
+   * EC: every write up to `to` is durable on every member (their rollback stashes may go),
+   * sent by an idle primary (busy ones piggyback it on repops; Ceph's roll-forward no-op).
+   */
+  | (MsgBase & { readonly kind: 'rollForward'; readonly to: Eversion });
 
 // ---------------------------------------------------------------------------------------
 // Inputs and outbox

@@ -49,6 +49,7 @@ const msgA: fc.Arbitrary<PgMessage> = fc.record({ pgid: fc.constantFrom('1.0', '
     ...base, kind: 'repop' as const, prev, entry, body, applyData, trimTo, ...(rollForwardTo !== undefined ? { rollForwardTo } : {}),
   })),
   evA.map((version) => ({ ...base, kind: 'repopAck' as const, version })),
+  evA.map((to) => ({ ...base, kind: 'rollForward' as const, to })),
   fc.tuple(nameA, evA).map(([object, need]) => ({ ...base, kind: 'pull' as const, object, need })),
   fc.tuple(nameA, fc.option(evA, { nil: null }), fc.option(bytesA, { nil: null })).map(([object, version, data]) => ({ ...base, kind: 'pullReply' as const, object, version, data })),
   fc.tuple(nameA, evA, fc.option(bytesA, { nil: null }), modeA).map(([object, version, data, mode]) => ({ ...base, kind: 'push' as const, object, version, data, mode })),

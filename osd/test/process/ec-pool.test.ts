@@ -227,6 +227,24 @@ describe('erasure-coded pools', () => {
     await c.pgCommand('pg repair', qpg);
     await waitFor(async () => (await pgState(c, qpg)) === 'active+clean', { timeoutMs: 30_000, what: `pg ${qpg} repaired (parity)` });
     expect(sha(await io.read('quiet'))).toBe(sha(quiet));
+
+    // Deleted objects' space comes back: the rollback stashes of the last writes are rolled
+    // forward by the idle primaries (no later write needed).
+    for (const name of ['obj1', 'obj2', 'obj3', 'quiet', 'victim']) await io.remove(name);
+    const stashesOf = (osd: number): number => {
+      const db = new Database(join(h.path(`osd.${osd}`), 'store', 'store.db'), { readonly: true, fileMustExist: true, timeout: 5_000 });
+      try {
+        let n = 0;
+        for (const r of db.prepare('SELECT okey FROM onodes').iterate() as IterableIterator<{ okey: Buffer }>) {
+          const o = decodeObjectKey(r.okey);
+          if (o.generation !== NO_GEN && ['obj1', 'obj2', 'obj3', 'quiet', 'victim'].includes(o.name)) n++;
+        }
+        return n;
+      } finally {
+        db.close();
+      }
+    };
+    await waitFor(() => [0, 1, 2].every((o) => stashesOf(o) === 0), { timeoutMs: 20_000, what: 'the stashes of the deleted objects gone' });
   }, 300_000);
 
   it('k=4 m=2 on 8 OSDs: with 2 OSDs killed everything reads back and writes succeed; marked out, their shards are rebuilt and the pool is active+clean', async () => {
