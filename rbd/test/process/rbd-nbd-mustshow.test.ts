@@ -216,7 +216,7 @@ async function mustShow(ecDataPool: boolean): Promise<void> {
   await qemuIo(big, ['read -P 0x77 3M 2M', 'read -P 0 100M 1M', 'read -P 0 200M 8M', 'read -P 0x78 255M 1M'], true);
   expect(await compare(file, big)).toBe(false);
   expect(await compare(file, `${base}/rbd/big@s1`)).toBe(true);
-  expect((await h.stop('rbd-nbd', 20_000)).code).toBe(0);
+  expect((await h.stop('rbd-nbd', 60_000)).code).toBe(0);
   await rbd(monAddrs, ['snap', 'rollback', 'rbd/big@s1']);
   await startServer();
   expect(await compare(file, big)).toBe(true);
