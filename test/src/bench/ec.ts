@@ -25,6 +25,7 @@ import { ProcessHarness, REPO_ROOT, freePorts, sleep, tsNodeArgs, waitFor } from
 import { MonCluster } from '../mon-cluster.ts';
 import { encodeStripes, reconstructShards } from '@aspen/osd/ec/codec.ts';
 import type { EcLayout } from '@aspen/osd/ec/layout.ts';
+import { cephEnv, runScript } from './_anchor.ts';
 
 const DATA_BYTES = 64 * 1024 * 1024;
 const RUNS = 5;
@@ -363,30 +364,7 @@ async function startAspen(h: ProcessHarness, osds: number, pools: PoolSpec[]): P
 
 interface CephAnchor { targets: Target[]; version: string; upS: number; health: string }
 
-function cephEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const e: NodeJS.ProcessEnv = { ...process.env, ...extra };
-  delete e['CEPH_ANCHOR_DIR'];
-  delete e['CEPH_CONF'];
-  return e;
-}
 
-function runScript(file: string, args: string[], e: NodeJS.ProcessEnv, timeoutMs: number): Promise<void> {
-  return new Promise((res, rej) => {
-    const child = spawn(file, args, { env: e, stdio: ['ignore', process.stderr, process.stderr] });
-    const timer = setTimeout(() => {
-      if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGKILL');
-    }, timeoutMs);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      rej(err);
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) res();
-      else rej(new Error(`${file} ${args.join(' ')} exited with ${code === null ? `signal ${signal}` : `status ${code}`}`));
-    });
-  });
-}
 
 function cephCli(conf: string, args: string[]): string {
   return execFileSync('ceph', ['-c', conf, '--connect-timeout', '10', ...args], { encoding: 'utf8', env: cephEnv(), timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] }).trim();

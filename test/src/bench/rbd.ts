@@ -39,6 +39,7 @@ import { promisify } from 'node:util';
 import { RadosClient } from '@aspen/shared/io/rados.ts';
 import { ProcessHarness, REPO_ROOT, freePorts, sleep, tcpConnectable, tsNodeArgs, waitFor } from '../harness.ts';
 import { MonCluster } from '../mon-cluster.ts';
+import { cephEnv, runScript } from './_anchor.ts';
 
 const execFileP = promisify(execFile);
 const env = (k: string, d: string): string => process.env[k] ?? d;
@@ -293,32 +294,7 @@ async function startNbdkit(h: ProcessHarness): Promise<Target> {
 
 interface CephAnchor { target: Target; version: string; health: string; upS: number }
 
-/** The environment for the anchor's scripts: CEPH_ANCHOR_DIR would override down.sh's argument. */
-function cephEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const e: NodeJS.ProcessEnv = { ...process.env, ...extra };
-  delete e['CEPH_ANCHOR_DIR'];
-  delete e['CEPH_CONF'];
-  return e;
-}
 
-/** Runs a script, its stdout and stderr going to our stderr. @throws Error on a non-zero exit. */
-function runScript(file: string, args: string[], e: NodeJS.ProcessEnv, timeoutMs: number): Promise<void> {
-  return new Promise((res, rej) => {
-    const child = spawn(file, args, { env: e, stdio: ['ignore', process.stderr, process.stderr] });
-    const timer = setTimeout(() => {
-      if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGKILL');
-    }, timeoutMs);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      rej(err);
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) res();
-      else rej(new Error(`${file} ${args.join(' ')} exited with ${code === null ? `signal ${signal}` : `status ${code}`}`));
-    });
-  });
-}
 
 function cephCli(conf: string, cmd: string, args: string[]): string {
   return execFileSync(cmd, ['-c', conf, ...(cmd === 'ceph' ? ['--connect-timeout', '10'] : []), ...args], { encoding: 'utf8', env: cephEnv(), timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] }).trim();

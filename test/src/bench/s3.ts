@@ -24,12 +24,13 @@
  * (default ../shared/anchors). A Ceph that fails to start is reported; Aspen's figures still are.
  * Not a test: nothing here asserts on timing.
  */
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { REPO_ROOT, freePort, sleep, tcpConnectable, tsNodeArgs, waitFor } from '../harness.ts';
 import { OsdTestCluster } from '../osd-cluster.ts';
+import { cephEnv, runScript } from './_anchor.ts';
 
 const env = (k: string, d: string): string => process.env[k] ?? d;
 const REPS = Number(env('BENCH_S3_REPS', '3'));
@@ -109,36 +110,12 @@ async function startAspen(): Promise<Aspen> {
 // ---------------------------------------------------------------------------------------------
 // Ceph anchor
 
-/** The environment for the anchor's scripts: CEPH_ANCHOR_DIR would override down.sh's argument. */
-function cephEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const e: NodeJS.ProcessEnv = { ...process.env, ...extra };
-  delete e['CEPH_ANCHOR_DIR'];
-  delete e['CEPH_CONF'];
-  return e;
-}
 
 function portsBusy(): number[] {
   const out = execFileSync('ss', ['-ltnH'], { encoding: 'utf8' });
   return CEPH_PORTS.filter((p) => new RegExp(`:${p}\\b`).test(out));
 }
 
-function runScript(file: string, args: string[], e: NodeJS.ProcessEnv, timeoutMs: number): Promise<void> {
-  return new Promise((res, rej) => {
-    const child = spawn(file, args, { env: e, stdio: ['ignore', process.stderr, process.stderr] });
-    const timer = setTimeout(() => {
-      if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGKILL');
-    }, timeoutMs);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      rej(err);
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) res();
-      else rej(new Error(`${file} ${args.join(' ')} exited with ${code === null ? `signal ${signal}` : `status ${code}`}`));
-    });
-  });
-}
 
 async function startCeph(data: string): Promise<{ target: Target; version: string; upS: number; waitedS: number }> {
   const up = join(ANCHORS, 'ceph', 'up.sh');
